@@ -1,0 +1,671 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Log is one partition's log (Kafka UnifiedLog, with LocalLog folded in): an ordered
+// set of LogSegments, the last of which is active and takes appends.
+//
+// Concurrency: appends, rolls, segment deletion and closing are serialized by mu.
+// Reads take no lock: they load an immutable snapshot of the segment list and the log
+// end offset (with the position it sits at), which appends publish only after the
+// bytes are written, and hold a reference on each segment file they touch.
+//
+// Offsets (UnifiedLog's vocabulary):
+//   - LogStartOffset: the first offset readers may ask for. Moved up (never down) by
+//     DeleteRecordsBefore and by retention deleting segments.
+//   - LogEndOffset (LEO): the offset the next appended record gets.
+//   - HighWatermark: the end of what is committed and visible to consumers. Kept apart
+//     from LEO: the replica manager moves it (today to LEO after each append, later
+//     to the ISR minimum).
+//   - LastStableOffset: the end of what read_committed consumers see; equal to the
+//     high watermark until transactions exist.
+type Log struct {
+	dir       string
+	topic     string
+	partition int32
+	logger    *slog.Logger
+	now       func() time.Time
+	// persistLogStartOffset makes a DeleteRecords durable (meta.db); nil in tests.
+	persistLogStartOffset func(int64) error
+
+	config atomic.Pointer[LogConfig]
+
+	mu     sync.Mutex // serializes writers: append, roll, delete segments, close
+	closed atomic.Bool
+
+	segments       atomic.Pointer[[]*LogSegment] // immutable, ascending base offsets, never empty while open
+	endOffset      atomic.Pointer[logOffsetMetadata]
+	logStartOffset atomic.Int64
+
+	hwMu          sync.Mutex // orders high watermark moves and watcher changes
+	highWatermark atomic.Int64
+	watchers      map[uint64]chan<- struct{}
+	nextWatcher   uint64
+
+	epochs *LeaderEpochFileCache
+
+	recoveryPoint atomic.Int64 // offsets below were fsynced
+	lastFlushMs   atomic.Int64
+	dirDirty      atomic.Bool // files were created or renamed since the directory was last synced
+}
+
+// logOffsetMetadata is an offset with the segment and byte position it falls at
+// (Kafka LogOffsetMetadata); for the LEO, where the next batch will be written.
+type logOffsetMetadata struct {
+	offset      int64
+	segmentBase int64
+	position    int64
+}
+
+// LogAppendInfo describes a completed append (Kafka LogAppendInfo).
+type LogAppendInfo struct {
+	FirstOffset    int64 // base offset of the first batch
+	LastOffset     int64 // last offset of the last batch
+	LogAppendTime  int64 // ms stamped into the batches, -1 for CreateTime topics
+	LogStartOffset int64
+	RecordCount    int32
+}
+
+// FetchDataInfo is the result of Read (Kafka FetchDataInfo): whole batches, ready to be
+// sent with FileRegion.SendTo. The caller must Release Records.
+type FetchDataInfo struct {
+	Records     FileRegion
+	FirstOffset int64 // base offset of the first batch returned, -1 if empty
+}
+
+// Topic is the topic this partition belongs to.
+func (l *Log) Topic() string { return l.topic }
+
+// Partition is the partition number.
+func (l *Log) Partition() int32 { return l.partition }
+
+// Config is the effective LogConfig, updated in place by LogManager.SetTopicConfig.
+func (l *Log) Config() LogConfig { return *l.config.Load() }
+
+func (l *Log) setConfig(c LogConfig) { l.config.Store(&c) }
+
+// LogStartOffset is the first offset that may be read.
+func (l *Log) LogStartOffset() int64 { return l.logStartOffset.Load() }
+
+// LogEndOffset is the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 { return l.endOffset.Load().offset }
+
+// HighWatermark is the end (exclusive) of the committed records consumers may read.
+func (l *Log) HighWatermark() int64 { return l.highWatermark.Load() }
+
+// LastStableOffset is the end (exclusive) of what read_committed consumers may read;
+// without transactions it is the high watermark.
+func (l *Log) LastStableOffset() int64 { return l.HighWatermark() }
+
+// Size is the number of bytes in all segment files.
+func (l *Log) Size() int64 {
+	var n int64
+	for _, s := range *l.segments.Load() {
+		n += s.size()
+	}
+	return n
+}
+
+// NumSegments is the number of segments.
+func (l *Log) NumSegments() int { return len(*l.segments.Load()) }
+
+func (l *Log) activeSegment() *LogSegment {
+	segs := *l.segments.Load()
+	return segs[len(segs)-1]
+}
+
+// UpdateHighWatermark sets the high watermark, clamped to [LogStartOffset,
+// LogEndOffset], and wakes the watchers if it moved (Kafka
+// UnifiedLog.updateHighWatermark + the delayed-fetch purgatory's checkAndComplete).
+func (l *Log) UpdateHighWatermark(hw int64) {
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	hw = min(max(hw, l.LogStartOffset()), l.LogEndOffset())
+	if l.highWatermark.Swap(hw) != hw {
+		l.notifyLocked()
+	}
+}
+
+// Watch registers ch to receive a non-blocking send after every high watermark move
+// and when the log is closed; the long-poll Fetch purgatory waits on it. Use a
+// buffered channel (capacity 1 is enough: a pending signal is not repeated). cancel
+// unregisters ch and may be called more than once.
+func (l *Log) Watch(ch chan<- struct{}) (cancel func()) {
+	l.hwMu.Lock()
+	id := l.nextWatcher
+	l.nextWatcher++
+	if l.watchers == nil {
+		l.watchers = make(map[uint64]chan<- struct{})
+	}
+	l.watchers[id] = ch
+	l.hwMu.Unlock()
+	if l.closed.Load() {
+		notify(ch)
+	}
+	return func() {
+		l.hwMu.Lock()
+		delete(l.watchers, id)
+		l.hwMu.Unlock()
+	}
+}
+
+func (l *Log) notifyLocked() {
+	for _, ch := range l.watchers {
+		notify(ch)
+	}
+}
+
+func notify(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// analyzeBatches splits records into its batches and checks what the offsets and the
+// segment layout depend on (UnifiedLog.analyzeAndValidateRecords, LogValidator's
+// batch checks): whole v2 batches, no larger than max.message.bytes, each with
+// LastOffsetDelta == RecordCount-1 so a batch cannot claim a range of offsets it has
+// no records for.
+func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, offsets int64, count int64, err error) {
+	if len(records) == 0 {
+		return nil, 0, 0, fmt.Errorf("%w: no record batches", ErrCorruptRecord)
+	}
+	for pos := 0; pos < len(records); {
+		h, err := ParseBatchHeader(records[pos:])
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		size := h.Size()
+		if size > len(records)-pos {
+			return nil, 0, 0, fmt.Errorf("%w: batch of %d bytes, %d left", ErrCorruptRecord, size, len(records)-pos)
+		}
+		if size > int(maxMessageBytes) {
+			return nil, 0, 0, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrRecordTooLarge, size, maxMessageBytes)
+		}
+		if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
+			return nil, 0, 0, fmt.Errorf("%w: record count %d does not match last offset delta %d", ErrCorruptRecord, h.RecordCount, h.LastOffsetDelta)
+		}
+		sizes = append(sizes, size)
+		offsets += int64(h.RecordCount)
+		pos += size
+	}
+	return sizes, offsets, offsets, nil
+}
+
+// AppendAsLeader appends one or more whole RecordBatches (Kafka
+// UnifiedLog.appendAsLeader). The caller has validated them (magic 2, CRC, base offset
+// 0, producer state); storage re-checks only what its own bookkeeping depends on.
+//
+// In place in records, each batch gets its BaseOffset (the next offset) and
+// PartitionLeaderEpoch; neither is covered by the CRC. For a LogAppendTime topic the
+// timestamp type bit is set and MaxTimestamp becomes now, and the CRC is recomputed.
+// The active segment is rolled first if the append would not fit it (segment.bytes,
+// segment.ms, index full, relative offsets), then the bytes go out in one write.
+// A new leaderEpoch is recorded in the leader epoch cache. With flush.messages
+// reached, the log is fsynced before returning.
+//
+// The high watermark does not move: the caller advances it with UpdateHighWatermark
+// once the append is committed (on a single broker, at once, to LastOffset+1).
+func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, error) {
+	cfg := l.Config()
+	sizes, offsets, count, err := analyzeBatches(records, cfg.MaxMessageBytes)
+	if err != nil {
+		return LogAppendInfo{}, err
+	}
+	if int64(len(records)) > cfg.SegmentBytes {
+		return LogAppendInfo{}, fmt.Errorf("%w: append of %d bytes exceeds segment.bytes %d", ErrRecordTooLarge, len(records), cfg.SegmentBytes)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return LogAppendInfo{}, ErrClosed
+	}
+	now := l.now()
+	nowMs := now.UnixMilli()
+	first := l.LogEndOffset()
+	last := first + offsets - 1
+
+	seg := l.activeSegment()
+	if seg.shouldRoll(cfg, int64(len(records)), last, nowMs) {
+		if seg, err = l.roll(); err != nil {
+			return LogAppendInfo{}, err
+		}
+	}
+	if !seg.canConvertToRelativeOffset(last) {
+		return LogAppendInfo{}, fmt.Errorf("%w: append spans %d offsets", ErrRecordTooLarge, offsets)
+	}
+
+	info := LogAppendInfo{FirstOffset: first, LastOffset: last, LogAppendTime: -1, RecordCount: int32(min(count, math.MaxInt32))}
+	logAppendTime := cfg.logAppendTime()
+	if logAppendTime {
+		info.LogAppendTime = nowMs
+	}
+	batches := make([]appendBatch, len(sizes))
+	next := first
+	for i, pos := 0, 0; i < len(sizes); i++ {
+		b := records[pos : pos+sizes[i]]
+		binary.BigEndian.PutUint64(b[baseOffsetOffset:], uint64(next))
+		binary.BigEndian.PutUint32(b[partitionLeaderEpochOffset:], uint32(leaderEpoch))
+		if logAppendTime {
+			attrs := binary.BigEndian.Uint16(b[attributesOffset:]) | timestampTypeMask
+			binary.BigEndian.PutUint16(b[attributesOffset:], attrs)
+			binary.BigEndian.PutUint64(b[maxTimestampOffset:], uint64(nowMs))
+			setBatchCRC(b)
+		}
+		lastOffsetDelta := int64(int32(binary.BigEndian.Uint32(b[lastOffsetDeltaOffset:])))
+		batches[i] = appendBatch{
+			size:         int64(sizes[i]),
+			lastOffset:   next + lastOffsetDelta,
+			maxTimestamp: int64(binary.BigEndian.Uint64(b[maxTimestampOffset:])),
+		}
+		next += lastOffsetDelta + 1
+		pos += sizes[i]
+	}
+
+	if err := seg.append(records, batches, cfg.IndexIntervalBytes, nowMs); err != nil {
+		return LogAppendInfo{}, fmt.Errorf("storage: append to %s: %w", l.name(), err)
+	}
+	l.endOffset.Store(&logOffsetMetadata{offset: last + 1, segmentBase: seg.baseOffset, position: seg.size()})
+
+	if leaderEpoch >= 0 && l.epochs.assign(leaderEpoch, first) {
+		if err := l.epochs.flush(); err != nil {
+			// The append stands; the cache is retried on the next flush or close.
+			l.logger.Error("writing leader epoch checkpoint", "log", l.name(), "err", err)
+		}
+	}
+	info.LogStartOffset = l.LogStartOffset()
+	if last+1-l.recoveryPoint.Load() >= cfg.FlushMessages {
+		if err := l.flush(); err != nil {
+			return info, fmt.Errorf("storage: flush %s: %w", l.name(), err)
+		}
+	}
+	return info, nil
+}
+
+// roll closes the active segment to appends and starts a new one at the log end
+// offset (LocalLog.roll). Called with mu held, on a non-empty active segment.
+func (l *Log) roll() (*LogSegment, error) {
+	leo := l.LogEndOffset()
+	old := *l.segments.Load()
+	active := old[len(old)-1]
+	if active.size() == 0 {
+		return active, nil
+	}
+	seg, err := createSegment(l.dir, leo)
+	if err != nil {
+		return nil, fmt.Errorf("storage: roll %s: %w", l.name(), err)
+	}
+	active.onBecomeInactive()
+	segs := append(append(make([]*LogSegment, 0, len(old)+1), old...), seg)
+	// Segments first, then the end offset that points into the new one: a reader that
+	// sees the new end offset also sees the new segment.
+	l.segments.Store(&segs)
+	l.endOffset.Store(&logOffsetMetadata{offset: leo, segmentBase: leo})
+	l.dirDirty.Store(true)
+	l.logger.Debug("rolled segment", "log", l.name(), "base_offset", leo)
+	return seg, nil
+}
+
+// Read returns whole batches starting with the one that holds offset, at most
+// maxBytes of them, all ending below maxOffset (exclusive: the caller passes the high
+// watermark or the last stable offset). With minOneMessage, a first batch larger than
+// maxBytes is returned alone (KIP-74) instead of nothing. Like Kafka, a read comes
+// from one segment only. Reading at LogEndOffset, or at or past maxOffset, gives an
+// empty result; an offset below LogStartOffset or above LogEndOffset is
+// ErrOffsetOutOfRange. The bytes are not copied: the caller sends and then releases
+// the FileRegion (UnifiedLog.read / LocalLog.read).
+func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneMessage bool) (FetchDataInfo, error) {
+	empty := FetchDataInfo{FirstOffset: -1}
+	if l.closed.Load() {
+		return empty, ErrClosed
+	}
+	// Load order matters: log start offset, then segments, then end offset. A
+	// concurrent retention publishes segments before the start offset, and an append
+	// publishes its end offset after the segments.
+	lso := l.LogStartOffset()
+	segs := *l.segments.Load()
+	leo := *l.endOffset.Load()
+	if offset < lso || offset > leo.offset {
+		return empty, fmt.Errorf("%w: offset %d not in [%d, %d] of %s", ErrOffsetOutOfRange, offset, lso, leo.offset, l.name())
+	}
+	maxOffset = min(maxOffset, leo.offset)
+	if offset >= maxOffset {
+		return empty, nil
+	}
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].baseOffset > offset }) - 1
+	if i < 0 {
+		// The segment holding offset was deleted after we read the start offset.
+		return empty, fmt.Errorf("%w: offset %d was deleted from %s", ErrOffsetOutOfRange, offset, l.name())
+	}
+	for ; i < len(segs) && segs[i].baseOffset <= leo.segmentBase; i++ {
+		seg := segs[i]
+		maxPos := seg.size()
+		if seg.baseOffset == leo.segmentBase {
+			maxPos = leo.position
+		}
+		if !seg.log.tryAcquire() {
+			if l.closed.Load() {
+				return empty, ErrClosed
+			}
+			return empty, fmt.Errorf("%w: offset %d was deleted from %s", ErrOffsetOutOfRange, offset, l.name())
+		}
+		region, first, found, err := seg.read(offset, maxBytes, maxPos, maxOffset, minOneMessage)
+		seg.log.release()
+		if err != nil {
+			return empty, err
+		}
+		if found {
+			return FetchDataInfo{Records: region, FirstOffset: first}, nil
+		}
+	}
+	return empty, nil
+}
+
+// OffsetForTimestamp finds the first record whose timestamp is >= ts (ListOffsets by
+// timestamp; UnifiedLog.fetchOffsetByTimestamp). It searches the first segment whose
+// largest timestamp reaches ts, and the later ones if that segment's candidates are all
+// below the log start offset. ok is false when no record qualifies. The caller
+// filters results at or past the high watermark (or LSO), as Kafka's Partition does.
+func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, ok bool, err error) {
+	if l.closed.Load() {
+		return 0, 0, false, ErrClosed
+	}
+	lso := l.LogStartOffset()
+	segs := *l.segments.Load()
+	leo := *l.endOffset.Load()
+	for _, seg := range segs {
+		if seg.baseOffset > leo.segmentBase {
+			break
+		}
+		if maxTs, _ := seg.maxTimestampSoFar(); maxTs < ts {
+			continue
+		}
+		maxPos := seg.size()
+		if seg.baseOffset == leo.segmentBase {
+			maxPos = leo.position
+		}
+		if !seg.log.tryAcquire() {
+			continue // deleted meanwhile: its records are below the log start offset now
+		}
+		offset, timestamp, ok, err = seg.findOffsetByTimestamp(ts, lso, maxPos)
+		seg.log.release()
+		if err != nil || ok {
+			return offset, timestamp, ok, err
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// OffsetOfMaxTimestamp returns the first record carrying the log's largest timestamp
+// (ListOffsets MAX_TIMESTAMP, KIP-734). ok is false when the log has no records with a
+// timestamp.
+func (l *Log) OffsetOfMaxTimestamp() (offset int64, timestamp int64, ok bool, err error) {
+	if l.closed.Load() {
+		return 0, 0, false, ErrClosed
+	}
+	segs := *l.segments.Load()
+	leo := *l.endOffset.Load()
+	var best *LogSegment
+	bestTs := int64(noTimestamp)
+	for _, seg := range segs {
+		if seg.baseOffset > leo.segmentBase {
+			break
+		}
+		if ts, _ := seg.maxTimestampSoFar(); ts > bestTs {
+			best, bestTs = seg, ts
+		}
+	}
+	if best == nil {
+		return 0, 0, false, nil
+	}
+	maxPos := best.size()
+	if best.baseOffset == leo.segmentBase {
+		maxPos = leo.position
+	}
+	if !best.log.tryAcquire() {
+		return 0, 0, false, nil
+	}
+	defer best.log.release()
+	return best.findOffsetOfMaxTimestamp(maxPos)
+}
+
+// DeleteRecordsBefore moves the log start offset up to offset (Kafka DeleteRecords,
+// UnifiedLog.maybeIncrementLogStartOffset): offset must be in [0, HighWatermark], else
+// ErrOffsetOutOfRange. The new start is durable before it returns; segments wholly
+// below it are deleted. A lower offset changes nothing. It returns the log start
+// offset.
+func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return 0, ErrClosed
+	}
+	if offset < 0 || offset > l.HighWatermark() {
+		return 0, fmt.Errorf("%w: delete records before %d, high watermark %d of %s", ErrOffsetOutOfRange, offset, l.HighWatermark(), l.name())
+	}
+	if offset <= l.LogStartOffset() {
+		return l.LogStartOffset(), nil
+	}
+	if l.persistLogStartOffset != nil {
+		if err := l.persistLogStartOffset(offset); err != nil {
+			return 0, fmt.Errorf("storage: persist log start offset of %s: %w", l.name(), err)
+		}
+	}
+	l.logStartOffset.Store(offset)
+	l.truncateEpochsFromStart()
+	_, err := l.deleteOldSegments(func(_, next *LogSegment) bool {
+		return next != nil && next.baseOffset <= offset
+	}, "log start offset breach")
+	return l.LogStartOffset(), err
+}
+
+// deleteOldSegments deletes segments from the oldest on while shouldDelete holds,
+// none at or beyond the high watermark (UnifiedLog.deleteOldSegments /
+// deletableSegments). If every segment goes, the active one is rolled first so the
+// log keeps an empty active segment at its end offset. Called with mu held.
+func (l *Log) deleteOldSegments(shouldDelete func(seg, next *LogSegment) bool, reason string) (int, error) {
+	segs := *l.segments.Load()
+	hw, leo := l.HighWatermark(), l.LogEndOffset()
+	n := 0
+	for i, seg := range segs {
+		var next *LogSegment
+		upper := leo
+		if i+1 < len(segs) {
+			next = segs[i+1]
+			upper = next.baseOffset
+		}
+		if hw < upper || (next == nil && seg.size() == 0) || !shouldDelete(seg, next) {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if n == len(segs) {
+		if _, err := l.roll(); err != nil {
+			return 0, err
+		}
+		segs = *l.segments.Load()
+	}
+	doomed := segs[:n]
+	rest := append([]*LogSegment(nil), segs[n:]...)
+	l.segments.Store(&rest)
+	if first := rest[0].baseOffset; first > l.LogStartOffset() {
+		l.logStartOffset.Store(first)
+	}
+	l.truncateEpochsFromStart()
+	var errs []error
+	for _, seg := range doomed {
+		if err := seg.delete(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.dirDirty.Store(true)
+	l.logger.Info("deleted segments", "log", l.name(), "count", n, "reason", reason, "log_start_offset", l.LogStartOffset())
+	return n, errors.Join(errs...)
+}
+
+func (l *Log) truncateEpochsFromStart() {
+	l.epochs.truncateFromStart(l.LogStartOffset())
+	if err := l.epochs.flush(); err != nil {
+		l.logger.Error("writing leader epoch checkpoint", "log", l.name(), "err", err)
+	}
+}
+
+// deleteRetentionBreachedSegments applies retention (UnifiedLog.deleteOldSegments):
+// segments wholly below the log start offset always go; with cleanup.policy delete,
+// so do segments whose largest timestamp is older than retention.ms, and the oldest
+// segments while the log stays at or above retention.bytes without them.
+func (l *Log) deleteRetentionBreachedSegments() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return 0, nil
+	}
+	cfg := l.Config()
+	lso := l.LogStartOffset()
+	total, err := l.deleteOldSegments(func(_, next *LogSegment) bool {
+		return next != nil && next.baseOffset <= lso
+	}, "log start offset breach")
+	if err != nil || !cfg.deleteEnabled() {
+		return total, err
+	}
+	if cfg.RetentionMs >= 0 {
+		nowMs := l.now().UnixMilli()
+		n, err := l.deleteOldSegments(func(seg, _ *LogSegment) bool {
+			return nowMs-seg.largestTimestamp() > cfg.RetentionMs
+		}, "retention.ms breach")
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	if cfg.RetentionBytes >= 0 {
+		if diff := l.Size() - cfg.RetentionBytes; diff >= 0 {
+			n, err := l.deleteOldSegments(func(seg, _ *LogSegment) bool {
+				if diff-seg.size() >= 0 {
+					diff -= seg.size()
+					return true
+				}
+				return false
+			}, "retention.bytes breach")
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// Flush fsyncs every segment with unflushed writes, the leader epoch checkpoint and
+// the directory, and moves the recovery point to the log end offset (UnifiedLog.flush).
+func (l *Log) Flush() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.flush()
+}
+
+func (l *Log) flush() error {
+	leo := l.LogEndOffset()
+	var errs []error
+	for _, seg := range *l.segments.Load() {
+		if seg.log.tryAcquire() {
+			errs = append(errs, seg.flush())
+			seg.log.release()
+		}
+	}
+	errs = append(errs, l.epochs.flush(), l.syncDirIfDirty())
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for rp := l.recoveryPoint.Load(); rp < leo && !l.recoveryPoint.CompareAndSwap(rp, leo); rp = l.recoveryPoint.Load() {
+	}
+	l.lastFlushMs.Store(l.now().UnixMilli())
+	return nil
+}
+
+// flushIfDue is the flush scheduler's tick (LogManager.flushDirtyLogs): a full flush
+// when flush.ms has passed with unflushed messages; otherwise only segments that
+// were rolled, which Kafka flushes in the background right after the roll.
+func (l *Log) flushIfDue() error {
+	if l.closed.Load() {
+		return nil
+	}
+	cfg := l.Config()
+	if cfg.FlushMs != math.MaxInt64 && l.now().UnixMilli()-l.lastFlushMs.Load() >= cfg.FlushMs &&
+		l.LogEndOffset() > l.recoveryPoint.Load() {
+		return l.flush()
+	}
+	segs := *l.segments.Load()
+	var errs []error
+	for _, seg := range segs[:len(segs)-1] {
+		if seg.log.tryAcquire() {
+			errs = append(errs, seg.flush())
+			seg.log.release()
+		}
+	}
+	errs = append(errs, l.syncDirIfDirty())
+	return errors.Join(errs...)
+}
+
+func (l *Log) syncDirIfDirty() error {
+	if !l.dirDirty.Swap(false) {
+		return nil
+	}
+	if err := syncDir(l.dir); err != nil {
+		l.dirDirty.Store(true)
+		return err
+	}
+	return nil
+}
+
+// close flushes (if asked) and closes all segments; pending FileRegions stay
+// readable. Watchers are woken so that waiting fetches notice.
+func (l *Log) close(flush bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Swap(true) {
+		return nil
+	}
+	segs := *l.segments.Load()
+	segs[len(segs)-1].onBecomeInactive() // before the flush, so the entry is durable
+	var errs []error
+	if flush {
+		errs = append(errs, l.flush())
+	}
+	for _, seg := range segs {
+		errs = append(errs, seg.close())
+	}
+	l.hwMu.Lock()
+	l.notifyLocked()
+	l.hwMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch (UnifiedLog.endOffsetForEpoch over
+// LeaderEpochFileCache.endOffsetFor): the largest known epoch <= epoch and the offset
+// where it ended (the log end offset for the latest epoch); (-1, -1) when epoch is
+// undefined or newer than any known epoch.
+func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64) {
+	return l.epochs.endOffsetFor(epoch, l.LogEndOffset())
+}
+
+// LatestEpoch is the newest leader epoch seen by AppendAsLeader, or -1.
+func (l *Log) LatestEpoch() int32 { return l.epochs.latestEpoch() }
+
+func (l *Log) name() string { return partitionDirName(l.topic, l.partition) }

@@ -1,0 +1,121 @@
+package storage
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// File name suffixes (Kafka LogFileUtils / UnifiedLog).
+const (
+	logFileSuffix       = ".log"
+	indexFileSuffix     = ".index"
+	timeIndexFileSuffix = ".timeindex"
+	deletedFileSuffix   = ".deleted" // a segment file scheduled for removal
+	cleanedFileSuffix   = ".cleaned" // compaction output in progress (future LogCleaner)
+	swapFileSuffix      = ".swap"    // compaction output being swapped in (future LogCleaner)
+	tmpFileSuffix       = ".tmp"     // a checkpoint being written
+	deleteDirSuffix     = "-delete"  // a partition directory of a deleted topic
+
+	// cleanShutdownFile marks a data dir whose logs were all flushed and closed
+	// (LogLoader.CLEAN_SHUTDOWN_FILE): its presence lets the next start skip scanning.
+	cleanShutdownFile = ".kafka_cleanshutdown"
+
+	// leaderEpochCheckpointFile is LeaderEpochCheckpointFile.LEADER_EPOCH_CHECKPOINT_FILENAME.
+	leaderEpochCheckpointFile = "leader-epoch-checkpoint"
+)
+
+// filenamePrefixFromOffset is the 20-digit zero-padded base offset segment files are
+// named by, so that a directory listing sorts by offset (LogFileUtils).
+func filenamePrefixFromOffset(offset int64) string {
+	return fmt.Sprintf("%020d", offset)
+}
+
+func segmentFile(dir string, baseOffset int64, suffix string) string {
+	return filepath.Join(dir, filenamePrefixFromOffset(baseOffset)+suffix)
+}
+
+// offsetFromFileName parses "<20 digits><suffix>".
+func offsetFromFileName(name, suffix string) (int64, bool) {
+	prefix, ok := strings.CutSuffix(name, suffix)
+	if !ok || len(prefix) != 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(prefix, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// partitionDirName is "<topic>-<partition>", Kafka's log directory name.
+func partitionDirName(topic string, partition int32) string {
+	return topic + "-" + strconv.FormatInt(int64(partition), 10)
+}
+
+// parsePartitionDirName splits "<topic>-<partition>"; topic names may contain '-',
+// the partition is the part after the last one.
+func parsePartitionDirName(name string) (string, int32, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return "", 0, false
+	}
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != name[i+1:] {
+		return "", 0, false
+	}
+	if validateTopicName(name[:i]) != nil {
+		return "", 0, false
+	}
+	return name[:i], int32(p), true
+}
+
+// deleteDirName is "<topic>-<partition>.<uid>-delete", the topic truncated so the
+// name stays within 255 bytes (UnifiedLog.logDeleteDirName).
+func deleteDirName(topic string, partition int32, uid string) string {
+	suffix := "-" + strconv.FormatInt(int64(partition), 10) + "." + uid + deleteDirSuffix
+	if n := 255 - len(suffix); len(topic) > n {
+		topic = topic[:n]
+	}
+	return topic + suffix
+}
+
+// syncDir fsyncs a directory so that creates, renames and removes in it are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeFileAtomic writes data to path via a synced temporary file and a rename, then
+// syncs the directory (Kafka CheckpointFile).
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + tmpFileSuffix
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}

@@ -1,0 +1,237 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// logParams is what openLog needs to load one partition directory.
+type logParams struct {
+	dir            string
+	topic          string
+	partition      int32
+	config         LogConfig
+	cleanShutdown  bool  // the data dir had a clean-shutdown marker
+	logStartOffset int64 // as persisted by DeleteRecords
+	persistLSO     func(int64) error
+	now            func() time.Time
+	logger         *slog.Logger
+}
+
+// openLog loads (creating if needed) a partition directory and returns its Log
+// (Kafka LogLoader). What it guarantees: the segments it keeps form a prefix of what
+// was written, each a valid sequence of batches with continuous offsets, each
+// segment ending where the next begins.
+//
+//   - Leftovers of interrupted operations (.deleted, .cleaned, .swap, .tmp files and
+//     index files without a .log) are removed.
+//   - After a clean shutdown the files are trusted: each segment's tail (from its last
+//     offset index entry) is read to find its end, and its indexes are sanity
+//     checked; anything that does not add up is recovered as below.
+//   - Otherwise the active segment is recovered in full: every batch's length, offsets
+//     and CRC-32C are checked, the file is truncated at the first bad or torn batch,
+//     and the indexes are rebuilt. Older segments get the tail check with CRCs.
+//   - A segment that, after that, does not end at the next segment's base offset
+//     means a lost tail: the later segments are deleted to keep the prefix property.
+//   - The log start offset is max(persisted, first segment's base offset); if it lies
+//     beyond the data (segments lost), the log restarts empty at it.
+//   - The leader epoch cache is loaded (or rebuilt from the batches if the checkpoint
+//     is missing or corrupt) and truncated to the log's offsets.
+func openLog(p logParams) (*Log, error) {
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return nil, err
+	}
+	bases, err := cleanPartitionDir(p.dir, p.logger)
+	if err != nil {
+		return nil, err
+	}
+	epochs, epochsFound, err := loadLeaderEpochCache(filepath.Join(p.dir, leaderEpochCheckpointFile))
+	if err != nil {
+		return nil, err
+	}
+
+	var segs []*LogSegment
+	var mustRecover []bool
+	closeAll := func() {
+		for _, s := range segs {
+			s.close()
+		}
+	}
+	for _, base := range bases {
+		seg, indexErr, err := openSegment(p.dir, base)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		if indexErr != nil {
+			// An index whose size is not whole entries: recover the segment, which
+			// rebuilds it.
+			p.logger.Warn("corrupt index, rebuilding", "dir", p.dir, "base_offset", base, "err", indexErr)
+		}
+		segs = append(segs, seg)
+		mustRecover = append(mustRecover, indexErr != nil)
+	}
+
+	logEnd := int64(0)
+	for i := 0; i < len(segs); i++ {
+		seg := segs[i]
+		last := i == len(segs)-1
+		needRecover := mustRecover[i] || (last && !p.cleanShutdown)
+		var next int64
+		if !needRecover {
+			next, err = seg.loadTail(!p.cleanShutdown, p.config.IndexIntervalBytes)
+			if err != nil {
+				if !errors.Is(err, ErrCorruptRecord) && !errors.Is(err, ErrCorruptIndex) {
+					closeAll()
+					return nil, err
+				}
+				p.logger.Warn("segment failed its check, recovering", "dir", p.dir, "base_offset", seg.baseOffset, "err", err)
+				needRecover = true
+			}
+		}
+		if needRecover {
+			var truncated int64
+			next, truncated, err = seg.recover(p.config.IndexIntervalBytes, epochs)
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			if truncated > 0 {
+				p.logger.Warn("truncated invalid bytes at the end of segment", "dir", p.dir, "base_offset", seg.baseOffset, "bytes", truncated)
+			}
+		}
+		logEnd = next
+		if !last && next != segs[i+1].baseOffset {
+			p.logger.Warn("segment ends before the next one starts, deleting the later segments",
+				"dir", p.dir, "base_offset", seg.baseOffset, "end_offset", next, "next_base_offset", segs[i+1].baseOffset)
+			for _, s := range segs[i+1:] {
+				if err := s.delete(); err != nil {
+					p.logger.Warn("deleting segment", "dir", p.dir, "base_offset", s.baseOffset, "err", err)
+				}
+			}
+			segs = segs[:i+1]
+		}
+	}
+
+	logStart := p.logStartOffset
+	if len(segs) > 0 {
+		logStart = max(logStart, segs[0].baseOffset)
+	}
+	if len(segs) == 0 || logStart > logEnd {
+		// Nothing on disk, or everything on disk is below the log start offset.
+		for _, s := range segs {
+			s.delete()
+		}
+		segs = nil
+		seg, err := createSegment(p.dir, logStart)
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, seg)
+		logEnd = logStart
+	}
+
+	if !epochsFound && logEnd > segs[0].baseOffset {
+		if err := rebuildEpochs(segs, epochs); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	epochs.truncateFromEnd(logEnd)
+	epochs.truncateFromStart(logStart)
+	epochs.dirty = epochs.dirty || !epochsFound // always leave a checkpoint file behind
+	if err := epochs.flush(); err != nil {
+		closeAll()
+		return nil, err
+	}
+
+	active := segs[len(segs)-1]
+	nowMs := p.now().UnixMilli()
+	if active.size() > 0 {
+		// segment.ms counts from the first append; after a restart Kafka uses the first
+		// batch's timestamp, which must not lie in the future.
+		active.rollingBasedTime = nowMs
+		if ts := active.firstBatchTimestamp(); ts >= 0 && ts < nowMs {
+			active.rollingBasedTime = ts
+		}
+	}
+
+	l := &Log{
+		dir:                   p.dir,
+		topic:                 p.topic,
+		partition:             p.partition,
+		logger:                p.logger,
+		now:                   p.now,
+		persistLogStartOffset: p.persistLSO,
+		epochs:                epochs,
+	}
+	l.setConfig(p.config)
+	l.segments.Store(&segs)
+	l.endOffset.Store(&logOffsetMetadata{offset: logEnd, segmentBase: active.baseOffset, position: active.size()})
+	l.logStartOffset.Store(logStart)
+	l.highWatermark.Store(logEnd)
+	l.recoveryPoint.Store(logEnd)
+	l.lastFlushMs.Store(nowMs)
+	l.dirDirty.Store(true)
+	return l, nil
+}
+
+// cleanPartitionDir removes leftovers of interrupted operations and returns the base
+// offsets of the segments present, ascending (LogLoader.removeTempFilesAndCollectSwapFiles).
+func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var bases []int64
+	logs := map[int64]bool{}
+	for _, e := range entries {
+		if base, ok := offsetFromFileName(e.Name(), logFileSuffix); ok && e.Type().IsRegular() {
+			bases = append(bases, base)
+			logs[base] = true
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		stray := strings.HasSuffix(name, deletedFileSuffix) || strings.HasSuffix(name, cleanedFileSuffix) ||
+			strings.HasSuffix(name, swapFileSuffix) || strings.HasSuffix(name, tmpFileSuffix)
+		for _, suffix := range []string{indexFileSuffix, timeIndexFileSuffix} {
+			if base, ok := offsetFromFileName(name, suffix); ok && !logs[base] {
+				stray = true
+			}
+		}
+		if stray {
+			logger.Info("removing stray file", "dir", dir, "file", name)
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.Sort(bases)
+	return bases, nil
+}
+
+// rebuildEpochs refills an empty leader epoch cache from the batch headers.
+func rebuildEpochs(segs []*LogSegment, epochs *LeaderEpochFileCache) error {
+	var buf [BatchHeaderSize]byte
+	for _, seg := range segs {
+		size := seg.size()
+		for pos := int64(0); pos < size; {
+			h, err := seg.readHeader(&buf, pos, size)
+			if err != nil {
+				return fmt.Errorf("storage: rebuilding leader epochs: %w", err)
+			}
+			if e := h.PartitionLeaderEpoch; e >= 0 && e > epochs.latestEpoch() {
+				epochs.assign(e, h.BaseOffset)
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return nil
+}
