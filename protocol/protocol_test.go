@@ -1,0 +1,280 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// encodeRequest frames req as a client would.
+func encodeRequest(req kmsg.Request, corr int32) []byte {
+	body := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	body = binary.BigEndian.AppendUint16(body, uint16(req.GetVersion()))
+	body = binary.BigEndian.AppendUint32(body, uint32(corr))
+	body = binary.BigEndian.AppendUint16(body, 1)
+	body = append(body, 'c')
+	if req.IsFlexible() {
+		body = append(body, 0)
+	}
+	body = req.AppendTo(body)
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+func TestParseRequestRoundTrip(t *testing.T) {
+	for _, v := range []int16{0, 4, 9, 13} {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = v
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("orders")
+		req.Topics = append(req.Topics, rt)
+		frame, err := ReadFrame(bytes.NewReader(encodeRequest(req, 42)), 1<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseRequest(frame)
+		if err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		m := got.Body.(*kmsg.MetadataRequest)
+		if got.CorrelationID != 42 || got.ClientID != "c" || *m.Topics[0].Topic != "orders" || m.Version != v {
+			t.Fatalf("v%d: parsed %+v / %+v", v, got.RequestHeader, m)
+		}
+	}
+}
+
+func TestParseRequestRefusals(t *testing.T) {
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 3 // below the supported range
+	old := encodeRequest(fetch, 1)[4:]
+	unknown := []byte{0x7F, 0x00, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF}
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 4
+	avFrame := encodeRequest(av, 1)[4:]
+	binary.BigEndian.PutUint16(avFrame[2:], 77) // unknown ApiVersions version
+
+	for name, tc := range map[string]struct {
+		frame []byte
+		want  error
+	}{
+		"old fetch":   {old, ErrUnsupportedVersion},
+		"unknown key": {unknown, ErrUnknownAPIKey},
+		"short":       {[]byte{0, 3, 0}, ErrFrameInvalid},
+		"bad body":    {[]byte{0, 3, 0, 9, 0, 0, 0, 1, 0, 0, 0x80}, ErrMalformedRequest},
+	} {
+		if _, err := ParseRequest(tc.frame); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	req, err := ParseRequest(avFrame)
+	if err != nil || req.Body != nil || req.Key != ApiVersionsKey {
+		t.Fatalf("unknown ApiVersions version: %+v %v; want a nil body to answer in v0", req, err)
+	}
+}
+
+func TestReadFrameLimits(t *testing.T) {
+	if _, err := ReadFrame(bytes.NewReader([]byte{0x10, 0, 0, 0}), 1<<20, nil); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader([]byte{0xFF, 0xFF, 0xFF, 0xFF}), 1<<20, nil); !errors.Is(err, ErrFrameInvalid) {
+		t.Fatalf("negative: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 20, 1, 2}), 1<<20, nil); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short body: %v", err)
+	}
+}
+
+func TestApiVersionsKeysMatchTable(t *testing.T) {
+	keys := ApiVersionsKeys()
+	if len(keys) != len(supported) {
+		t.Fatalf("%d keys listed, %d in the table", len(keys), len(supported))
+	}
+	for i, k := range keys {
+		if i > 0 && keys[i-1].ApiKey >= k.ApiKey {
+			t.Fatal("keys not in order")
+		}
+		if k.MaxVersion > kmsg.RequestForKey(k.ApiKey).MaxVersion() {
+			t.Fatalf("key %d advertised beyond what kmsg decodes", k.ApiKey)
+		}
+	}
+}
+
+// memRegion is a FileRegion over bytes, for tests.
+type memRegion struct {
+	b        []byte
+	released *int
+}
+
+func (r memRegion) Len() int64                         { return int64(len(r.b)) }
+func (r memRegion) SendTo(syscall.Conn) (int64, error) { return 0, errors.New("not a socket") }
+func (r memRegion) ReadAt(p []byte, off int64) (int, error) {
+	n := copy(p, r.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (r memRegion) Release() { *r.released++ }
+
+// A fetch response built with placeholders decodes, after splicing, to the
+// region bytes, in both the non-flexible and the flexible encodings.
+func TestResponseBuilderSplicesRegions(t *testing.T) {
+	for _, v := range []int16{4, 11, 12, 17} {
+		released := 0
+		var rb ResponseBuilder
+		resp := kmsg.NewPtrFetchResponse()
+		resp.Version = v
+		regions := [][]byte{bytes.Repeat([]byte{1}, 300), {}, bytes.Repeat([]byte{3}, 70000)}
+		for i, r := range regions {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = "t"
+			rt.TopicID = [16]byte{1}
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = int32(i)
+			rp.HighWatermark = 99
+			rp.RecordBatches = rb.Placeholder(memRegion{r, &released})
+			rt.Partitions = append(rt.Partitions, rp)
+			resp.Topics = append(resp.Topics, rt)
+		}
+		frame, err := rb.Build(5, resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if _, err := frame.WriteTo(&out); err != nil {
+			t.Fatal(err)
+		}
+		if released != len(regions) {
+			t.Fatalf("v%d: %d regions released, want %d", v, released, len(regions))
+		}
+		raw := out.Bytes()
+		if int(binary.BigEndian.Uint32(raw)) != len(raw)-4 {
+			t.Fatalf("v%d: size prefix %d, frame %d", v, binary.BigEndian.Uint32(raw), len(raw)-4)
+		}
+		body := raw[8:]
+		if v >= 12 {
+			body = body[1:] // response header tags
+		}
+		got := kmsg.NewPtrFetchResponse()
+		got.Version = v
+		if err := got.ReadFrom(body); err != nil {
+			t.Fatalf("v%d: decode: %v", v, err)
+		}
+		for i, r := range regions {
+			p := got.Topics[i].Partitions[0]
+			if !bytes.Equal(p.RecordBatches, r) || p.HighWatermark != 99 {
+				t.Fatalf("v%d: partition %d: %d record bytes, want %d", v, i, len(p.RecordBatches), len(r))
+			}
+		}
+	}
+}
+
+// testBatch builds a valid uncompressed batch with n records.
+func testBatch(n int) []byte {
+	now := time.Now().UnixMilli()
+	var records []byte
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte("v")}
+		body := r.AppendTo(nil)
+		r.Length = int32(len(body) - kbin.VarintLen(0))
+		records = r.AppendTo(records)
+	}
+	b := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: int32(n - 1), NumRecords: int32(n), FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, Records: records}
+	out := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	return fixCRC(out)
+}
+
+func fixCRC(b []byte) []byte {
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+func TestValidateProduceBatch(t *testing.T) {
+	edit := func(f func([]byte) []byte) []byte { return f(testBatch(3)) }
+	cases := []struct {
+		name  string
+		batch []byte
+		want  *kerr.Error
+	}{
+		{"valid", testBatch(3), nil},
+		{"empty", nil, kerr.InvalidRecord},
+		{"short", []byte{1, 2, 3}, kerr.CorruptMessage},
+		{"crc", edit(func(b []byte) []byte { b[len(b)-1]++; return b }), kerr.CorruptMessage},
+		{"magic", edit(func(b []byte) []byte { b[16] = 1; return b }), kerr.InvalidRecord},
+		{"base offset", edit(func(b []byte) []byte { b[7] = 1; return b }), kerr.InvalidRecord},
+		{"count", edit(func(b []byte) []byte { binary.BigEndian.PutUint32(b[57:], 2); return fixCRC(b) }), kerr.InvalidRecord},
+		{"control", edit(func(b []byte) []byte { b[22] |= 0x20; return fixCRC(b) }), kerr.InvalidRecord},
+		{"trailing", append(testBatch(1), 0), kerr.InvalidRecord},
+		{"truncated", testBatch(3)[:70], kerr.CorruptMessage},
+		{"too large", testBatch(200), kerr.MessageTooLarge},
+	}
+	for _, tc := range cases {
+		_, err := ValidateProduceBatch(tc.batch, 1000)
+		if got := KafkaError(err); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseRequest: any frame body either parses or is refused with an
+// error; it never panics, and a parsed body re-encodes.
+func FuzzParseRequest(f *testing.F) {
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 12
+	f.Add(encodeRequest(md, 1)[4:])
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version = 9
+	f.Add(encodeRequest(pr, 2)[4:])
+	f.Add([]byte{})
+	f.Add([]byte{0, 18, 0, 99, 0, 0, 0, 7, 0, 1, 'x', 0})
+	f.Add([]byte{0, 1, 0, 17, 0, 0, 0, 1, 0xFF, 0xFF, 0, 0xFF})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		req, err := ParseRequest(frame)
+		if err != nil || req.Body == nil {
+			return
+		}
+		req.Body.AppendTo(nil)
+	})
+}
+
+// FuzzReadFrame: any byte stream yields a frame within the limit or an
+// error, never a panic or an allocation past the limit.
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0})
+	f.Add([]byte{0x7F, 0xFF, 0xFF, 0xFF})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		frame, err := ReadFrame(bytes.NewReader(stream), 4096, nil)
+		if err == nil && (len(frame) > 4096 || len(frame) < minHeaderSize) {
+			t.Fatalf("frame of %d bytes accepted", len(frame))
+		}
+	})
+}
+
+// FuzzValidateProduceBatch: never panics; an accepted batch is exactly one
+// whole batch with a valid CRC.
+func FuzzValidateProduceBatch(f *testing.F) {
+	f.Add(testBatch(1))
+	f.Add(testBatch(5))
+	f.Add([]byte{})
+	f.Add(append(testBatch(2), 1, 2, 3))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := ValidateProduceBatch(b, 1<<20)
+		if err != nil {
+			return
+		}
+		if h.Size() != len(b) || crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)) != h.CRC {
+			t.Fatalf("accepted an invalid batch")
+		}
+	})
+}

@@ -1,0 +1,77 @@
+package protocol
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// API keys the broker dispatches on, named as in Kafka's ApiKeys.
+const (
+	ProduceKey                 = 0
+	FetchKey                   = 1
+	ListOffsetsKey             = 2
+	MetadataKey                = 3
+	ApiVersionsKey             = 18
+	CreateTopicsKey            = 19
+	DeleteTopicsKey            = 20
+	DeleteRecordsKey           = 21
+	OffsetForLeaderEpochKey    = 23
+	DescribeConfigsKey         = 32
+	AlterConfigsKey            = 33
+	DescribeLogDirsKey         = 35
+	CreatePartitionsKey        = 37
+	IncrementalAlterConfigsKey = 44
+	DescribeClusterKey         = 60
+	DescribeTopicPartitionsKey = 75
+)
+
+// VersionRange is an inclusive [Min, Max] range of API versions.
+type VersionRange struct{ Min, Max int16 }
+
+// supported is the one list of what kbroker serves (Redpanda's handlers.h,
+// Kafka's ApiVersionsResponse). A key is listed only when every version in its
+// range is implemented with Kafka's semantics: ApiVersions advertises exactly
+// this table, and requests outside it are refused.
+var supported = map[int16]VersionRange{
+	// Produce v0-2 carry the old MessageSet format, which Kafka 4 refuses;
+	// they are advertised anyway because librdkafka < 2.10 enables its
+	// compression codecs only when Produce v2 is listed (KAFKA-18659).
+	// v12 (transactions v2, KIP-890) and v13 (topic ids) wait for txn.
+	ProduceKey:                 {0, 11},
+	FetchKey:                   {4, 17},
+	ListOffsetsKey:             {1, 10},
+	MetadataKey:                {0, 13},
+	ApiVersionsKey:             {0, 4},
+	CreateTopicsKey:            {2, 7},
+	DeleteTopicsKey:            {1, 6},
+	DeleteRecordsKey:           {0, 2},
+	OffsetForLeaderEpochKey:    {2, 4},
+	DescribeConfigsKey:         {1, 4},
+	AlterConfigsKey:            {0, 2},
+	DescribeLogDirsKey:         {1, 4},
+	CreatePartitionsKey:        {0, 3},
+	IncrementalAlterConfigsKey: {0, 1},
+	DescribeClusterKey:         {0, 2},
+	DescribeTopicPartitionsKey: {0, 0},
+}
+
+// Supported reports whether the broker serves key at version.
+func Supported(key, version int16) bool {
+	r, ok := supported[key]
+	return ok && version >= r.Min && version <= r.Max
+}
+
+// SupportedRange returns the served range of key.
+func SupportedRange(key int16) (VersionRange, bool) {
+	r, ok := supported[key]
+	return r, ok
+}
+
+// ApiVersionsKeys lists the supported table in key order, as
+// ApiVersionsResponse carries it.
+func ApiVersionsKeys() []kmsg.ApiVersionsResponseApiKey {
+	keys := make([]kmsg.ApiVersionsResponseApiKey, 0, len(supported))
+	for k := int16(0); k <= kmsg.MaxKey; k++ {
+		if r, ok := supported[k]; ok {
+			keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: r.Min, MaxVersion: r.Max})
+		}
+	}
+	return keys
+}
