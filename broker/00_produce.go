@@ -1,0 +1,113 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/protocol"
+)
+
+// Produce: v0-11 (v3+ served; v0-2 advertised for librdkafka, refused)
+//
+// Behavior:
+// * Each partition's records must be exactly one valid RecordBatch v2
+//   (protocol.ValidateProduceBatch); failures are per partition, never for
+//   the whole request.
+// * The batch is stored as sent (compressed batches stay compressed) with
+//   its base offset and leader epoch stamped in; one write per batch.
+// * The high watermark moves to the log end offset at once: this broker is
+//   the partition's only in-sync replica, so acks=1 and acks=all are both
+//   satisfied by the local append. acks=all is refused with
+//   NOT_ENOUGH_REPLICAS when the ISR is smaller than min.insync.replicas.
+// * acks=0 gets no response; if any partition failed the connection is
+//   closed so the client refreshes its metadata (Kafka does the same).
+// * Unknown topics are auto-created when auto.create.topics.enable is set.
+// * Transactions and idempotent sequence checks are not implemented yet:
+//   InitProducerId is not advertised, so clients do not ask for them.
+//
+// Version notes:
+// * v3: RecordBatch v2 only; TransactionID
+// * v5: LogStartOffset in the response
+// * v8: per-partition ErrorMessage and RecordErrors (KIP-467)
+// * v9: flexible
+
+func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
+	req := creq.Body.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+
+	failed := false
+	donep := func(rt *kmsg.ProduceResponseTopic, p int32, err *kerr.Error, msg string) {
+		failed = true
+		sp := kmsg.NewProduceResponseTopicPartition()
+		sp.Partition = p
+		sp.ErrorCode = err.Code
+		if msg != "" {
+			sp.ErrorMessage = &msg
+		}
+		rt.Partitions = append(rt.Partitions, sp)
+	}
+
+	for i := range req.Topics {
+		reqTopic := &req.Topics[i]
+		resp.Topics = append(resp.Topics, kmsg.NewProduceResponseTopic())
+		rt := &resp.Topics[len(resp.Topics)-1]
+		rt.Topic = reqTopic.Topic
+
+		t, ok := s.logs.Topic(reqTopic.Topic)
+		for _, rp := range reqTopic.Partitions {
+			switch {
+			case req.Version < 3:
+				donep(rt, rp.Partition, kerr.UnsupportedVersion, "Produce v0-2 (message format v0/v1) is not supported; use v3+.")
+				continue
+			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+				donep(rt, rp.Partition, kerr.InvalidRequiredAcks, "")
+				continue
+			}
+			if !ok {
+				var err error
+				if t, err = s.autoCreateTopic(reqTopic.Topic); err != nil {
+					donep(rt, rp.Partition, protocol.KafkaError(err), "")
+					continue
+				}
+				ok = true
+			}
+			if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+				donep(rt, rp.Partition, kerr.UnknownTopicOrPartition, "")
+				continue
+			}
+			log := t.Partitions[rp.Partition]
+			st := s.partitionState(t, rp.Partition)
+			if _, err := protocol.ValidateProduceBatch(rp.Records, log.Config().MaxMessageBytes); err != nil {
+				donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
+				continue
+			}
+			if req.Acks == -1 && int32(len(st.ISR)) < log.Config().MinInsyncReplicas {
+				donep(rt, rp.Partition, kerr.NotEnoughReplicas, "")
+				continue
+			}
+			info, err := log.AppendAsLeader(rp.Records, st.LeaderEpoch)
+			if err != nil {
+				s.logger.Error("append failed", "topic", t.Name, "partition", rp.Partition, "err", err)
+				donep(rt, rp.Partition, protocol.KafkaError(err), "")
+				continue
+			}
+			// The leader is the whole ISR: the append is committed.
+			log.UpdateHighWatermark(log.LogEndOffset())
+
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset = info.FirstOffset
+			sp.LogAppendTime = info.LogAppendTime
+			sp.LogStartOffset = info.LogStartOffset
+			rt.Partitions = append(rt.Partitions, sp)
+		}
+	}
+
+	if req.Acks == 0 {
+		if failed {
+			return nil, errCloseConn
+		}
+		return nil, nil
+	}
+	return resp, nil
+}

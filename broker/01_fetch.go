@@ -1,0 +1,292 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/protocol"
+	"github.com/kbroker/kbroker/storage"
+)
+
+// Fetch: v4-17
+//
+// Behavior:
+// * Reads whole batches from one segment per partition, up to the high
+//   watermark (read_uncommitted) or the last stable offset
+//   (read_committed), within the partition's and the request's MaxBytes;
+//   the first partition with data returns at least one whole batch (KIP-74).
+// * Record bytes are not copied: each partition's records are a file
+//   region that the connection writes with sendfile(2).
+// * Long poll: with fewer than MinBytes ready, the request waits for appends
+//   on its partitions until MaxWaitMillis (Kafka's DelayedFetch).
+// * Fetch sessions (KIP-227): full and incremental fetches, forgotten
+//   topics, and incremental responses that carry only partitions with news.
+// * Errors are per partition: UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID
+//   for v13+), OFFSET_OUT_OF_RANGE, FENCED/UNKNOWN_LEADER_EPOCH.
+// * Follower fetches (replica id >= 0) are not served: there is no
+//   replication yet.
+//
+// Version notes:
+// * v4: IsolationLevel, LastStableOffset, AbortedTransactions
+// * v5: LogStartOffset
+// * v7: fetch sessions (KIP-227)
+// * v9: CurrentLeaderEpoch (KIP-320)
+// * v11: Rack, PreferredReadReplica (KIP-392)
+// * v12: flexible; diverging epochs
+// * v13: topic ids instead of names (KIP-516)
+// * v15: ReplicaState replaces ReplicaID (KIP-903)
+
+const readCommitted = 1
+
+func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
+	req := creq.Body.(*kmsg.FetchRequest)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+
+	replicaID := req.ReplicaID
+	if req.Version >= 15 {
+		replicaID = req.ReplicaState.ID
+	}
+	if replicaID >= 0 {
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil
+	}
+
+	// The partitions to read, in order, and the session they belong to.
+	var (
+		parts       []*sessionPartition
+		session     *fetchSession
+		incremental bool
+	)
+	requested := s.fetchRequestPartitions(req)
+	switch {
+	case req.SessionEpoch == fetchSessionFinalEpoch:
+		if req.SessionID != 0 {
+			s.sessions.remove(req.SessionID)
+		}
+		parts = requested
+	case req.SessionEpoch == fetchSessionInitialEpoch:
+		if req.SessionID != 0 {
+			s.sessions.remove(req.SessionID)
+		}
+		parts = requested
+		if req.Version >= 7 {
+			session = s.sessions.create(requested)
+		}
+	default:
+		var kerr *kerr.Error
+		if session, kerr = s.sessions.incremental(req.SessionID, req.SessionEpoch); kerr != nil {
+			resp.ErrorCode = kerr.Code
+			return resp, nil
+		}
+		incremental = true
+		for _, ft := range req.ForgottenTopics {
+			for _, p := range ft.Partitions {
+				session.forget(fetchKey{topicID: ft.TopicID, topic: ft.Topic, partition: p})
+			}
+		}
+		for _, p := range requested {
+			session.add(p)
+		}
+		parts = session.parts
+	}
+	if session != nil {
+		if !session.mu.TryLock() {
+			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			return resp, nil
+		}
+		defer session.mu.Unlock()
+		resp.SessionID = session.id
+	}
+
+	results := s.waitForFetch(req, parts)
+
+	// Assemble the response in partition order, grouping consecutive
+	// partitions of one topic as Kafka does.
+	served := make(map[fetchKey]bool)
+	for i, p := range parts {
+		r := &results[i]
+		if incremental && !r.news(p) {
+			r.info.Records.Release()
+			continue
+		}
+		p.sent = true
+		p.sentHighWatermark, p.sentLastStableOffset, p.sentLogStartOffset = r.highWatermark, r.lastStableOffset, r.logStartOffset
+
+		if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != p.key.topic || resp.Topics[n-1].TopicID != p.key.topicID {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic, rt.TopicID = p.key.topic, p.key.topicID
+			resp.Topics = append(resp.Topics, rt)
+		}
+		rt := &resp.Topics[len(resp.Topics)-1]
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition = p.key.partition
+		rp.ErrorCode = r.errorCode
+		rp.HighWatermark = r.highWatermark
+		rp.LastStableOffset = r.lastStableOffset
+		rp.LogStartOffset = r.logStartOffset
+		if req.IsolationLevel == readCommitted {
+			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		}
+		rp.RecordBatches = []byte{}
+		if r.info.Records.Len() > 0 {
+			rp.RecordBatches = creq.rb.Placeholder(r.info.Records)
+			served[p.key] = true
+		} else {
+			r.info.Records.Release()
+		}
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	if session != nil && incremental {
+		session.moveToEnd(served)
+	}
+	return resp, nil
+}
+
+// fetchRequestPartitions lists the request's partitions, keyed by topic id
+// for v13+ and by name before (so forgotten topics match either way).
+func (s *Server) fetchRequestPartitions(req *kmsg.FetchRequest) []*sessionPartition {
+	var parts []*sessionPartition
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			k := fetchKey{topic: rt.Topic, partition: rp.Partition}
+			if req.Version >= 13 {
+				k = fetchKey{topicID: rt.TopicID, partition: rp.Partition}
+			}
+			parts = append(parts, &sessionPartition{
+				key:                k,
+				fetchOffset:        rp.FetchOffset,
+				maxBytes:           rp.PartitionMaxBytes,
+				currentLeaderEpoch: rp.CurrentLeaderEpoch,
+			})
+		}
+	}
+	return parts
+}
+
+// fetchResult is one partition's read.
+type fetchResult struct {
+	errorCode        int16
+	highWatermark    int64
+	lastStableOffset int64
+	logStartOffset   int64
+	info             storage.FetchDataInfo
+}
+
+// news reports whether an incremental response must carry the partition:
+// records, an error, or offsets that moved since last sent (Kafka's
+// CachedPartition.maybeUpdateResponseData).
+func (r *fetchResult) news(p *sessionPartition) bool {
+	return !p.sent || r.errorCode != 0 || r.info.Records.Len() > 0 ||
+		r.highWatermark != p.sentHighWatermark || r.lastStableOffset != p.sentLastStableOffset ||
+		r.logStartOffset != p.sentLogStartOffset
+}
+
+// waitForFetch reads parts and, while fewer than MinBytes are ready, waits
+// for appends until MaxWaitMillis, then reads again.
+func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition) []fetchResult {
+	results, bytes, failed := s.readPartitions(req, parts)
+	if req.MaxWaitMillis <= 0 || bytes >= int64(req.MinBytes) || failed || len(parts) == 0 {
+		return results
+	}
+
+	// Watch before re-reading, so an append between the read above and the
+	// wait below is not missed.
+	wake := make(chan struct{}, 1)
+	for _, p := range parts {
+		if _, log := s.fetchPartition(p.key); log != nil {
+			defer log.Watch(wake)()
+		}
+	}
+	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	defer timer.Stop()
+	for {
+		releaseAll(results)
+		results, bytes, failed = s.readPartitions(req, parts)
+		if bytes >= int64(req.MinBytes) || failed {
+			return results
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return results
+		case <-s.closing:
+			return results
+		}
+	}
+}
+
+// fetchPartition resolves a session key: by topic id when it has one.
+func (s *Server) fetchPartition(k fetchKey) (*storage.Topic, *storage.Log) {
+	if k.topicID == ([16]byte{}) {
+		return s.partition(k.topic, k.partition)
+	}
+	t, ok := s.logs.TopicByID(storage.TopicID(k.topicID))
+	if !ok {
+		return nil, nil
+	}
+	return s.partition(t.Name, k.partition)
+}
+
+func releaseAll(results []fetchResult) {
+	for i := range results {
+		results[i].info.Records.Release()
+	}
+}
+
+// readPartitions reads every partition once, within the byte limits. It
+// returns the bytes ready and whether any partition failed (which, as in
+// Kafka, answers at once instead of waiting).
+func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartition) ([]fetchResult, int64, bool) {
+	results := make([]fetchResult, len(parts))
+	remaining := int64(req.MaxBytes)
+	if remaining <= 0 {
+		remaining = 1<<31 - 1
+	}
+	var total int64
+	failed := false
+	minOneMessage := true
+	for i, p := range parts {
+		r := &results[i]
+		r.highWatermark, r.lastStableOffset, r.logStartOffset = -1, -1, -1
+		fail := func(err *kerr.Error) {
+			r.errorCode = err.Code
+			failed = true
+		}
+		t, log := s.fetchPartition(p.key)
+		if log == nil {
+			switch {
+			case req.Version >= 13 && t == nil:
+				fail(kerr.UnknownTopicID)
+			default:
+				fail(kerr.UnknownTopicOrPartition)
+			}
+			continue
+		}
+		st := s.partitionState(t, p.key.partition)
+		if err := checkLeaderEpoch(p.currentLeaderEpoch, st); err != nil {
+			fail(err)
+			continue
+		}
+		hw, lso := log.HighWatermark(), log.LastStableOffset()
+		maxOffset := hw
+		if req.IsolationLevel == readCommitted {
+			maxOffset = lso
+		}
+		maxBytes := min(int64(p.maxBytes), remaining)
+		info, err := log.Read(p.fetchOffset, int32(max(maxBytes, 0)), maxOffset, minOneMessage)
+		if err != nil {
+			fail(protocol.KafkaError(err))
+			continue
+		}
+		r.highWatermark, r.lastStableOffset, r.logStartOffset = hw, lso, log.LogStartOffset()
+		r.info = info
+		if n := info.Records.Len(); n > 0 {
+			total += n
+			remaining -= n
+			minOneMessage = false
+		}
+	}
+	return results, total, failed
+}

@@ -1,0 +1,126 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/protocol"
+	"github.com/kbroker/kbroker/storage"
+)
+
+// Metadata: v0-13
+//
+// Behavior:
+// * Brokers are reported by the advertised listener of the listener the
+//   client connected through, as Kafka does.
+// * Unknown topics are auto-created (num.partitions) when both the request
+//   (v4+ AllowAutoTopicCreation; always before v4) and
+//   auto.create.topics.enable allow it; otherwise UNKNOWN_TOPIC_OR_PARTITION.
+// * Topics requested by id (v10+) that do not exist get UNKNOWN_TOPIC_ID.
+// * Authorized operations are not computed (no ACLs yet): the fields keep
+//   Kafka's "not requested" value.
+//
+// Version notes:
+// * v1: null topics means all; ControllerID; IsInternal
+// * v2: ClusterID
+// * v4: AllowAutoTopicCreation
+// * v7: LeaderEpoch
+// * v9: flexible
+// * v10: TopicID
+// * v13: top-level ErrorCode (KIP-1102)
+
+func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
+	req := creq.Body.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+
+	adv := s.advertisedFor(creq.conn.listener)
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: adv.Host, Port: int32(adv.Port)}}
+	resp.ClusterID = &s.clusterID
+	resp.ControllerID = s.cfg.NodeID
+
+	// v0 has no null: an empty list means every topic.
+	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if allTopics {
+		for _, t := range s.logs.Topics() {
+			resp.Topics = append(resp.Topics, s.metadataTopic(t))
+		}
+		return resp, nil
+	}
+
+	allowAuto := req.AllowAutoTopicCreation || req.Version < 4
+	for _, rt := range req.Topics {
+		var (
+			t  *storage.Topic
+			ok bool
+		)
+		switch {
+		case rt.Topic == nil || *rt.Topic == "":
+			if rt.TopicID == ([16]byte{}) {
+				resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.InvalidTopicException))
+				continue
+			}
+			if t, ok = s.logs.TopicByID(storage.TopicID(rt.TopicID)); !ok {
+				resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.UnknownTopicID))
+				continue
+			}
+		default:
+			if t, ok = s.logs.Topic(*rt.Topic); !ok {
+				if !allowAuto {
+					resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.UnknownTopicOrPartition))
+					continue
+				}
+				var err error
+				if t, err = s.autoCreateTopic(*rt.Topic); err != nil {
+					resp.Topics = append(resp.Topics, metadataTopicError(rt, protocol.KafkaError(err)))
+					continue
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, s.metadataTopic(t))
+	}
+	return resp, nil
+}
+
+func (s *Server) metadataTopic(t *storage.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = kmsg.StringPtr(t.Name)
+	mt.TopicID = t.ID
+	for p := range t.Partitions {
+		st := s.partitionState(t, int32(p))
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = int32(p)
+		mp.Leader = st.Leader
+		mp.LeaderEpoch = st.LeaderEpoch
+		mp.Replicas = st.Replicas
+		mp.ISR = st.ISR
+		mp.OfflineReplicas = []int32{}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+func metadataTopicError(rt kmsg.MetadataRequestTopic, err *kerr.Error) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = rt.Topic
+	mt.TopicID = rt.TopicID
+	mt.ErrorCode = err.Code
+	return mt
+}
+
+// advertisedFor returns the advertised listener with the same name as the
+// listener a client connected through; port 0 (tests binding :0) becomes the
+// port actually bound.
+func (s *Server) advertisedFor(l *boundListener) Listener {
+	for _, a := range s.cfg.AdvertisedListeners {
+		if a.Name == l.Name {
+			if a.Port == 0 {
+				a.Port = l.Port
+			}
+			if a.Host == "" {
+				a.Host = l.Host
+			}
+			return a
+		}
+	}
+	return l.Listener
+}

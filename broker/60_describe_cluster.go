@@ -1,0 +1,89 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeCluster: v0-2
+//
+// Behavior (KafkaApis.handleDescribeCluster,
+// AuthHelper.computeDescribeClusterResponse):
+// * Brokers: this node, by the advertised listener of the listener the
+//   client connected through; never fenced. ControllerID is this node
+//   (Kafka names a random live broker, of which there is one).
+// * EndpointType 1 (brokers) is served. 2 (controllers) is
+//   MISMATCHED_ENDPOINT_TYPE, as a Kafka broker answers; any other value
+//   UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), with Kafka's
+//   messages.
+// * ClusterAuthorizedOperations stays -2147483648 unless requested; there
+//   is no authorizer, so a request gets every cluster operation, as Kafka's
+//   AuthHelper.authorizedOperations does without one.
+//
+// Version notes:
+// * v0: flexible from the start
+// * v1: EndpointType
+// * v2: IncludeFencedBrokers, IsFenced
+
+// EndpointType ids (org.apache.kafka.clients.admin.EndpointType).
+const (
+	endpointTypeBroker     = 1
+	endpointTypeController = 2
+)
+
+// clusterAuthorizedOperations is Utils.to32BitField over
+// AclEntry.supportedOperations(CLUSTER): what no authorizer allows.
+var clusterAuthorizedOperations = aclBitfield(
+	kmsg.ACLOperationCreate, kmsg.ACLOperationClusterAction,
+	kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs,
+	kmsg.ACLOperationIdempotentWrite, kmsg.ACLOperationAlter,
+	kmsg.ACLOperationDescribe,
+)
+
+func (s *Server) handleDescribeCluster(creq *clientReq) (kmsg.Response, error) {
+	req := creq.Body.(*kmsg.DescribeClusterRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+
+	switch req.EndpointType {
+	case endpointTypeBroker:
+	case endpointTypeController:
+		resp.ErrorCode = kerr.MismatchedEndpointType.Code
+		if req.Version == 0 {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+		}
+		resp.ErrorMessage = kmsg.StringPtr("The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER")
+		return resp, nil
+	default:
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		if req.Version == 0 {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+		}
+		resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Unsupported endpoint type %d", req.EndpointType))
+		return resp, nil
+	}
+
+	resp.EndpointType = endpointTypeBroker
+	resp.ClusterID = s.clusterID
+	resp.ControllerID = s.cfg.NodeID
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterAuthorizedOperations
+	}
+	adv := s.advertisedFor(creq.conn.listener)
+	b := kmsg.NewDescribeClusterResponseBroker()
+	b.NodeID, b.Host, b.Port = s.cfg.NodeID, adv.Host, int32(adv.Port)
+	resp.Brokers = append(resp.Brokers, b)
+	return resp, nil
+}
+
+// aclBitfield is Kafka's Utils.to32BitField: bit n set for operation code n.
+func aclBitfield(ops ...kmsg.ACLOperation) int32 {
+	var field int32
+	for _, op := range ops {
+		if op >= 0 && op < 32 {
+			field |= 1 << op
+		}
+	}
+	return field
+}

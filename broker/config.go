@@ -1,0 +1,298 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kbroker/kbroker/storage"
+)
+
+// Config is the broker configuration. Fields carry Kafka's server.properties
+// names in CamelCase; ParseConfig maps from those names. The zero value is
+// not usable: start from DefaultConfig or ParseConfig.
+type Config struct {
+	NodeID                       int32      // node.id
+	Listeners                    []Listener // listeners
+	AdvertisedListeners          []Listener // advertised.listeners; defaults to listeners
+	LogDir                       string     // log.dirs (one directory)
+	NumPartitions                int32      // num.partitions
+	DefaultReplicationFactor     int16      // default.replication.factor
+	AutoCreateTopicsEnable       bool       // auto.create.topics.enable
+	DeleteTopicEnable            bool       // delete.topic.enable
+	SocketRequestMaxBytes        int32      // socket.request.max.bytes
+	LogRetentionCheckInterval    time.Duration
+	LogFlushSchedulerInterval    time.Duration
+	GroupInitialRebalanceDelayMs int32 // group.initial.rebalance.delay.ms (for the group coordinator)
+
+	// LogDefaults are the topic-config defaults derived from the broker's
+	// log.* settings (log.segment.bytes → segment.bytes, ...).
+	LogDefaults storage.LogConfig
+
+	// Props holds every key that was set explicitly, as given; DescribeConfigs
+	// reports these as STATIC_BROKER_CONFIG and the rest as DEFAULT_CONFIG.
+	Props map[string]string
+
+	// Logger receives the broker's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Listener is one entry of listeners / advertised.listeners:
+// NAME://host:port. Only PLAINTEXT security is served for now.
+type Listener struct {
+	Name string
+	Host string
+	Port int
+}
+
+// Addr is host:port.
+func (l Listener) Addr() string { return net.JoinHostPort(l.Host, strconv.Itoa(l.Port)) }
+
+func (l Listener) String() string { return l.Name + "://" + l.Addr() }
+
+// configDef is one broker config: its Kafka name, default (as Kafka writes
+// it) and how a value lands in Config. The table is the single source for
+// parsing, defaults and DescribeConfigs.
+type configDef struct {
+	name  string
+	def   string
+	apply func(c *Config, v string) error
+}
+
+var brokerConfigDefs = []configDef{
+	{"node.id", "1", intInto(func(c *Config) *int32 { return &c.NodeID }, 0, math.MaxInt32)},
+	{"listeners", "PLAINTEXT://localhost:9092", func(c *Config, v string) (err error) {
+		c.Listeners, err = parseListeners(v)
+		return err
+	}},
+	{"advertised.listeners", "", func(c *Config, v string) (err error) {
+		c.AdvertisedListeners, err = parseListeners(v)
+		return err
+	}},
+	{"log.dirs", "kbroker-data", func(c *Config, v string) error {
+		dirs := strings.Split(v, ",")
+		if len(dirs) != 1 || strings.TrimSpace(dirs[0]) == "" {
+			return fmt.Errorf("exactly one directory is supported, got %q", v)
+		}
+		c.LogDir = strings.TrimSpace(dirs[0])
+		return nil
+	}},
+	{"num.partitions", "1", intInto(func(c *Config) *int32 { return &c.NumPartitions }, 1, math.MaxInt32)},
+	{"default.replication.factor", "1", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 16)
+		if err != nil || n < 1 {
+			return fmt.Errorf("invalid value %q", v)
+		}
+		c.DefaultReplicationFactor = int16(n)
+		return nil
+	}},
+	{"auto.create.topics.enable", "true", boolInto(func(c *Config) *bool { return &c.AutoCreateTopicsEnable })},
+	{"delete.topic.enable", "true", boolInto(func(c *Config) *bool { return &c.DeleteTopicEnable })},
+	{"socket.request.max.bytes", "104857600", intInto(func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1024, math.MaxInt32)},
+	{"log.retention.check.interval.ms", "300000", durationInto(func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval })},
+	{"log.flush.scheduler.interval.ms", "1000", durationInto(func(c *Config) *time.Duration { return &c.LogFlushSchedulerInterval })},
+	{"group.initial.rebalance.delay.ms", "3000", intInto(func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }, 0, math.MaxInt32)},
+
+	// Topic-config defaults. Kafka's hours/minutes/ms triples resolve ms >
+	// minutes > hours: listed coarse to fine, the finest set one is applied
+	// last and wins.
+	{"log.segment.bytes", "1073741824", logDefault("segment.bytes")},
+	{"log.roll.hours", "168", logScaled("segment.ms", time.Hour)},
+	{"log.roll.ms", "", logDefault("segment.ms")},
+	{"log.index.size.max.bytes", "10485760", logDefault("segment.index.bytes")},
+	{"log.index.interval.bytes", "4096", logDefault("index.interval.bytes")},
+	{"log.retention.hours", "168", logScaled("retention.ms", time.Hour)},
+	{"log.retention.minutes", "", logScaled("retention.ms", time.Minute)},
+	{"log.retention.ms", "", logDefault("retention.ms")},
+	{"log.retention.bytes", "-1", logDefault("retention.bytes")},
+	{"log.cleanup.policy", "delete", logDefault("cleanup.policy")},
+	{"message.max.bytes", "1048588", logDefault("max.message.bytes")},
+	{"log.message.timestamp.type", "CreateTime", logDefault("message.timestamp.type")},
+	{"log.flush.interval.messages", "9223372036854775807", logDefault("flush.messages")},
+	{"log.flush.interval.ms", "", logDefault("flush.ms")},
+	{"file.delete.delay.ms", "60000", logDefault("file.delete.delay.ms")},
+	{"min.insync.replicas", "1", logDefault("min.insync.replicas")},
+
+	// Broker defaults of the other Kafka topic configs (see configs.go):
+	// validated with the topic config's rules, reported by DescribeConfigs.
+	// log.segment.delete.delay.ms is Kafka's key for file.delete.delay.ms.
+	{"log.segment.delete.delay.ms", "60000", ifSet("log.segment.delete.delay.ms", logDefault("file.delete.delay.ms"))},
+	{"log.roll.jitter.hours", "0", topicDefault("segment.jitter.ms", time.Hour)},
+	{"log.roll.jitter.ms", "", topicDefault("segment.jitter.ms", 0)},
+	{"log.cleaner.delete.retention.ms", "86400000", topicDefault("delete.retention.ms", 0)},
+	{"log.cleaner.min.compaction.lag.ms", "0", topicDefault("min.compaction.lag.ms", 0)},
+	{"log.cleaner.max.compaction.lag.ms", "9223372036854775807", topicDefault("max.compaction.lag.ms", 0)},
+	{"log.cleaner.min.cleanable.ratio", "0.5", topicDefault("min.cleanable.dirty.ratio", 0)},
+	{"log.message.timestamp.before.max.ms", "9223372036854775807", topicDefault("message.timestamp.before.max.ms", 0)},
+	{"log.message.timestamp.after.max.ms", "3600000", topicDefault("message.timestamp.after.max.ms", 0)},
+	{"log.preallocate", "false", topicDefault("preallocate", 0)},
+	{"log.local.retention.ms", "-2", topicDefault("local.retention.ms", 0)},
+	{"log.local.retention.bytes", "-2", topicDefault("local.retention.bytes", 0)},
+	{"unclean.leader.election.enable", "false", topicDefault("unclean.leader.election.enable", 0)},
+	{"compression.type", "producer", topicDefault("compression.type", 0)},
+	{"compression.gzip.level", "-1", topicDefault("compression.gzip.level", 0)},
+	{"compression.lz4.level", "9", topicDefault("compression.lz4.level", 0)},
+	{"compression.zstd.level", "3", topicDefault("compression.zstd.level", 0)},
+}
+
+// DefaultConfig is the embedded default: one PLAINTEXT listener on
+// localhost:9092, data in ./kbroker-data.
+func DefaultConfig() Config {
+	c, err := ParseConfig(nil)
+	if err != nil {
+		panic("broker: default config does not parse: " + err.Error())
+	}
+	return c
+}
+
+// ParseConfig builds a Config from Kafka-named properties over the defaults.
+// Unknown keys are returned as warnings, not errors, so a server.properties
+// written for Kafka starts kbroker; an invalid value is an error naming the
+// key.
+func ParseConfig(props map[string]string) (Config, error) {
+	c := Config{LogDefaults: storage.DefaultLogConfig(), Props: map[string]string{}}
+	for _, d := range brokerConfigDefs {
+		v, set := props[d.name]
+		if set {
+			c.Props[d.name] = v
+		} else {
+			v = d.def
+		}
+		if v == "" {
+			continue
+		}
+		if err := d.apply(&c, strings.TrimSpace(v)); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", d.name, err)
+		}
+	}
+	if len(c.AdvertisedListeners) == 0 {
+		c.AdvertisedListeners = slices.Clone(c.Listeners)
+	}
+	for _, l := range c.AdvertisedListeners {
+		if !slices.ContainsFunc(c.Listeners, func(x Listener) bool { return x.Name == l.Name }) {
+			return Config{}, fmt.Errorf("config advertised.listeners: listener %s is not in listeners", l.Name)
+		}
+	}
+	return c, nil
+}
+
+// UnknownKeys returns the keys of props that kbroker does not know, for a
+// start-up warning.
+func UnknownKeys(props map[string]string) []string {
+	var unknown []string
+	for k := range props {
+		if configDefByName(k) == nil {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	return unknown
+}
+
+func configDefByName(name string) *configDef {
+	for i := range brokerConfigDefs {
+		if brokerConfigDefs[i].name == name {
+			return &brokerConfigDefs[i]
+		}
+	}
+	return nil
+}
+
+// parseListeners parses "NAME://host:port,NAME2://host:port".
+func parseListeners(v string) ([]Listener, error) {
+	var out []Listener
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		name, hostport, ok := strings.Cut(s, "://")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("listener %q is not NAME://host:port", s)
+		}
+		host, portStr, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %v", s, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil || port < 0 || port > 65535 {
+			return nil, fmt.Errorf("listener %q: bad port", s)
+		}
+		if name != "PLAINTEXT" {
+			return nil, fmt.Errorf("listener %q: only PLAINTEXT listeners are supported", s)
+		}
+		if slices.ContainsFunc(out, func(l Listener) bool { return l.Name == name }) {
+			return nil, fmt.Errorf("listener name %s appears twice", name)
+		}
+		out = append(out, Listener{Name: name, Host: host, Port: port})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no listener in %q", v)
+	}
+	return out, nil
+}
+
+func intInto(field func(*Config) *int32, lo, hi int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("invalid value %q (want an integer in [%d, %d])", v, lo, hi)
+		}
+		*field(c) = int32(n)
+		return nil
+	}
+}
+
+func boolInto(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("invalid value %q (want true or false)", v)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func durationInto(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("invalid value %q (want milliseconds > 0)", v)
+		}
+		*field(c) = time.Duration(n) * time.Millisecond
+		return nil
+	}
+}
+
+// logDefault sets a topic-config default through storage.LogConfig.Apply,
+// so the broker and topic levels share one parser.
+func logDefault(topicKey string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		lc, err := c.LogDefaults.Apply(map[string]string{topicKey: v})
+		if err != nil {
+			return err
+		}
+		c.LogDefaults = lc
+		return nil
+	}
+}
+
+func logScaled(topicKey string, unit time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("invalid value %q", v)
+		}
+		ms := n * unit.Milliseconds()
+		if n < 0 {
+			ms = -1
+		}
+		return logDefault(topicKey)(c, strconv.FormatInt(ms, 10))
+	}
+}

@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/protocol"
+)
+
+// handle routes a request to its handler: one line per API key, greppable.
+// A nil response means none is sent (acks=0); an error closes the
+// connection. protocol.ParseRequest has already refused keys and versions
+// outside protocol's supported table.
+func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
+	switch creq.Key {
+	case protocol.ProduceKey:
+		return s.handleProduce(creq)
+	case protocol.FetchKey:
+		return s.handleFetch(creq)
+	case protocol.ListOffsetsKey:
+		return s.handleListOffsets(creq)
+	case protocol.MetadataKey:
+		return s.handleMetadata(creq)
+	case protocol.ApiVersionsKey:
+		return s.handleApiVersions(creq)
+	case protocol.CreateTopicsKey:
+		return s.handleCreateTopics(creq)
+	case protocol.DescribeConfigsKey:
+		return s.handleDescribeConfigs(creq)
+	case protocol.AlterConfigsKey:
+		return s.handleAlterConfigs(creq)
+	case protocol.IncrementalAlterConfigsKey:
+		return s.handleIncrementalAlterConfigs(creq)
+	case protocol.DeleteTopicsKey:
+		return s.handleDeleteTopics(creq)
+	case protocol.DeleteRecordsKey:
+		return s.handleDeleteRecords(creq)
+	case protocol.OffsetForLeaderEpochKey:
+		return s.handleOffsetForLeaderEpoch(creq)
+	case protocol.DescribeLogDirsKey:
+		return s.handleDescribeLogDirs(creq)
+	case protocol.CreatePartitionsKey:
+		return s.handleCreatePartitions(creq)
+	case protocol.DescribeClusterKey:
+		return s.handleDescribeCluster(creq)
+	case protocol.DescribeTopicPartitionsKey:
+		return s.handleDescribeTopicPartitions(creq)
+	default:
+		return nil, fmt.Errorf("no handler for %s", kmsg.NameForKey(creq.Key))
+	}
+}

@@ -1,0 +1,208 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/storage"
+)
+
+// Server is a running broker. Start it with Start; stop it with Close.
+type Server struct {
+	cfg       Config
+	logger    *slog.Logger
+	logs      *storage.LogManager
+	clusterID string
+	sessions  *fetchSessionCache
+
+	mu        sync.Mutex
+	listeners []*boundListener
+	conns     map[*conn]struct{}
+	closed    bool
+	closing   chan struct{} // closed by Close: long polls and loops stop
+	wg        sync.WaitGroup
+}
+
+type boundListener struct {
+	Listener // as configured, port resolved if it was 0
+	ln       net.Listener
+}
+
+// Start opens (and recovers) the log directory, binds every listener and
+// starts serving. The returned Server is ready for clients.
+func Start(cfg Config) (*Server, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	began := time.Now()
+	logs, err := storage.OpenLogManager(storage.LogManagerOptions{
+		Dir:                    cfg.LogDir,
+		Defaults:               cfg.LogDefaults,
+		RetentionCheckInterval: cfg.LogRetentionCheckInterval,
+		FlushCheckInterval:     cfg.LogFlushSchedulerInterval,
+		Logger:                 logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: open log dir %s: %w", cfg.LogDir, err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		logger:   logger,
+		logs:     logs,
+		sessions: newFetchSessionCache(),
+		conns:    make(map[*conn]struct{}),
+		closing:  make(chan struct{}),
+	}
+	if s.clusterID, err = loadClusterID(logs.Meta()); err != nil {
+		logs.Close()
+		return nil, err
+	}
+	for _, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Addr())
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("broker: listen %s: %w", l, err)
+		}
+		bound := &boundListener{Listener: l, ln: ln}
+		bound.Port = ln.Addr().(*net.TCPAddr).Port
+		s.listeners = append(s.listeners, bound)
+	}
+	for _, bl := range s.listeners {
+		s.goroutine(func() { s.acceptLoop(bl) })
+	}
+	logger.Info("kbroker started", "listeners", s.Addrs(), "data_dir", cfg.LogDir,
+		"topics", len(logs.Topics()), "cluster_id", s.clusterID, "ready_in", time.Since(began).Round(time.Microsecond))
+	return s, nil
+}
+
+// loadClusterID reads the cluster id from meta.db, creating it on first
+// start (Kafka keeps it in meta.properties).
+func loadClusterID(meta *storage.MetaStore) (string, error) {
+	var id string
+	err := meta.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("cluster"))
+		if err != nil {
+			return err
+		}
+		if v := b.Get([]byte("cluster.id")); v != nil {
+			id = string(v)
+			return nil
+		}
+		var raw [16]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return err
+		}
+		id = base64.RawURLEncoding.EncodeToString(raw[:])
+		return b.Put([]byte("cluster.id"), []byte(id))
+	})
+	if err != nil {
+		return "", fmt.Errorf("broker: cluster id: %w", err)
+	}
+	return id, nil
+}
+
+// Addr returns the host:port the first listener is bound to; with port 0 in
+// the config it carries the port the OS picked.
+func (s *Server) Addr() string { return s.listeners[0].Addr() }
+
+// Addrs returns every bound listener as NAME://host:port.
+func (s *Server) Addrs() []string {
+	var out []string
+	for _, l := range s.listeners {
+		out = append(out, l.String())
+	}
+	return out
+}
+
+// ClusterID is the id Metadata and DescribeCluster report.
+func (s *Server) ClusterID() string { return s.clusterID }
+
+// goroutine runs f tracked by the server's WaitGroup, unless the server is
+// closing (nats-server's startGoRoutine).
+func (s *Server) goroutine(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (s *Server) acceptLoop(bl *boundListener) {
+	var delay time.Duration
+	for {
+		nc, err := bl.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failures (EMFILE...) back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.logger.Warn("accept failed", "listener", bl.Name, "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-s.closing:
+				return
+			}
+		}
+		delay = 0
+		c := newConn(s, nc, bl)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		if !s.goroutine(c.serve) {
+			nc.Close()
+		}
+	}
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops accepting, closes every connection, waits for every goroutine
+// and closes the logs cleanly (the next start skips recovery). Safe to call
+// more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	err := s.logs.Close()
+	s.logger.Info("kbroker stopped")
+	return err
+}
