@@ -1,0 +1,244 @@
+package main
+
+// Child process management: every broker under test runs as its own process so
+// that start-up time and memory belong to that broker alone.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// brokerSpec says how to start one broker under test.
+type brokerSpec struct {
+	Name string
+	Bin  string
+	// Args returns the command line for a broker listening on
+	// 127.0.0.1:port, keeping its files (if any) in dataDir.
+	Args func(port int, dataDir string) []string
+}
+
+func kbrokerSpec(bin string) brokerSpec {
+	return brokerSpec{
+		Name: "kbroker",
+		Bin:  bin,
+		Args: func(port int, dataDir string) []string {
+			return []string{
+				"--data-dir", dataDir,
+				"--override", fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d", port),
+				"--override", "group.initial.rebalance.delay.ms=0",
+			}
+		},
+	}
+}
+
+// kfakeSpec re-executes this binary with the hidden serve-kfake subcommand.
+func kfakeSpec(self string, disk bool) brokerSpec {
+	name := "kfake-mem"
+	if disk {
+		name = "kfake-disk"
+	}
+	return brokerSpec{
+		Name: name,
+		Bin:  self,
+		Args: func(port int, dataDir string) []string {
+			args := []string{"serve-kfake", "-port", strconv.Itoa(port)}
+			if disk {
+				args = append(args, "-data-dir", dataDir)
+			}
+			return args
+		},
+	}
+}
+
+// buildKbroker compiles the kbroker command in its own module (go build
+// refuses package paths outside the current module, so run it from src).
+func buildKbroker(ctx context.Context, src, out string) error {
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
+	cmd.Dir = abs
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build in %s: %v\n%s", abs, err, strings.TrimSpace(buf.String()))
+	}
+	return nil
+}
+
+// child is one running broker process.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	addr    string
+	dataDir string
+	logPath string
+	logFile *os.File
+	done    chan struct{} // closed when the process has exited
+	started time.Time     // just before exec
+}
+
+// startChild execs the broker in a fresh data directory under tmp, in its own
+// process group so stop can kill anything it spawned.
+func startChild(spec brokerSpec, tmp string) (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dataDir, err := os.MkdirTemp(tmp, spec.Name+"-data-")
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.CreateTemp(tmp, spec.Name+"-*.log")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(spec.Bin, spec.Args(port, dataDir)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Pdeathsig: if the harness itself dies, the broker goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	c := &child{
+		name:    spec.Name,
+		cmd:     cmd,
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		dataDir: dataDir,
+		logPath: logFile.Name(),
+		logFile: logFile,
+		done:    make(chan struct{}),
+	}
+	c.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		os.RemoveAll(dataDir)
+		return nil, err
+	}
+	go func() {
+		cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop asks the broker to shut down, kills it after a grace period, and
+// removes its data directory and log.
+func (c *child) stop() {
+	pgid := c.pid()
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		fmt.Fprintf(os.Stderr, "bench: %s did not exit within 5s of SIGTERM, killing\n", c.name)
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-c.done
+	}
+	// Anything left in the group (grandchildren) goes too.
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	c.logFile.Close()
+	os.RemoveAll(c.dataDir)
+	os.Remove(c.logPath)
+}
+
+// exited reports whether the process is gone, with the tail of its output.
+func (c *child) exited() error {
+	select {
+	case <-c.done:
+		return fmt.Errorf("%s exited (%v); last output:\n%s", c.name, c.cmd.ProcessState, c.logTail(2000))
+	default:
+		return nil
+	}
+}
+
+func (c *child) logTail(n int) string {
+	b, _ := os.ReadFile(c.logPath)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// memStats reads the resident set size and its high-water mark, in bytes.
+func memStats(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseMemStatus(string(b))
+}
+
+func parseMemStatus(status string) (rss, hwm int64, err error) {
+	for _, line := range strings.Split(status, "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parse %s: %v", key, err)
+		}
+		if key == "VmRSS" {
+			rss = kb << 10
+		} else {
+			hwm = kb << 10
+		}
+	}
+	if rss == 0 {
+		return 0, 0, errors.New("no VmRSS in /proc status")
+	}
+	return rss, hwm, nil
+}
+
+// freePort asks the kernel for an unused port; the tiny window before the
+// broker binds it again is acceptable on a quiet machine.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// serveKfake is the hidden subcommand behind kfake-mem and kfake-disk: one
+// kfake broker on 127.0.0.1:port until SIGTERM.
+func serveKfake(args []string) int {
+	fs := flag.NewFlagSet("serve-kfake", flag.ExitOnError)
+	port := fs.Int("port", 0, "port to listen on (127.0.0.1)")
+	dataDir := fs.String("data-dir", "", "persist to this directory (empty: in memory)")
+	fs.Parse(args)
+
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(*port),
+		kfake.AllowAutoTopicCreation(),
+	}
+	if *dataDir != "" {
+		opts = append(opts, kfake.DataDir(*dataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kfake:", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	<-sigs
+	c.Close()
+	return 0
+}

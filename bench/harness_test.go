@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	var hundred []time.Duration
+	for i := 1; i <= 100; i++ {
+		hundred = append(hundred, time.Duration(i))
+	}
+	for _, tc := range []struct {
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{nil, 50, 0},
+		{[]time.Duration{7}, 50, 7},
+		{[]time.Duration{7}, 100, 7},
+		{[]time.Duration{1, 2, 3, 4}, 50, 2},
+		{[]time.Duration{1, 2, 3, 4}, 51, 3},
+		{hundred, 50, 50},
+		{hundred, 99, 99},
+		{hundred, 99.5, 100},
+		{hundred, 100, 100},
+		{hundred, 0.1, 1},
+	} {
+		if got := percentile(tc.sorted, tc.p); got != tc.want {
+			t.Errorf("percentile(%v, %v) = %v, want %v", tc.sorted, tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		in := append([]float64(nil), tc.xs...)
+		if got := median(in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
+		for i := range in {
+			if in[i] != tc.xs[i] {
+				t.Errorf("median modified its input: %v", in)
+			}
+		}
+	}
+}
+
+func TestCompare(t *testing.T) {
+	t.Parallel()
+	higher := figure{Name: "produce", HigherBetter: true}
+	lower := figure{Name: "start-up"}
+	for _, tc := range []struct {
+		f          figure
+		kb, other  float64
+		wantRatio  float64
+		wantWinner string
+		wantOK     bool
+	}{
+		{higher, 200, 100, 2, "kbroker", true},
+		{higher, 50, 100, 0.5, "kfake-mem", true},
+		{lower, 50, 100, 0.5, "kbroker", true},
+		{lower, 200, 100, 2, "kfake-mem", true},
+		{lower, 100, 100, 1, "tie", true},
+		{higher, 0, 100, 0, "", false}, // kbroker not measured
+		{higher, 100, 0, 0, "", false}, // kfake not measured
+	} {
+		ratio, winner, ok := compare(tc.f, tc.kb, tc.other, "kfake-mem")
+		if ratio != tc.wantRatio || winner != tc.wantWinner || ok != tc.wantOK {
+			t.Errorf("compare(%s, %v, %v) = %v, %q, %v; want %v, %q, %v",
+				tc.f.Name, tc.kb, tc.other, ratio, winner, ok, tc.wantRatio, tc.wantWinner, tc.wantOK)
+		}
+	}
+}
+
+func TestFormatValue(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[float64]string{
+		0:        "-",
+		0.28612:  "0.286",
+		1.4321:   "1.43",
+		12.345:   "12.3",
+		572364.4: "572364",
+	} {
+		if got := formatValue(v); got != want {
+			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestPrintTable(t *testing.T) {
+	t.Parallel()
+	results := []*Result{
+		{Broker: "kbroker", StartupMedianMs: 5, ProduceRecPerSec: 300},
+		{Broker: "kfake-mem", StartupMedianMs: 10, ProduceRecPerSec: 100},
+		{Broker: "kfake-disk", Skipped: "not wanted"},
+	}
+	var buf bytes.Buffer
+	printTable(&buf, results)
+	out := buf.String()
+	// row returns the table row whose cells start with prefix, spaces
+	// collapsed so the test does not depend on column widths.
+	row := func(prefix string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if l := strings.Join(strings.Fields(l), " "); strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Fatalf("no row %q in:\n%s", prefix, out)
+		return ""
+	}
+	for _, want := range []string{
+		"figure unit better kbroker kfake-mem kbroker/kfake-mem",
+		// Lower is better and kbroker took half the time.
+		"start-up (median) ms lower 5.00 * 10.0 0.50x (kbroker)",
+		"produce rec/s higher 300 * 100 3.00x (kbroker)",
+		// Unmeasured figures show a dash, not a ratio of zeros.
+		"consume MB/s higher - - -",
+	} {
+		prefix := strings.Join(strings.Fields(want)[:2], " ")
+		if got := row(prefix); got != want {
+			t.Errorf("row %q:\n got %q\nwant %q", prefix, got, want)
+		}
+	}
+	if !strings.Contains(out, "kfake-disk: skipped: not wanted") {
+		t.Errorf("skipped broker not reported:\n%s", out)
+	}
+}
+
+func TestParseMemStatus(t *testing.T) {
+	t.Parallel()
+	status := "Name:\tkbroker\nVmPeak:\t  999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n"
+	rss, hwm, err := parseMemStatus(status)
+	if err != nil || rss != 1024<<10 || hwm != 2048<<10 {
+		t.Errorf("parseMemStatus = %d, %d, %v; want %d, %d, nil", rss, hwm, err, 1024<<10, 2048<<10)
+	}
+	if _, _, err := parseMemStatus("Name:\tx\n"); err == nil {
+		t.Error("parseMemStatus without VmRSS: no error")
+	}
+}
+
+func TestPayloads(t *testing.T) {
+	t.Parallel()
+	a, b := payloads(1024, 4), payloads(1024, 4)
+	for i := range a {
+		if len(a[i]) != 1024 || !bytes.Equal(a[i], b[i]) {
+			t.Fatalf("payload %d: not 1024 bytes or not deterministic", i)
+		}
+	}
+	if bytes.Equal(a[0], a[1]) {
+		t.Error("payloads repeat: a batch of them would compress to nothing")
+	}
+}

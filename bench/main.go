@@ -1,0 +1,290 @@
+// Command bench measures kbroker side by side with franz-go's kfake: start-up
+// time, memory, produce and consume throughput and end-to-end latency. Each
+// broker runs as its own child process on 127.0.0.1, one after another.
+//
+//	cd bench && go run . [-brokers kbroker,kfake-mem,kfake-disk] [-records 200000] [-json out.json]
+//
+// Progress goes to stderr, the table to stdout. See README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type config struct {
+	brokers         []string
+	kbrokerSrc      string
+	records         int
+	recordSize      int
+	compression     string
+	latencyRate     int
+	latencyDuration time.Duration
+	startupRuns     int
+	phaseTimeout    time.Duration
+	jsonOut         string
+}
+
+var allBrokers = []string{"kbroker", "kfake-mem", "kfake-disk"}
+
+func main() {
+	// The kfake brokers are this same binary, re-executed.
+	if len(os.Args) > 1 && os.Args[1] == "serve-kfake" {
+		os.Exit(serveKfake(os.Args[2:]))
+	}
+
+	var cfg config
+	var brokers string
+	flag.StringVar(&brokers, "brokers", strings.Join(allBrokers, ","), "comma-separated brokers to run: "+strings.Join(allBrokers, ", "))
+	flag.StringVar(&cfg.kbrokerSrc, "kbroker-src", "../cmd/kbroker", "directory of the kbroker main package to build")
+	flag.IntVar(&cfg.records, "records", 200_000, "records to produce, then consume, in the throughput runs")
+	flag.IntVar(&cfg.recordSize, "record-size", 1024, "record value size in bytes")
+	flag.StringVar(&cfg.compression, "compression", "snappy", "producer batch compression: none, gzip, snappy, lz4, zstd (kgo's default is snappy)")
+	flag.IntVar(&cfg.latencyRate, "latency-rate", 2000, "records per second in the end-to-end latency run")
+	flag.DurationVar(&cfg.latencyDuration, "latency-duration", 5*time.Second, "length of the end-to-end latency run")
+	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups to time; the median is reported")
+	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each start-up, produce and consume phase (the latency phase gets -latency-duration on top)")
+	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.Parse()
+
+	log.SetFlags(0)
+	log.SetPrefix("bench: ")
+	for _, b := range strings.Split(brokers, ",") {
+		b = strings.TrimSpace(b)
+		if !slices.Contains(allBrokers, b) {
+			log.Fatalf("unknown broker %q in -brokers (have %s)", b, strings.Join(allBrokers, ", "))
+		}
+		cfg.brokers = append(cfg.brokers, b)
+	}
+	if _, err := codec(cfg.compression); err != nil {
+		log.Fatal(err)
+	}
+	if cfg.records < 1 || cfg.recordSize < 8 || cfg.latencyRate < 1 || cfg.startupRuns < 1 {
+		log.Fatal("-records, -latency-rate and -startup-runs must be positive, -record-size at least 8")
+	}
+
+	// Ctrl-C cancels the phases; the deferred cleanups then stop the
+	// children and remove the temporary directory.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, cfg))
+}
+
+func codec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown -compression %q", name)
+}
+
+func run(ctx context.Context, cfg config) int {
+	tmp, err := os.MkdirTemp("", "kbroker-bench-")
+	if err != nil {
+		log.Print(err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+
+	self, err := os.Executable()
+	if err != nil {
+		log.Print(err)
+		return 1
+	}
+
+	var results []*Result
+	for _, name := range cfg.brokers {
+		if ctx.Err() != nil {
+			break
+		}
+		var spec brokerSpec
+		switch name {
+		case "kbroker":
+			bin := filepath.Join(tmp, "kbroker")
+			log.Printf("building kbroker from %s", cfg.kbrokerSrc)
+			if err := buildKbroker(ctx, cfg.kbrokerSrc, bin); err != nil {
+				log.Printf("kbroker: build failed, skipping it: %v", err)
+				results = append(results, &Result{Broker: name, Skipped: "build failed (see stderr)"})
+				continue
+			}
+			spec = kbrokerSpec(bin)
+		case "kfake-mem":
+			spec = kfakeSpec(self, false)
+		case "kfake-disk":
+			spec = kfakeSpec(self, true)
+		}
+		results = append(results, benchBroker(ctx, cfg, spec, tmp))
+	}
+
+	printTable(os.Stdout, results)
+	if cfg.jsonOut != "" {
+		rep := report{
+			Settings: map[string]any{
+				"records":             cfg.records,
+				"record_size":         cfg.recordSize,
+				"compression":         cfg.compression,
+				"latency_rate":        cfg.latencyRate,
+				"latency_duration_ms": cfg.latencyDuration.Milliseconds(),
+				"startup_runs":        cfg.startupRuns,
+			},
+			Results: results,
+		}
+		if err := writeJSON(cfg.jsonOut, rep); err != nil {
+			log.Print(err)
+			return 1
+		}
+	}
+	for _, r := range results {
+		if r.Skipped != "" || len(r.Errors) > 0 {
+			return 1
+		}
+	}
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// benchBroker takes all figures for one broker. Start-up is timed
+// startupRuns times on fresh data directories; the last instance stays up for
+// the workloads. A failed phase is recorded and the remaining ones still run
+// when they can.
+func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *Result {
+	res := &Result{Broker: spec.Name}
+	logf := func(format string, args ...any) { log.Printf(spec.Name+": "+format, args...) }
+	compression, _ := codec(cfg.compression)
+
+	var live *child
+	defer func() {
+		if live != nil {
+			live.stop()
+		}
+	}()
+	for i := 1; i <= cfg.startupRuns; i++ {
+		c, err := startChild(spec, tmp)
+		if err != nil {
+			res.fail("start", err)
+			return res
+		}
+		sctx, cancel := context.WithTimeout(ctx, cfg.phaseTimeout)
+		d, err := waitReady(sctx, c)
+		cancel()
+		if err != nil {
+			c.stop()
+			res.fail("start-up", err)
+			return res
+		}
+		logf("start-up %d/%d: %.1f ms", i, cfg.startupRuns, ms(d))
+		res.StartupRunsMs = append(res.StartupRunsMs, ms(d))
+		if i < cfg.startupRuns {
+			c.stop()
+		} else {
+			live = c
+		}
+	}
+	res.StartupMedianMs = median(res.StartupRunsMs)
+
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+		return res
+	}
+	if rss, _, err := memStats(live.pid()); err != nil {
+		res.fail("RSS idle", err)
+	} else {
+		res.RSSIdleMiB = mib(rss)
+		logf("RSS idle: %.1f MiB", res.RSSIdleMiB)
+	}
+
+	values := payloads(cfg.recordSize, 1024)
+	const throughputTopic, latencyTopic = "bench-throughput", "bench-latency"
+	dead := false // the broker exited: no point in further phases
+	phase := func(name string, timeout time.Duration, f func(context.Context) error) bool {
+		if dead || ctx.Err() != nil {
+			return false
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		err := f(pctx)
+		if err == nil {
+			return true
+		}
+		res.fail(name, err)
+		logf("%s failed: %v", name, err)
+		if err := live.exited(); err != nil {
+			res.fail("broker", err)
+			dead = true
+		}
+		return false
+	}
+
+	if phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error { return createTopic(ctx, live.addr, throughputTopic, 6) }) {
+		produced := phase("produce", cfg.phaseTimeout, func(ctx context.Context) error {
+			t, err := produceThroughput(ctx, live.addr, throughputTopic, cfg.records, values, compression)
+			if err == nil {
+				res.ProduceRecPerSec, res.ProduceMBPerSec = t.RecordsPerSec(), t.MBPerSec()
+				logf("produce: %d records in %v: %.0f rec/s, %.1f MB/s", t.Records, t.Elapsed.Round(time.Millisecond), res.ProduceRecPerSec, res.ProduceMBPerSec)
+			}
+			return err
+		})
+		if produced {
+			phase("consume", cfg.phaseTimeout, func(ctx context.Context) error {
+				t, err := consumeThroughput(ctx, live.addr, throughputTopic, cfg.records)
+				if err == nil {
+					res.ConsumeRecPerSec, res.ConsumeMBPerSec = t.RecordsPerSec(), t.MBPerSec()
+					logf("consume: %d records in %v: %.0f rec/s, %.1f MB/s", t.Records, t.Elapsed.Round(time.Millisecond), res.ConsumeRecPerSec, res.ConsumeMBPerSec)
+				}
+				return err
+			})
+		}
+	}
+
+	if phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error { return createTopic(ctx, live.addr, latencyTopic, 1) }) {
+		phase("latency", cfg.latencyDuration+cfg.phaseTimeout, func(ctx context.Context) error {
+			logf("latency: %d rec/s for %v", cfg.latencyRate, cfg.latencyDuration)
+			lat, err := e2eLatency(ctx, live.addr, latencyTopic, cfg.latencyRate, cfg.latencyDuration, values, compression)
+			if err != nil {
+				return err
+			}
+			slices.Sort(lat)
+			res.LatencyRecords = len(lat)
+			res.LatencyP50Ms = ms(percentile(lat, 50))
+			res.LatencyP99Ms = ms(percentile(lat, 99))
+			res.LatencyMaxMs = ms(percentile(lat, 100))
+			logf("latency: %d records: p50 %.2f ms, p99 %.2f ms, max %.2f ms", len(lat), res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs)
+			return nil
+		})
+	}
+
+	if dead || ctx.Err() != nil {
+		return res
+	}
+	if rss, hwm, err := memStats(live.pid()); err != nil {
+		res.fail("RSS after", err)
+	} else {
+		res.RSSAfterMiB, res.RSSPeakMiB = mib(rss), mib(max(rss, hwm))
+		logf("RSS after: %.1f MiB, peak %.1f MiB", res.RSSAfterMiB, res.RSSPeakMiB)
+	}
+	return res
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

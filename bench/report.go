@@ -1,0 +1,238 @@
+package main
+
+// Results, the helpers that summarise them, and the printed table.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result holds one broker's figures. A zero figure means "not measured"
+// (every real figure is positive); Errors says why.
+type Result struct {
+	Broker  string   `json:"broker"`
+	Skipped string   `json:"skipped,omitempty"` // why the broker did not run at all
+	Errors  []string `json:"errors,omitempty"`
+
+	StartupRunsMs   []float64 `json:"startup_runs_ms,omitempty"`
+	StartupMedianMs float64   `json:"startup_median_ms"`
+
+	RSSIdleMiB  float64 `json:"rss_idle_mib"`
+	RSSAfterMiB float64 `json:"rss_after_mib"`
+	RSSPeakMiB  float64 `json:"rss_peak_mib"` // VmHWM at the end: the peak over the whole life
+
+	ProduceRecPerSec float64 `json:"produce_records_per_sec"`
+	ProduceMBPerSec  float64 `json:"produce_mb_per_sec"`
+	ConsumeRecPerSec float64 `json:"consume_records_per_sec"`
+	ConsumeMBPerSec  float64 `json:"consume_mb_per_sec"`
+
+	LatencyRecords int     `json:"latency_records"`
+	LatencyP50Ms   float64 `json:"latency_p50_ms"`
+	LatencyP99Ms   float64 `json:"latency_p99_ms"`
+	LatencyMaxMs   float64 `json:"latency_max_ms"`
+}
+
+func (r *Result) fail(phase string, err error) {
+	r.Errors = append(r.Errors, phase+": "+err.Error())
+}
+
+// figure is one row of the table.
+type figure struct {
+	Name         string
+	Unit         string
+	HigherBetter bool
+	Value        func(*Result) float64
+}
+
+var figures = []figure{
+	{"start-up (median)", "ms", false, func(r *Result) float64 { return r.StartupMedianMs }},
+	{"RSS idle", "MiB", false, func(r *Result) float64 { return r.RSSIdleMiB }},
+	{"RSS after run", "MiB", false, func(r *Result) float64 { return r.RSSAfterMiB }},
+	{"RSS peak (VmHWM)", "MiB", false, func(r *Result) float64 { return r.RSSPeakMiB }},
+	{"produce", "rec/s", true, func(r *Result) float64 { return r.ProduceRecPerSec }},
+	{"produce", "MB/s", true, func(r *Result) float64 { return r.ProduceMBPerSec }},
+	{"consume", "rec/s", true, func(r *Result) float64 { return r.ConsumeRecPerSec }},
+	{"consume", "MB/s", true, func(r *Result) float64 { return r.ConsumeMBPerSec }},
+	{"e2e latency p50", "ms", false, func(r *Result) float64 { return r.LatencyP50Ms }},
+	{"e2e latency p99", "ms", false, func(r *Result) float64 { return r.LatencyP99Ms }},
+	{"e2e latency max", "ms", false, func(r *Result) float64 { return r.LatencyMaxMs }},
+}
+
+// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
+// sorted, or 0 if it is empty.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// median of xs (not modified); the mean of the middle two for even counts.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	mid := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[mid]
+	}
+	return (s[mid-1] + s[mid]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// compare returns kbroker/other and who wins that figure; ok is false when
+// either side was not measured.
+func compare(f figure, kbroker, other float64, otherName string) (ratio float64, winner string, ok bool) {
+	if kbroker <= 0 || other <= 0 {
+		return 0, "", false
+	}
+	ratio = kbroker / other
+	switch {
+	case kbroker == other:
+		winner = "tie"
+	case (kbroker > other) == f.HigherBetter:
+		winner = "kbroker"
+	default:
+		winner = otherName
+	}
+	return ratio, winner, true
+}
+
+// formatValue prints with about three significant digits.
+func formatValue(v float64) string {
+	switch {
+	case v <= 0:
+		return "-"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+// printTable writes one row per figure: each broker's value (the best one
+// marked *), and, when kbroker ran, kbroker/kfake ratios naming the winner.
+func printTable(w io.Writer, results []*Result) {
+	var ran []*Result
+	var kb *Result
+	for _, r := range results {
+		if r.Skipped != "" {
+			continue
+		}
+		ran = append(ran, r)
+		if r.Broker == "kbroker" {
+			kb = r
+		}
+	}
+	var others []*Result // what kbroker is compared with
+	if kb != nil {
+		for _, r := range ran {
+			if r != kb {
+				others = append(others, r)
+			}
+		}
+	}
+
+	if len(ran) == 0 {
+		fmt.Fprintln(w, "no broker ran.")
+	} else {
+		printRows(w, ran, kb, others)
+	}
+	for _, r := range results {
+		if r.Skipped != "" {
+			fmt.Fprintf(w, "%s: skipped: %s\n", r.Broker, r.Skipped)
+		}
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "%s: %s\n", r.Broker, e)
+		}
+	}
+}
+
+func printRows(w io.Writer, ran []*Result, kb *Result, others []*Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := []string{"figure", "unit", "better"}
+	for _, r := range ran {
+		head = append(head, r.Broker)
+	}
+	for _, o := range others {
+		head = append(head, "kbroker/"+o.Broker)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+
+	for _, f := range figures {
+		better := "lower"
+		if f.HigherBetter {
+			better = "higher"
+		}
+		row := []string{f.Name, f.Unit, better}
+		best := bestIndex(f, ran)
+		for i, r := range ran {
+			cell := formatValue(f.Value(r))
+			if i == best && len(ran) > 1 {
+				cell += " *"
+			}
+			row = append(row, cell)
+		}
+		for _, o := range others {
+			ratio, winner, ok := compare(f, f.Value(kb), f.Value(o), o.Broker)
+			if !ok {
+				row = append(row, "-")
+				continue
+			}
+			row = append(row, fmt.Sprintf("%.2fx (%s)", ratio, winner))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+
+	if len(ran) > 1 {
+		fmt.Fprint(w, "* best in row.")
+		if len(others) > 0 {
+			fmt.Fprint(w, " Ratios are kbroker/kfake; the winner is in brackets.")
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// bestIndex is the index of the best measured value in the row, or -1.
+func bestIndex(f figure, rs []*Result) int {
+	best := -1
+	for i, r := range rs {
+		v := f.Value(r)
+		if v <= 0 {
+			continue
+		}
+		if best < 0 || (f.HigherBetter && v > f.Value(rs[best])) || (!f.HigherBetter && v < f.Value(rs[best])) {
+			best = i
+		}
+	}
+	return best
+}
+
+// report is what -json writes.
+type report struct {
+	Settings map[string]any `json:"settings"`
+	Results  []*Result      `json:"results"`
+}
+
+func writeJSON(path string, rep report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
