@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -16,11 +17,10 @@ type conn struct {
 	s        *Server
 	nc       net.Conn
 	listener *boundListener
-	out      chan *protocol.Frame // responses in request order; closed by readLoop
 }
 
 func newConn(s *Server, nc net.Conn, l *boundListener) *conn {
-	return &conn{s: s, nc: nc, listener: l, out: make(chan *protocol.Frame, 8)}
+	return &conn{s: s, nc: nc, listener: l}
 }
 
 // clientReq is a request in flight with what its handler needs.
@@ -31,30 +31,45 @@ type clientReq struct {
 	rb protocol.ResponseBuilder
 }
 
-// errCloseConn makes readLoop close the connection after a request, e.g.
-// an acks=0 produce that failed (Kafka closes so the client refreshes
+// errCloseConn makes serve close the connection after a request, e.g. an
+// acks=0 produce that failed (Kafka closes so the client refreshes
 // metadata).
 var errCloseConn = errors.New("broker: close connection")
 
-func (c *conn) serve() {
-	defer c.s.removeConn(c)
-	writerDone := make(chan struct{})
-	if !c.s.goroutine(func() { defer close(writerDone); c.writeLoop() }) {
-		c.nc.Close()
-		return
+// framePool recycles request frame buffers. kmsg decodes bytes fields by
+// aliasing the frame, so a frame goes back to the pool only after a request
+// whose handler keeps nothing of it (see recyclable).
+var framePool sync.Pool // *[]byte
+
+// maxPooledFrame keeps rare huge frames out of the pool.
+const maxPooledFrame = 8 << 20
+
+// recyclable lists the APIs whose handlers copy what they keep (strings are
+// copied by kmsg; record bytes are written to the log and dropped), so
+// their frame can be reused. Produce is the one that matters: its frames
+// are large and frequent.
+func recyclable(key int16) bool {
+	switch key {
+	case protocol.ProduceKey, protocol.FetchKey, protocol.ListOffsetsKey, protocol.MetadataKey, protocol.ApiVersionsKey:
+		return true
 	}
-	c.readLoop()
-	close(c.out)
-	<-writerDone
-	c.nc.Close()
+	return false
 }
 
-func (c *conn) readLoop() {
+// serve handles the connection's requests one at a time, writing each
+// response before reading the next request, as Kafka mutes a channel while
+// a request is in flight. Responses therefore leave in request order, and a
+// client that stops reading responses stops its own requests, nobody else's.
+func (c *conn) serve() {
+	defer c.s.removeConn(c)
+	defer c.nc.Close()
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
-		// A fresh buffer per frame: kmsg decodes bytes fields by aliasing
-		// the frame, and handlers may keep what they decode.
-		frame, err := protocol.ReadFrame(r, c.s.cfg.SocketRequestMaxBytes, nil)
+		bufp, _ := framePool.Get().(*[]byte)
+		if bufp == nil {
+			bufp = new([]byte)
+		}
+		frame, err := protocol.ReadFrame(r, c.s.cfg.SocketRequestMaxBytes, *bufp)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.s.logger.Debug("closing connection: unreadable frame", "remote", c.nc.RemoteAddr(), "err", err)
@@ -67,42 +82,38 @@ func (c *conn) readLoop() {
 				"key", req.Key, "version", req.Version, "err", err)
 			return
 		}
-		creq := &clientReq{conn: c, Request: req}
-		resp, err := c.s.handle(creq)
-		if err != nil {
-			creq.rb.Release()
-			if !errors.Is(err, errCloseConn) {
-				c.s.logger.Warn("closing connection: request failed", "remote", c.nc.RemoteAddr(),
-					"api", kmsg.NameForKey(req.Key), "version", req.Version, "err", err)
-			}
+		if !c.handle(req) {
 			return
 		}
-		if resp == nil { // acks=0 produce: no response
-			continue
-		}
-		frameOut, err := creq.rb.Build(req.CorrelationID, resp)
-		if err != nil {
-			creq.rb.Release()
-			c.s.logger.Error("closing connection: response does not encode", "api", kmsg.NameForKey(req.Key), "err", err)
-			return
-		}
-		select {
-		case c.out <- frameOut:
-		case <-c.s.closing:
-			frameOut.Release()
-			return
+		if recyclable(req.Key) && cap(frame) <= maxPooledFrame {
+			*bufp = frame[:0]
+			framePool.Put(bufp)
 		}
 	}
 }
 
-func (c *conn) writeLoop() {
-	for f := range c.out {
-		if _, err := f.WriteTo(c.nc); err != nil {
-			c.nc.Close() // unblocks readLoop
-			for f := range c.out {
-				f.Release()
-			}
-			return
+// handle runs one request and writes its response; false closes the
+// connection.
+func (c *conn) handle(req protocol.Request) bool {
+	creq := &clientReq{conn: c, Request: req}
+	resp, err := c.s.handle(creq)
+	if err != nil {
+		creq.rb.Release()
+		if !errors.Is(err, errCloseConn) {
+			c.s.logger.Warn("closing connection: request failed", "remote", c.nc.RemoteAddr(),
+				"api", kmsg.NameForKey(req.Key), "version", req.Version, "err", err)
 		}
+		return false
 	}
+	if resp == nil { // acks=0 produce: no response
+		return true
+	}
+	out, err := creq.rb.Build(req.CorrelationID, resp)
+	if err != nil {
+		creq.rb.Release()
+		c.s.logger.Error("closing connection: response does not encode", "api", kmsg.NameForKey(req.Key), "err", err)
+		return false
+	}
+	_, err = out.WriteTo(c.nc)
+	return err == nil
 }

@@ -5,12 +5,12 @@
 //
 // # Threading model
 //
-// Each connection has two goroutines, as in Kafka's Processor and kfake's
-// clientConn: readLoop reads a frame, handles the request, and queues the
-// response; writeLoop writes queued responses in order. Requests on one
-// connection are handled one at a time (Kafka mutes a channel while a request
-// is in flight), so responses leave in request order without sequencing, and
-// a long-poll Fetch parks only its own connection. Different connections run
+// Each connection has one goroutine that reads a request, handles it and
+// writes its response before reading the next: Kafka mutes a channel while a
+// request is in flight, so requests on one connection never overlap anyway,
+// and without a separate writer no goroutine hand-off sits on the latency
+// path. Responses leave in request order without sequencing, and a
+// long-poll Fetch parks only its own connection. Different connections run
 // in parallel; shared state is guarded where it lives (storage.Log has its
 // own lock; fetch sessions have theirs).
 //
