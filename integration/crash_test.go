@@ -3,91 +3,13 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// The broker as a separate process, so a test can kill -9 it.
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// kbrokerBinary builds cmd/kbroker once per test run.
-func kbrokerBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kbroker-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "kbroker")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/kbroker/kbroker/cmd/kbroker").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-type brokerProcess struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-// startProcess runs kbroker on dataDir at a free 127.0.0.1 port and waits
-// until it accepts connections.
-func startProcess(t testing.TB, dataDir string, extra ...string) *brokerProcess {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	args := append([]string{"--data-dir", dataDir, "--log-level", "warn", "--override", "listeners=PLAINTEXT://" + addr}, extra...)
-	cmd := exec.Command(kbrokerBinary(t), args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &brokerProcess{cmd: cmd, addr: addr}
-	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker at %s did not start: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (p *brokerProcess) kill() {
-	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
-	}
-}
 
 // Kill -9 the broker while producers are writing; after restart every
 // acknowledged record is at the offset it was acknowledged with, and the
