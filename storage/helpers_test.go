@@ -26,7 +26,9 @@ type testRec struct {
 	headers    []RecordHeader
 }
 
-func rec(value string, ts int64) testRec { return testRec{key: []byte("k"), value: []byte(value), ts: ts} }
+func rec(value string, ts int64) testRec {
+	return testRec{key: []byte("k"), value: []byte(value), ts: ts}
+}
 
 // batchOpts shape a test batch.
 type batchOpts struct {

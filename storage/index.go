@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"io"
 	"os"
 	"sync/atomic"
@@ -62,6 +63,9 @@ func (x *indexFile) flush() error {
 		return nil
 	}
 	if err := x.file.Sync(); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return nil // the segment was deleted meanwhile
+		}
 		x.dirty.Store(true)
 		return err
 	}

@@ -176,31 +176,32 @@ func notify(ch chan<- struct{}) {
 // segment layout depend on (UnifiedLog.analyzeAndValidateRecords, LogValidator's
 // batch checks): whole v2 batches, no larger than max.message.bytes, each with
 // LastOffsetDelta == RecordCount-1 so a batch cannot claim a range of offsets it has
-// no records for.
-func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, offsets int64, count int64, err error) {
+// no records for. It returns the batch sizes and the number of records (= offsets)
+// they take.
+func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, count int64, err error) {
 	if len(records) == 0 {
-		return nil, 0, 0, fmt.Errorf("%w: no record batches", ErrCorruptRecord)
+		return nil, 0, fmt.Errorf("%w: no record batches", ErrCorruptRecord)
 	}
 	for pos := 0; pos < len(records); {
 		h, err := ParseBatchHeader(records[pos:])
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, err
 		}
 		size := h.Size()
 		if size > len(records)-pos {
-			return nil, 0, 0, fmt.Errorf("%w: batch of %d bytes, %d left", ErrCorruptRecord, size, len(records)-pos)
+			return nil, 0, fmt.Errorf("%w: batch of %d bytes, %d left", ErrCorruptRecord, size, len(records)-pos)
 		}
 		if size > int(maxMessageBytes) {
-			return nil, 0, 0, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrRecordTooLarge, size, maxMessageBytes)
+			return nil, 0, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrRecordTooLarge, size, maxMessageBytes)
 		}
 		if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
-			return nil, 0, 0, fmt.Errorf("%w: record count %d does not match last offset delta %d", ErrCorruptRecord, h.RecordCount, h.LastOffsetDelta)
+			return nil, 0, fmt.Errorf("%w: record count %d does not match last offset delta %d", ErrCorruptRecord, h.RecordCount, h.LastOffsetDelta)
 		}
 		sizes = append(sizes, size)
-		offsets += int64(h.RecordCount)
+		count += int64(h.RecordCount)
 		pos += size
 	}
-	return sizes, offsets, offsets, nil
+	return sizes, count, nil
 }
 
 // AppendAsLeader appends one or more whole RecordBatches (Kafka
@@ -219,7 +220,7 @@ func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, offsets
 // once the append is committed (on a single broker, at once, to LastOffset+1).
 func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, error) {
 	cfg := l.Config()
-	sizes, offsets, count, err := analyzeBatches(records, cfg.MaxMessageBytes)
+	sizes, count, err := analyzeBatches(records, cfg.MaxMessageBytes)
 	if err != nil {
 		return LogAppendInfo{}, err
 	}
@@ -232,10 +233,9 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 	if l.closed.Load() {
 		return LogAppendInfo{}, ErrClosed
 	}
-	now := l.now()
-	nowMs := now.UnixMilli()
+	nowMs := l.now().UnixMilli()
 	first := l.LogEndOffset()
-	last := first + offsets - 1
+	last := first + count - 1
 
 	seg := l.activeSegment()
 	if seg.shouldRoll(cfg, int64(len(records)), last, nowMs) {
@@ -244,7 +244,7 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 		}
 	}
 	if !seg.canConvertToRelativeOffset(last) {
-		return LogAppendInfo{}, fmt.Errorf("%w: append spans %d offsets", ErrRecordTooLarge, offsets)
+		return LogAppendInfo{}, fmt.Errorf("%w: append spans %d offsets", ErrRecordTooLarge, count)
 	}
 
 	info := LogAppendInfo{FirstOffset: first, LastOffset: last, LogAppendTime: -1, RecordCount: int32(min(count, math.MaxInt32))}

@@ -175,7 +175,11 @@ func TestRecordsCorrupt(t *testing.T) {
 	}{
 		{"count too high", func() []byte { b := bytes.Clone(good); binary.BigEndian.PutUint32(b[recordCountOffset:], 3); return b }()},
 		{"count too low", func() []byte { b := bytes.Clone(good); binary.BigEndian.PutUint32(b[recordCountOffset:], 1); return b }()},
-		{"negative count", func() []byte { b := bytes.Clone(good); binary.BigEndian.PutUint32(b[recordCountOffset:], 0xffffffff); return b }()},
+		{"negative count", func() []byte {
+			b := bytes.Clone(good)
+			binary.BigEndian.PutUint32(b[recordCountOffset:], 0xffffffff)
+			return b
+		}()},
 		{"trailing bytes", fix(append(bytes.Clone(good), 0, 0))},
 		{"truncated record", fix(bytes.Clone(good[:len(good)-2]))},
 		{"length mismatch", append(bytes.Clone(good), 1)},
