@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +8,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/kbroker/kbroker/storage"
 )
@@ -56,16 +52,13 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("broker: open log dir %s: %w", cfg.LogDir, err)
 	}
 	s := &Server{
-		cfg:      cfg,
-		logger:   logger,
-		logs:     logs,
-		sessions: newFetchSessionCache(),
-		conns:    make(map[*conn]struct{}),
-		closing:  make(chan struct{}),
-	}
-	if s.clusterID, err = loadClusterID(logs.Meta()); err != nil {
-		logs.Close()
-		return nil, err
+		cfg:       cfg,
+		logger:    logger,
+		logs:      logs,
+		clusterID: logs.Meta().ClusterID(),
+		sessions:  newFetchSessionCache(),
+		conns:     make(map[*conn]struct{}),
+		closing:   make(chan struct{}),
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
@@ -83,32 +76,6 @@ func Start(cfg Config) (*Server, error) {
 	logger.Info("kbroker started", "listeners", s.Addrs(), "data_dir", cfg.LogDir,
 		"topics", len(logs.Topics()), "cluster_id", s.clusterID, "ready_in", time.Since(began).Round(time.Microsecond))
 	return s, nil
-}
-
-// loadClusterID reads the cluster id from meta.db, creating it on first
-// start (Kafka keeps it in meta.properties).
-func loadClusterID(meta *storage.MetaStore) (string, error) {
-	var id string
-	err := meta.Update(func(tx *bbolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("cluster"))
-		if err != nil {
-			return err
-		}
-		if v := b.Get([]byte("cluster.id")); v != nil {
-			id = string(v)
-			return nil
-		}
-		var raw [16]byte
-		if _, err := rand.Read(raw[:]); err != nil {
-			return err
-		}
-		id = base64.RawURLEncoding.EncodeToString(raw[:])
-		return b.Put([]byte("cluster.id"), []byte(id))
-	})
-	if err != nil {
-		return "", fmt.Errorf("broker: cluster id: %w", err)
-	}
-	return id, nil
 }
 
 // Addr returns the host:port the first listener is bound to; with port 0 in

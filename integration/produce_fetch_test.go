@@ -63,7 +63,11 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	clusterID := b.ClusterID()
 	b = b.restart(t)
+	if b.ClusterID() != clusterID || clusterID == "" {
+		t.Errorf("cluster id %q before restart, %q after", clusterID, b.ClusterID())
+	}
 	adm = b.admin(t)
 	after, err := adm.ListEndOffsets(ctx(t), "keep")
 	if err != nil {

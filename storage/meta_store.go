@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ var (
 	topicsBucket          = []byte("topics")            // name -> encoded topicRecord
 	logStartOffsetsBucket = []byte("log-start-offsets") // topic ID ++ partition (BE) -> int64 (BE)
 	schemaVersionKey      = []byte("schema-version")
+	clusterIDKey          = []byte("cluster.id")
 )
 
 // MetaStore is the broker's small metadata database, <dir>/meta.db (bbolt). Storage
@@ -25,40 +28,83 @@ var (
 // txn state will live in buckets of their own. Every Update is one durable bbolt
 // transaction (fsync on commit).
 type MetaStore struct {
-	db *bolt.DB
+	db        *bolt.DB
+	clusterID string
 }
 
-// OpenMetaStore opens or creates the database at path, creates storage's buckets and
-// checks the schema version. It fails after a second if another process holds the file.
+// OpenMetaStore opens or creates the database at path, creates storage's buckets,
+// checks the schema version and reads the cluster id, creating it on first start
+// (Kafka keeps it in the log dir's meta.properties). A database that needs no
+// initialisation is not written to, so a restart costs no fsync here. It fails after
+// a second if another process holds the file.
 func OpenMetaStore(path string) (*MetaStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{metaBucket, topicsBucket, logStartOffsetsBucket} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+	s := &MetaStore{db: db}
+	initialized := false
+	err = db.View(func(tx *bolt.Tx) error {
+		initialized, err = s.readMeta(tx)
+		return err
+	})
+	if err == nil && !initialized {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{metaBucket, topicsBucket, logStartOffsetsBucket} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			if _, err := s.readMeta(tx); err != nil {
 				return err
 			}
-		}
-		b := tx.Bucket(metaBucket)
-		if v := b.Get(schemaVersionKey); v != nil {
-			if len(v) != 4 {
-				return errors.New("malformed schema version")
+			b := tx.Bucket(metaBucket)
+			if b.Get(schemaVersionKey) == nil {
+				if err := b.Put(schemaVersionKey, binary.BigEndian.AppendUint32(nil, metaSchemaVersion)); err != nil {
+					return err
+				}
 			}
-			if got := binary.BigEndian.Uint32(v); got > metaSchemaVersion {
-				return fmt.Errorf("schema version %d is newer than supported %d", got, metaSchemaVersion)
+			if s.clusterID == "" {
+				var raw [16]byte
+				if _, err := rand.Read(raw[:]); err != nil {
+					return err
+				}
+				s.clusterID = base64.RawURLEncoding.EncodeToString(raw[:])
+				return b.Put(clusterIDKey, []byte(s.clusterID))
 			}
 			return nil
-		}
-		return b.Put(schemaVersionKey, binary.BigEndian.AppendUint32(nil, metaSchemaVersion))
-	})
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
 	}
-	return &MetaStore{db: db}, nil
+	return s, nil
 }
+
+// readMeta checks the schema version and loads the cluster id; it reports whether
+// every bucket and key is already in place.
+func (s *MetaStore) readMeta(tx *bolt.Tx) (bool, error) {
+	b := tx.Bucket(metaBucket)
+	if b == nil {
+		return false, nil
+	}
+	v := b.Get(schemaVersionKey)
+	if v != nil {
+		if len(v) != 4 {
+			return false, errors.New("malformed schema version")
+		}
+		if got := binary.BigEndian.Uint32(v); got > metaSchemaVersion {
+			return false, fmt.Errorf("schema version %d is newer than supported %d", got, metaSchemaVersion)
+		}
+	}
+	s.clusterID = string(b.Get(clusterIDKey))
+	return v != nil && s.clusterID != "" && tx.Bucket(topicsBucket) != nil && tx.Bucket(logStartOffsetsBucket) != nil, nil
+}
+
+// ClusterID is the id this data directory belongs to, made once at its first
+// start: a random 16 bytes in URL-safe base64, like Kafka's.
+func (s *MetaStore) ClusterID() string { return s.clusterID }
 
 // Update runs fn in a read-write transaction, committed (and fsynced) if fn returns nil.
 func (s *MetaStore) Update(fn func(tx *bolt.Tx) error) error { return s.db.Update(fn) }
