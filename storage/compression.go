@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -18,6 +19,15 @@ import (
 // records instead; we decompress whole batches, and only off the hot path
 // (OffsetForTimestamp, OffsetOfMaxTimestamp, tests).
 const maxUncompressedBatchBytes = 256 << 20
+
+// decompressBuffers recycles the buffers Records inflates batches into: Records
+// lends record bytes only for the length of its callback, so the buffer is free
+// again when it returns. Validating every compressed produce batch would otherwise
+// allocate (and zero) a fresh buffer per batch.
+var decompressBuffers sync.Pool // *[]byte
+
+// maxPooledDecompressBuffer keeps rare huge buffers out of the pool.
+const maxPooledDecompressBuffer = 8 << 20
 
 // xerialMagic starts the framing that Java clients' snappy codec (xerial
 // SnappyOutputStream) writes: magic, int32 version, int32 compatible version, then
@@ -33,24 +43,24 @@ var (
 	zstdReaders sync.Pool // *zstd.Decoder
 )
 
-// decompressLimit inflates the records section of a batch compressed with codec,
-// refusing output larger than limit.
-func decompressLimit(codec int8, src []byte, limit int) ([]byte, error) {
+// decompressLimit inflates the records section of a batch compressed with codec into
+// dst's storage (reused when large enough), refusing output larger than limit.
+func decompressLimit(codec int8, src []byte, limit int, dst []byte) ([]byte, error) {
 	var out []byte
 	var err error
 	switch codec {
 	case compressionGzip:
-		out, err = gunzip(src, limit)
+		out, err = gunzip(src, limit, dst)
 	case compressionSnappy:
-		out, err = unsnappy(src, limit)
+		out, err = unsnappy(src, limit, dst)
 	case compressionLZ4:
 		r := lz4Readers.Get().(*lz4.Reader)
 		r.Reset(bytes.NewReader(src))
-		out, err = readAllLimited(r, limit)
+		out, err = readAllLimited(r, limit, dst)
 		r.Reset(nil)
 		lz4Readers.Put(r)
 	case compressionZstd:
-		out, err = unzstd(src, limit)
+		out, err = unzstd(src, limit, dst)
 	default:
 		return nil, fmt.Errorf("%w: unknown compression codec %d", ErrCorruptRecord, codec)
 	}
@@ -60,7 +70,7 @@ func decompressLimit(codec int8, src []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
-func gunzip(src []byte, limit int) ([]byte, error) {
+func gunzip(src []byte, limit int, dst []byte) ([]byte, error) {
 	r, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
 	if r == nil {
@@ -72,10 +82,10 @@ func gunzip(src []byte, limit int) ([]byte, error) {
 		return nil, err
 	}
 	defer gzipReaders.Put(r)
-	return readAllLimited(r, limit)
+	return readAllLimited(r, limit, dst)
 }
 
-func unzstd(src []byte, limit int) ([]byte, error) {
+func unzstd(src []byte, limit int, dst []byte) ([]byte, error) {
 	d, _ := zstdReaders.Get().(*zstd.Decoder)
 	var err error
 	if d == nil {
@@ -90,21 +100,21 @@ func unzstd(src []byte, limit int) ([]byte, error) {
 	if err = d.Reset(bytes.NewReader(src)); err != nil {
 		return nil, err
 	}
-	out, err := readAllLimited(d, limit)
+	out, err := readAllLimited(d, limit, dst)
 	if d.Reset(nil) == nil {
 		zstdReaders.Put(d)
 	}
 	return out, err
 }
 
-func unsnappy(src []byte, limit int) ([]byte, error) {
+func unsnappy(src []byte, limit int, dst []byte) ([]byte, error) {
 	if !bytes.HasPrefix(src, xerialMagic) {
-		return snappyBlock(nil, src, limit)
+		return snappyBlock(dst[:0], src, limit)
 	}
 	if len(src) < xerialHeaderLen {
 		return nil, fmt.Errorf("short xerial header")
 	}
-	var out []byte
+	out := dst[:0]
 	for b := src[xerialHeaderLen:]; len(b) > 0; {
 		if len(b) < 4 {
 			return nil, fmt.Errorf("short xerial block length")
@@ -123,7 +133,8 @@ func unsnappy(src []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
-// snappyBlock appends the decoding of one raw snappy block to dst.
+// snappyBlock appends the decoding of one raw snappy block to dst, decoding in place
+// into dst's spare capacity.
 func snappyBlock(dst, block []byte, limit int) ([]byte, error) {
 	n, err := snappy.DecodedLen(block)
 	if err != nil {
@@ -132,18 +143,16 @@ func snappyBlock(dst, block []byte, limit int) ([]byte, error) {
 	if n > limit-len(dst) {
 		return nil, fmt.Errorf("decompressed size exceeds %d bytes", limit)
 	}
-	if dst == nil {
-		return snappy.Decode(nil, block)
-	}
-	part, err := snappy.Decode(nil, block)
-	if err != nil {
+	start := len(dst)
+	dst = slices.Grow(dst, n)[:start+n]
+	if _, err := snappy.Decode(dst[start:], block); err != nil {
 		return nil, err
 	}
-	return append(dst, part...), nil
+	return dst, nil
 }
 
-func readAllLimited(r io.Reader, limit int) ([]byte, error) {
-	var buf bytes.Buffer
+func readAllLimited(r io.Reader, limit int, dst []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst[:0])
 	if _, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1)); err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ func FuzzRecords(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var got []Record
-		err := recordsLimit(b, 1<<20, func(r Record) bool { got = append(got, r); return true })
+		err := recordsLimit(b, 1<<20, func(r Record) bool { got = append(got, cloneRecord(r)); return true })
 		if err != nil {
 			if !errors.Is(err, ErrCorruptRecord) {
 				t.Fatalf("error not ErrCorruptRecord: %v", err)
@@ -92,7 +92,7 @@ func FuzzRecords(f *testing.F) {
 		binary.BigEndian.PutUint32(re[batchLengthOffset:], uint32(len(re)-logOverhead))
 		re[attributesOffset+1] &^= compressionMask
 		var again []Record
-		if err := Records(re, func(r Record) bool { again = append(again, r); return true }); err != nil {
+		if err := Records(re, func(r Record) bool { again = append(again, cloneRecord(r)); return true }); err != nil {
 			t.Fatalf("re-encoded batch rejected: %v", err)
 		}
 		if !reflect.DeepEqual(normalize(got), normalize(again)) {

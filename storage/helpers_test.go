@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -255,3 +256,13 @@ func openTestManager(t testing.TB, dir string, clock *fakeClock, defaults LogCon
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// cloneRecord copies what Records only lends for the length of its callback.
+func cloneRecord(r Record) Record {
+	r.Key, r.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
+	r.Headers = slices.Clone(r.Headers)
+	for i := range r.Headers {
+		r.Headers[i].Value = bytes.Clone(r.Headers[i].Value)
+	}
+	return r
+}

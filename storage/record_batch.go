@@ -191,9 +191,22 @@ func recordsLimit(batch []byte, limit int, fn func(Record) bool) error {
 	}
 	body := batch[BatchHeaderSize:]
 	if h.Compression() != compressionNone {
-		if body, err = decompressLimit(h.Compression(), body, limit); err != nil {
+		bufp, _ := decompressBuffers.Get().(*[]byte)
+		if bufp == nil {
+			bufp = new([]byte)
+		}
+		inflated, err := decompressLimit(h.Compression(), body, limit, *bufp)
+		if err != nil {
+			decompressBuffers.Put(bufp)
 			return err
 		}
+		defer func() {
+			if cap(inflated) <= maxPooledDecompressBuffer {
+				*bufp = inflated[:0]
+				decompressBuffers.Put(bufp)
+			}
+		}()
+		body = inflated
 	}
 	// Every record takes at least 7 bytes; refuse counts the body cannot hold before
 	// looping, so a forged count costs nothing.

@@ -121,7 +121,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 			batch := newBatch(t, c.o, recs...)
 			binary.BigEndian.PutUint64(batch, 100) // base offset
 			var got []Record
-			if err := Records(batch, func(r Record) bool { got = append(got, r); return true }); err != nil {
+			if err := Records(batch, func(r Record) bool { got = append(got, cloneRecord(r)); return true }); err != nil {
 				t.Fatal(err)
 			}
 			if len(got) != len(recs) {
@@ -236,10 +236,10 @@ func TestDecompressLimit(t *testing.T) {
 	raw := bytes.Repeat([]byte{0}, 1<<16)
 	for _, codec := range []int8{compressionGzip, compressionSnappy, compressionLZ4, compressionZstd} {
 		c := compressForTest(t, batchOpts{codec: codec}, raw)
-		if out, err := decompressLimit(codec, c, len(raw)); err != nil || len(out) != len(raw) {
+		if out, err := decompressLimit(codec, c, len(raw), nil); err != nil || len(out) != len(raw) {
 			t.Errorf("codec %d at limit: %d bytes, %v", codec, len(out), err)
 		}
-		if _, err := decompressLimit(codec, c, len(raw)-1); !errors.Is(err, ErrCorruptRecord) {
+		if _, err := decompressLimit(codec, c, len(raw)-1, nil); !errors.Is(err, ErrCorruptRecord) {
 			t.Errorf("codec %d over limit: err = %v", codec, err)
 		}
 	}
