@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -77,11 +79,12 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			}
 			log := t.Partitions[rp.Partition]
 			st := s.partitionState(t, rp.Partition)
-			if _, err := protocol.ValidateProduceBatch(rp.Records, log.Config().MaxMessageBytes); err != nil {
+			cfg := log.Config()
+			if _, err := protocol.ValidateProduceBatch(rp.Records, cfg, time.Now()); err != nil {
 				donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
 				continue
 			}
-			if req.Acks == -1 && int32(len(st.ISR)) < log.Config().MinInsyncReplicas {
+			if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {
 				donep(rt, rp.Partition, kerr.NotEnoughReplicas, "")
 				continue
 			}

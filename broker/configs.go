@@ -398,6 +398,10 @@ func logConfigValue(lc storage.LogConfig, name string) (string, bool) {
 		return i(int64(lc.MaxMessageBytes))
 	case "message.timestamp.type":
 		return lc.MessageTimestampType, true
+	case "message.timestamp.before.max.ms":
+		return i(lc.MessageTimestampBeforeMaxMs)
+	case "message.timestamp.after.max.ms":
+		return i(lc.MessageTimestampAfterMaxMs)
 	case "flush.messages":
 		return i(lc.FlushMessages)
 	case "flush.ms":

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -278,4 +279,25 @@ func TestAutoCreateTopics(t *testing.T) {
 	if code := resp.Topics[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("metadata for unknown topic with auto-create disabled: error %d", code)
 	}
+}
+
+// CreateTime records too far from the broker's clock are refused with
+// INVALID_TIMESTAMP (Kafka 4 allows an hour ahead by default); raising
+// message.timestamp.after.max.ms lets them in.
+func TestProduceTimestampBounds(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, nil)
+	adm := b.admin(t)
+	createTopic(t, adm, "ts", 1, nil)
+	cl := b.client(t, kgo.DefaultProduceTopic("ts"), kgo.RecordRetries(0))
+	future := &kgo.Record{Value: []byte("later"), Timestamp: time.Now().Add(2 * time.Hour)}
+	if err := cl.ProduceSync(ctx(t), future).FirstErr(); !errors.Is(err, kerr.InvalidTimestamp) {
+		t.Fatalf("record 2h ahead: %v, want INVALID_TIMESTAMP", err)
+	}
+	resps, err := adm.AlterTopicConfigs(ctx(t), []kadm.AlterConfig{{Name: "message.timestamp.after.max.ms", Value: kmsg.StringPtr("86400000")}}, "ts")
+	if err != nil || resps[0].Err != nil {
+		t.Fatalf("alter: %v %v", err, resps)
+	}
+	future = &kgo.Record{Value: []byte("later"), Timestamp: time.Now().Add(2 * time.Hour)}
+	produceSync(t, cl, future)
 }

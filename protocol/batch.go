@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -20,10 +21,15 @@ import (
 //     range, clients may not write control batches, and an idempotent batch
 //     needs a sequence (INVALID_RECORD);
 //   - every record decodes (decompressing if needed), with offset deltas
-//     0, 1, 2, ... (INVALID_RECORD / CORRUPT_MESSAGE).
+//     0, 1, 2, ... (INVALID_RECORD / CORRUPT_MESSAGE);
+//   - on a CreateTime topic, every record's timestamp lies within
+//     message.timestamp.before.max.ms / after.max.ms of now
+//     (INVALID_TIMESTAMP, LogValidator.validateTimestamp).
 //
-// Nothing is modified. The returned error wraps a *kerr.Error.
-func ValidateProduceBatch(records []byte, maxMessageBytes int32) (storage.BatchHeader, error) {
+// cfg is the topic's effective config. Nothing is modified. The returned
+// error wraps a *kerr.Error.
+func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) (storage.BatchHeader, error) {
+	maxMessageBytes := cfg.MaxMessageBytes
 	if len(records) == 0 {
 		return storage.BatchHeader{}, invalid(kerr.InvalidRecord, "Produce requests with version 3 and above must contain exactly one record batch.")
 	}
@@ -59,11 +65,20 @@ func ValidateProduceBatch(records []byte, maxMessageBytes int32) (storage.BatchH
 		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Invalid sequence number %d for producer id %d.", h.BaseSequence, h.ProducerID))
 	}
 
-	var next int64
-	var badOffset *storage.Record
+	checkTime := cfg.MessageTimestampType != "LogAppendTime"
+	nowMs := now.UnixMilli()
+	var (
+		next      int64
+		badOffset *storage.Record
+		badTime   *storage.Record
+	)
 	err = storage.Records(records, func(r storage.Record) bool {
-		if r.Offset != next {
+		switch {
+		case r.Offset != next:
 			badOffset = &r
+			return false
+		case checkTime && timestampOutOfRange(r.Timestamp, nowMs, cfg):
+			badTime = &r
 			return false
 		}
 		next++
@@ -74,10 +89,22 @@ func ValidateProduceBatch(records []byte, maxMessageBytes int32) (storage.BatchH
 		return h, invalid(kerr.CorruptMessage, err.Error())
 	case badOffset != nil:
 		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record has offset delta %d where %d was expected.", badOffset.Offset, next))
+	case badTime != nil:
+		return h, invalid(kerr.InvalidTimestamp, fmt.Sprintf("Timestamp %d of record %d is out of range: it must be within %d ms before and %d ms after the broker's time %d.",
+			badTime.Timestamp, badTime.Offset, cfg.MessageTimestampBeforeMaxMs, cfg.MessageTimestampAfterMaxMs, nowMs))
 	case next != int64(h.RecordCount):
 		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record batch declares %d records but holds %d.", h.RecordCount, next))
 	}
 	return h, nil
+}
+
+// timestampOutOfRange mirrors LogValidator.validateTimestamp for CreateTime,
+// without overflowing on the Long.MAX_VALUE defaults.
+func timestampOutOfRange(ts, now int64, cfg storage.LogConfig) bool {
+	if ts < now && now-ts > cfg.MessageTimestampBeforeMaxMs {
+		return true
+	}
+	return ts > now && ts-now > cfg.MessageTimestampAfterMaxMs
 }
 
 // ValidationError is a refused batch: the Kafka error plus the message that

@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/storage"
 )
 
 // encodeRequest frames req as a client would.
@@ -194,6 +196,14 @@ func testBatch(n int) []byte {
 	return fixCRC(out)
 }
 
+// withTimestamp moves every record of an uncompressed batch to ts (the
+// records carry deltas from the batch's first timestamp).
+func withTimestamp(b []byte, ts time.Time) []byte {
+	binary.BigEndian.PutUint64(b[27:], uint64(ts.UnixMilli()))
+	binary.BigEndian.PutUint64(b[35:], uint64(ts.UnixMilli()))
+	return fixCRC(b)
+}
+
 func fixCRC(b []byte) []byte {
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return b
@@ -217,9 +227,13 @@ func TestValidateProduceBatch(t *testing.T) {
 		{"trailing", append(testBatch(1), 0), kerr.InvalidRecord},
 		{"truncated", testBatch(3)[:70], kerr.CorruptMessage},
 		{"too large", testBatch(200), kerr.MessageTooLarge},
+		{"future", edit(func(b []byte) []byte { return withTimestamp(b, time.Now().Add(2*time.Hour)) }), kerr.InvalidTimestamp},
+		{"old but allowed", edit(func(b []byte) []byte { return withTimestamp(b, time.Now().Add(-1000*time.Hour)) }), nil},
 	}
+	cfg := storage.DefaultLogConfig()
+	cfg.MaxMessageBytes = 1000
 	for _, tc := range cases {
-		_, err := ValidateProduceBatch(tc.batch, 1000)
+		_, err := ValidateProduceBatch(tc.batch, cfg, time.Now())
 		if got := KafkaError(err); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
@@ -269,7 +283,7 @@ func FuzzValidateProduceBatch(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(append(testBatch(2), 1, 2, 3))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ValidateProduceBatch(b, 1<<20)
+		h, err := ValidateProduceBatch(b, storage.DefaultLogConfig(), time.Now())
 		if err != nil {
 			return
 		}

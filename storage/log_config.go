@@ -18,6 +18,8 @@ const (
 	cleanupPolicyConfig        = "cleanup.policy"
 	maxMessageBytesConfig      = "max.message.bytes"
 	messageTimestampTypeConfig = "message.timestamp.type"
+	timestampBeforeMaxMsConfig = "message.timestamp.before.max.ms"
+	timestampAfterMaxMsConfig  = "message.timestamp.after.max.ms"
 	flushMessagesConfig        = "flush.messages"
 	flushMsConfig              = "flush.ms"
 	fileDeleteDelayMsConfig    = "file.delete.delay.ms"
@@ -37,10 +39,14 @@ type LogConfig struct {
 	CleanupPolicy        string // cleanup.policy: "delete", "compact" or both; only delete acts today
 	MaxMessageBytes      int32  // max.message.bytes: largest batch accepted
 	MessageTimestampType string // message.timestamp.type: "CreateTime" or "LogAppendTime"
-	FlushMessages        int64  // flush.messages: fsync after this many unflushed messages
-	FlushMs              int64  // flush.ms: fsync when the last flush is older
-	FileDeleteDelayMs    int64  // file.delete.delay.ms: stored; deleted files go when unreferenced
-	MinInsyncReplicas    int32  // min.insync.replicas: read by the broker for acks=all
+	// message.timestamp.before.max.ms / after.max.ms: how far a CreateTime
+	// record may lag or lead the broker's clock (LogValidator.validateTimestamp).
+	MessageTimestampBeforeMaxMs int64
+	MessageTimestampAfterMaxMs  int64
+	FlushMessages               int64 // flush.messages: fsync after this many unflushed messages
+	FlushMs                     int64 // flush.ms: fsync when the last flush is older
+	FileDeleteDelayMs           int64 // file.delete.delay.ms: stored; deleted files go when unreferenced
+	MinInsyncReplicas           int32 // min.insync.replicas: read by the broker for acks=all
 }
 
 // DefaultLogConfig returns Kafka's topic defaults.
@@ -55,10 +61,13 @@ func DefaultLogConfig() LogConfig {
 		CleanupPolicy:        "delete",
 		MaxMessageBytes:      1024*1024 + 12,
 		MessageTimestampType: "CreateTime",
-		FlushMessages:        math.MaxInt64,
-		FlushMs:              math.MaxInt64,
-		FileDeleteDelayMs:    60000,
-		MinInsyncReplicas:    1,
+		// Kafka 4.0 bounds future timestamps to an hour (KIP-1030).
+		MessageTimestampBeforeMaxMs: math.MaxInt64,
+		MessageTimestampAfterMaxMs:  3600000,
+		FlushMessages:               math.MaxInt64,
+		FlushMs:                     math.MaxInt64,
+		FileDeleteDelayMs:           60000,
+		MinInsyncReplicas:           1,
 	}
 }
 
@@ -94,6 +103,10 @@ func (c LogConfig) Apply(overrides map[string]string) (LogConfig, error) {
 				err = fmt.Errorf("must be CreateTime or LogAppendTime")
 			}
 			c.MessageTimestampType = v
+		case timestampBeforeMaxMsConfig:
+			c.MessageTimestampBeforeMaxMs, err = parseLong(v, 0, math.MaxInt64)
+		case timestampAfterMaxMsConfig:
+			c.MessageTimestampAfterMaxMs, err = parseLong(v, 0, math.MaxInt64)
 		case flushMessagesConfig:
 			c.FlushMessages, err = parseLong(v, 1, math.MaxInt64)
 		case flushMsConfig:
@@ -133,6 +146,8 @@ func (c LogConfig) overrides() map[string]string {
 		cleanupPolicyConfig:        c.CleanupPolicy,
 		maxMessageBytesConfig:      i(int64(c.MaxMessageBytes)),
 		messageTimestampTypeConfig: c.MessageTimestampType,
+		timestampBeforeMaxMsConfig: i(c.MessageTimestampBeforeMaxMs),
+		timestampAfterMaxMsConfig:  i(c.MessageTimestampAfterMaxMs),
 		flushMessagesConfig:        i(c.FlushMessages),
 		flushMsConfig:              i(c.FlushMs),
 		fileDeleteDelayMsConfig:    i(c.FileDeleteDelayMs),

@@ -25,11 +25,17 @@ func TestLogConfigApply(t *testing.T) {
 		"retention.ms": "-1", "retention.bytes": "-5", "cleanup.policy": "compact, delete", "max.message.bytes": "0",
 		"message.timestamp.type": "LogAppendTime", "flush.messages": "1", "flush.ms": "0", "file.delete.delay.ms": "0",
 		"min.insync.replicas": "2", "compression.type": "lz4", "some.future.key": "whatever",
+		"message.timestamp.before.max.ms": "5", "message.timestamp.after.max.ms": "6",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := LogConfig{1024, 1, 4096, 0, -1, -5, "compact,delete", 0, "LogAppendTime", 1, 0, 0, 2}
+	want := LogConfig{
+		SegmentBytes: 1024, SegmentMs: 1, SegmentIndexBytes: 4096, IndexIntervalBytes: 0, RetentionMs: -1,
+		RetentionBytes: -5, CleanupPolicy: "compact,delete", MaxMessageBytes: 0, MessageTimestampType: "LogAppendTime",
+		MessageTimestampBeforeMaxMs: 5, MessageTimestampAfterMaxMs: 6,
+		FlushMessages: 1, FlushMs: 0, FileDeleteDelayMs: 0, MinInsyncReplicas: 2,
+	}
 	if got != want {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
