@@ -78,6 +78,11 @@ func (s *Server) listOffset(req *kmsg.ListOffsetsRequest, topic string, rp kmsg.
 	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, st); err != nil {
 		return err
 	}
+	// Clients may not see past the last fetchable offset, not even by time.
+	lastFetchable := log.HighWatermark()
+	if req.IsolationLevel == readCommitted {
+		lastFetchable = log.LastStableOffset()
+	}
 	var (
 		offset, ts = int64(listOffsetsUnknownOffset), int64(listOffsetsUnknownTime)
 		ok         = true
@@ -87,10 +92,7 @@ func (s *Server) listOffset(req *kmsg.ListOffsetsRequest, topic string, rp kmsg.
 	case listOffsetsEarliest, listOffsetsEarliestLocal:
 		offset = log.LogStartOffset()
 	case listOffsetsLatest:
-		offset = log.HighWatermark()
-		if req.IsolationLevel == readCommitted {
-			offset = log.LastStableOffset()
-		}
+		offset = lastFetchable
 	case listOffsetsMaxTimestamp:
 		offset, ts, ok, err = log.OffsetOfMaxTimestamp()
 	case listOffsetsLatestTiered:
@@ -104,7 +106,8 @@ func (s *Server) listOffset(req *kmsg.ListOffsetsRequest, topic string, rp kmsg.
 	if err != nil {
 		return protocol.KafkaError(err)
 	}
-	if !ok {
+	byTime := rp.Timestamp >= 0 || rp.Timestamp == listOffsetsMaxTimestamp
+	if !ok || (byTime && offset >= lastFetchable) {
 		return nil // Kafka answers "no such offset" with -1 and no error
 	}
 	sp.Offset, sp.Timestamp = offset, ts
