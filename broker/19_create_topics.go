@@ -206,25 +206,11 @@ func (s *Server) checkManualAssignment(replicas []int32, rf int) error {
 	return nil
 }
 
-// maxTopicNameLength is Topic.MAX_NAME_LENGTH.
-const maxTopicNameLength = 249
-
 // validateTopicName is Kafka's Topic.validate: INVALID_TOPIC_EXCEPTION with
 // its messages.
 func validateTopicName(name string) error {
-	switch {
-	case name == "":
-		return newAPIError(kerr.InvalidTopicException, "Topic name is illegal, it can't be empty")
-	case name == "." || name == "..":
-		return newAPIError(kerr.InvalidTopicException, `Topic name cannot be "." or ".."`)
-	case len(name) > maxTopicNameLength:
-		return newAPIError(kerr.InvalidTopicException, "Topic name is illegal, it can't be longer than %d characters, Topic name: %s", maxTopicNameLength, name)
-	}
-	for _, c := range []byte(name) {
-		legal := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
-		if !legal {
-			return newAPIError(kerr.InvalidTopicException, "Topic name \"%s\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'", name)
-		}
+	if problem := storage.TopicNameProblem(name); problem != "" {
+		return newAPIError(kerr.InvalidTopicException, "%s", problem)
 	}
 	return nil
 }

@@ -157,7 +157,7 @@ func describeTopicPartitionsError(name string) kmsg.DescribeTopicPartitionsRespo
 	st := kmsg.NewDescribeTopicPartitionsResponseTopic()
 	st.Topic = kmsg.StringPtr(name)
 	st.ErrorCode = kerr.UnknownTopicOrPartition.Code
-	if !legalTopicName(name) {
+	if storage.TopicNameProblem(name) != "" {
 		st.ErrorCode = kerr.InvalidTopicException.Code
 	}
 	st.IsInternal = isInternalTopic(name)
@@ -173,20 +173,4 @@ func isInternalTopic(name string) bool {
 		return true
 	}
 	return false
-}
-
-// legalTopicName mirrors Topic.validate: 1-249 characters of [a-zA-Z0-9._-],
-// and not "." or "..".
-func legalTopicName(name string) bool {
-	if name == "" || name == "." || name == ".." || len(name) > 249 {
-		return false
-	}
-	for _, c := range []byte(name) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -115,13 +115,11 @@ var brokerConfigDefs = []configDef{
 	{"log.message.timestamp.type", "CreateTime", logDefault("message.timestamp.type")},
 	{"log.flush.interval.messages", "9223372036854775807", logDefault("flush.messages")},
 	{"log.flush.interval.ms", "", logDefault("flush.ms")},
-	{"file.delete.delay.ms", "60000", logDefault("file.delete.delay.ms")},
 	{"min.insync.replicas", "1", logDefault("min.insync.replicas")},
 
 	// Broker defaults of the other Kafka topic configs (see configs.go):
 	// validated with the topic config's rules, reported by DescribeConfigs.
-	// log.segment.delete.delay.ms is Kafka's key for file.delete.delay.ms.
-	{"log.segment.delete.delay.ms", "60000", ifSet("log.segment.delete.delay.ms", logDefault("file.delete.delay.ms"))},
+	{"log.segment.delete.delay.ms", "60000", logDefault("file.delete.delay.ms")},
 	{"log.roll.jitter.hours", "0", topicDefault("segment.jitter.ms", time.Hour)},
 	{"log.roll.jitter.ms", "", topicDefault("segment.jitter.ms", 0)},
 	{"log.cleaner.delete.retention.ms", "86400000", topicDefault("delete.retention.ms", 0)},
@@ -270,10 +268,16 @@ func durationInto(field func(*Config) *time.Duration) func(*Config, string) erro
 	}
 }
 
-// logDefault sets a topic-config default through storage.LogConfig.Apply,
-// so the broker and topic levels share one parser.
+// logDefault sets a topic-config default through the topic catalogue's check
+// and storage.LogConfig.Apply, so a broker default is held to the same rules
+// (and refusals, such as compaction) as the topic config it defaults.
 func logDefault(topicKey string) func(*Config, string) error {
 	return func(c *Config, v string) error {
+		if d := topicConfigByName(topicKey); d != nil {
+			if _, err := d.check(v); err != nil {
+				return err
+			}
+		}
 		lc, err := c.LogDefaults.Apply(map[string]string{topicKey: v})
 		if err != nil {
 			return err

@@ -363,18 +363,6 @@ func topicDefault(topicKey string, unit time.Duration) func(*Config, string) err
 	}
 }
 
-// ifSet applies a broker key only when server.properties sets it (ParseConfig
-// records Props before applying), so its default does not undo an earlier
-// row that feeds the same LogConfig field.
-func ifSet(name string, apply func(*Config, string) error) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		if _, set := c.Props[name]; !set {
-			return nil
-		}
-		return apply(c, v)
-	}
-}
-
 // logConfigValue renders the keys storage acts on from the LogConfig in
 // effect, so what is reported is what storage does.
 func logConfigValue(lc storage.LogConfig, name string) (string, bool) {

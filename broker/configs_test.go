@@ -120,9 +120,13 @@ func TestBrokerTopicDefaults(t *testing.T) {
 	if err != nil || c.LogDefaults.FileDeleteDelayMs != 5 {
 		t.Errorf("log.segment.delete.delay.ms=5: %d, %v", c.LogDefaults.FileDeleteDelayMs, err)
 	}
-	c, err = ParseConfig(map[string]string{"file.delete.delay.ms": "7"})
-	if err != nil || c.LogDefaults.FileDeleteDelayMs != 7 {
-		t.Errorf("file.delete.delay.ms=7 undone by the log.segment.delete.delay.ms default: %d, %v", c.LogDefaults.FileDeleteDelayMs, err)
+	for _, props := range []map[string]string{
+		{"log.cleanup.policy": "compact"},
+		{"log.segment.bytes": "65536"}, // Kafka 4: at least 1 MiB (KIP-1030)
+	} {
+		if _, err := ParseConfig(props); err == nil {
+			t.Errorf("ParseConfig(%v) accepted: broker defaults follow the topic configs' rules", props)
+		}
 	}
 }
 

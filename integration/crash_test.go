@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := startProcess(t, dir, "--override", "log.segment.bytes=65536")
+	p := startProcess(t, dir, "--override", "log.segment.bytes=1048576")
 	cl := newClient(t, p.addr, kgo.DefaultProduceTopic("crash"), kgo.AllowAutoTopicCreation(),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(0),
 		kgo.RecordRetries(0), kgo.RecordDeliveryTimeout(3*time.Second))
@@ -37,7 +38,7 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 100000 && produceCtx.Err() == nil; i++ {
-				v := fmt.Sprintf("w%d-%07d-%s", w, i, make([]byte, 200))
+				v := fmt.Sprintf("w%d-%07d-%s", w, i, make([]byte, 2000))
 				cl.Produce(produceCtx, &kgo.Record{Value: []byte(v)}, func(r *kgo.Record, err error) {
 					if err == nil {
 						mu.Lock()
@@ -69,6 +70,9 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 		t.Fatalf("only %d records acknowledged before the kill", len(acked))
 	}
 
+	if segs, _ := filepath.Glob(filepath.Join(dir, "crash-0", "*.log")); len(segs) < 3 {
+		t.Fatalf("the crash hit %d segments; the test wants several", len(segs))
+	}
 	p = startProcess(t, dir)
 	end := newClient(t, p.addr)
 	offsets, err := kadm.NewClient(end).ListEndOffsets(ctx(t), "crash")

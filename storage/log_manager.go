@@ -359,21 +359,29 @@ func (m *LogManager) Topics() []*Topic {
 // partition suffix of directory names.
 const maxTopicNameLength = 249
 
-// validateTopicName applies Kafka's Topic.validate rules.
-func validateTopicName(name string) error {
+// TopicNameProblem applies Kafka's Topic.validate rules: it returns "" for a legal
+// topic name, else Kafka's message saying why it is not.
+func TopicNameProblem(name string) string {
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: topic name is empty", ErrInvalidTopic)
+		return "Topic name is illegal, it can't be empty"
 	case name == "." || name == "..":
-		return fmt.Errorf("%w: topic name cannot be %q", ErrInvalidTopic, name)
+		return `Topic name cannot be "." or ".."`
 	case len(name) > maxTopicNameLength:
-		return fmt.Errorf("%w: topic name is longer than %d characters", ErrInvalidTopic, maxTopicNameLength)
+		return fmt.Sprintf("Topic name is illegal, it can't be longer than %d characters, Topic name: %s", maxTopicNameLength, name)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: topic name %q contains characters other than ASCII alphanumerics, '.', '_' and '-'", ErrInvalidTopic, name)
+			return fmt.Sprintf("Topic name %q is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'", name)
 		}
+	}
+	return ""
+}
+
+func validateTopicName(name string) error {
+	if problem := TopicNameProblem(name); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidTopic, problem)
 	}
 	return nil
 }
