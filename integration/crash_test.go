@@ -23,7 +23,7 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 	p := startProcess(t, dir, "--override", "log.segment.bytes=1048576")
 	cl := newClient(t, p.addr, kgo.DefaultProduceTopic("crash"), kgo.AllowAutoTopicCreation(),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(0),
-		kgo.RecordRetries(0), kgo.RecordDeliveryTimeout(3*time.Second))
+		kgo.RecordRetries(0), kgo.RecordDeliveryTimeout(3*time.Second), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	produceSync(t, cl, &kgo.Record{Value: []byte("warm-up")})
 
 	var (
@@ -32,13 +32,15 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 	)
 	produceCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// Padding (sent uncompressed), so the log grows past several segments.
+	pad := make([]byte, 2000)
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 100000 && produceCtx.Err() == nil; i++ {
-				v := fmt.Sprintf("w%d-%07d-%s", w, i, make([]byte, 2000))
+				v := fmt.Sprintf("w%d-%07d-%s", w, i, pad)
 				cl.Produce(produceCtx, &kgo.Record{Value: []byte(v)}, func(r *kgo.Record, err error) {
 					if err == nil {
 						mu.Lock()
