@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -54,7 +55,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 	adm := b.admin(t)
 	ret := "3600000"
 	createTopic(t, adm, "keep", 3, map[string]*string{"retention.ms": &ret})
-	cl := b.client(t, kgo.DefaultProduceTopic("keep"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	cl := b.client(t, kgo.DefaultProduceTopic("keep"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
 	const n = 2000
 	var rs []*kgo.Record
 	for i := range n {
@@ -66,6 +68,9 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if segs, _ := filepath.Glob(filepath.Join(b.dir, "keep-0", "*.log")); len(segs) < 2 {
+		t.Fatalf("%d segments in keep-0; the test wants several", len(segs))
+	}
 	clusterID := b.ClusterID()
 	b = b.restart(t)
 	if b.ClusterID() != clusterID || clusterID == "" {
