@@ -17,8 +17,8 @@ import (
 //   (v4+ AllowAutoTopicCreation; always before v4) and
 //   auto.create.topics.enable allow it; otherwise UNKNOWN_TOPIC_OR_PARTITION.
 // * Topics requested by id (v10+) that do not exist get UNKNOWN_TOPIC_ID.
-// * Authorized operations are not computed (no ACLs yet): the fields keep
-//   Kafka's "not requested" value.
+// * There is no authorizer, so authorized operations, when asked for (v8+),
+//   are every operation on the resource, as Kafka reports without one.
 //
 // Version notes:
 // * v1: null topics means all; ControllerID; IsInternal
@@ -37,12 +37,15 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: adv.Host, Port: int32(adv.Port)}}
 	resp.ClusterID = &s.clusterID
 	resp.ControllerID = s.cfg.NodeID
+	if req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterAuthorizedOperations
+	}
 
 	// v0 has no null: an empty list means every topic.
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
 		for _, t := range s.logs.Topics() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(t))
+			resp.Topics = append(resp.Topics, s.metadataTopic(t, req.IncludeTopicAuthorizedOperations))
 		}
 		return resp, nil
 	}
@@ -76,15 +79,18 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 				}
 			}
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(t))
+		resp.Topics = append(resp.Topics, s.metadataTopic(t, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
 }
 
-func (s *Server) metadataTopic(t *storage.Topic) kmsg.MetadataResponseTopic {
+func (s *Server) metadataTopic(t *storage.Topic, authorizedOps bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
+	if authorizedOps {
+		mt.AuthorizedOperations = topicAuthorizedOperations
+	}
 	for p := range t.Partitions {
 		st := s.partitionState(t, int32(p))
 		mp := kmsg.NewMetadataResponseTopicPartition()

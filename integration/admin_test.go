@@ -750,3 +750,27 @@ func splitAddr(t testing.TB, addr string) (string, int32) {
 	}
 	return host, int32(n)
 }
+
+// Without an authorizer, Metadata reports every operation when asked, as
+// DescribeCluster does (kadm asks).
+func TestMetadataAuthorizedOperations(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, nil)
+	createTopic(t, b.admin(t), "ops", 1, nil)
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 10
+	req.IncludeClusterAuthorizedOperations, req.IncludeTopicAuthorizedOperations = true, true
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("ops")
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx(t), b.client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := kadm.DecodeACLOperations(resp.AuthorizedOperations)
+	topic := kadm.DecodeACLOperations(resp.Topics[0].AuthorizedOperations)
+	if !slices.Contains(cluster, kmsg.ACLOperationClusterAction) || !slices.Contains(topic, kmsg.ACLOperationRead) ||
+		!slices.Contains(topic, kmsg.ACLOperationWrite) {
+		t.Fatalf("authorized operations: cluster %v, topic %v", cluster, topic)
+	}
+}
