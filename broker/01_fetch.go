@@ -75,9 +75,9 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 			session = s.sessions.create(requested)
 		}
 	default:
-		var kerr *kerr.Error
-		if session, kerr = s.sessions.incremental(req.SessionID, req.SessionEpoch); kerr != nil {
-			resp.ErrorCode = kerr.Code
+		var serr *kerr.Error
+		if session, serr = s.sessions.incremental(req.SessionID, req.SessionEpoch); serr != nil {
+			resp.ErrorCode = serr.Code
 			return resp, nil
 		}
 		incremental = true
@@ -195,7 +195,8 @@ func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition)
 	// wait below is not missed.
 	wake := make(chan struct{}, 1)
 	for _, p := range parts {
-		if _, log := s.fetchPartition(p.key); log != nil {
+		if t := s.fetchTopic(p.key); t != nil && p.key.partition >= 0 && int(p.key.partition) < len(t.Partitions) {
+			log := t.Partitions[p.key.partition]
 			defer log.Watch(wake)()
 		}
 	}
@@ -217,16 +218,22 @@ func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition)
 	}
 }
 
-// fetchPartition resolves a session key: by topic id when it has one.
-func (s *Server) fetchPartition(k fetchKey) (*storage.Topic, *storage.Log) {
+// fetchTopic resolves a session key's topic: by id when it has one; nil when
+// the topic does not exist.
+func (s *Server) fetchTopic(k fetchKey) *storage.Topic {
+	var (
+		t  *storage.Topic
+		ok bool
+	)
 	if k.topicID == ([16]byte{}) {
-		return s.partition(k.topic, k.partition)
+		t, ok = s.logs.Topic(k.topic)
+	} else {
+		t, ok = s.logs.TopicByID(storage.TopicID(k.topicID))
 	}
-	t, ok := s.logs.TopicByID(storage.TopicID(k.topicID))
 	if !ok {
-		return nil, nil
+		return nil
 	}
-	return s.partition(t.Name, k.partition)
+	return t
 }
 
 func releaseAll(results []fetchResult) {
@@ -254,18 +261,13 @@ func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartitio
 			r.errorCode = err.Code
 			failed = true
 		}
-		t, log := s.fetchPartition(p.key)
-		if log == nil {
-			switch {
-			case req.Version >= 13 && t == nil:
-				fail(kerr.UnknownTopicID)
-			default:
-				fail(kerr.UnknownTopicOrPartition)
-			}
+		t := s.fetchTopic(p.key)
+		if t == nil && req.Version >= 13 {
+			fail(kerr.UnknownTopicID)
 			continue
 		}
-		st := s.partitionState(t, p.key.partition)
-		if err := checkLeaderEpoch(p.currentLeaderEpoch, st); err != nil {
+		log, _, err := s.leaderLog(t, p.key.partition, p.currentLeaderEpoch)
+		if err != nil {
 			fail(err)
 			continue
 		}
@@ -275,9 +277,9 @@ func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartitio
 			maxOffset = lso
 		}
 		maxBytes := min(int64(p.maxBytes), remaining)
-		info, err := log.Read(p.fetchOffset, int32(max(maxBytes, 0)), maxOffset, minOneMessage)
-		if err != nil {
-			fail(protocol.KafkaError(err))
+		info, rerr := log.Read(p.fetchOffset, int32(max(maxBytes, 0)), maxOffset, minOneMessage)
+		if rerr != nil {
+			fail(protocol.KafkaError(rerr))
 			continue
 		}
 		r.highWatermark, r.lastStableOffset, r.logStartOffset = hw, lso, log.LogStartOffset()

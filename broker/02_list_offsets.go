@@ -70,13 +70,10 @@ func (s *Server) handleListOffsets(creq *clientReq) (kmsg.Response, error) {
 }
 
 func (s *Server) listOffset(req *kmsg.ListOffsetsRequest, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) *kerr.Error {
-	t, log := s.partition(topic, rp.Partition)
-	if log == nil {
-		return kerr.UnknownTopicOrPartition
-	}
-	st := s.partitionState(t, rp.Partition)
-	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, st); err != nil {
-		return err
+	t, _ := s.logs.Topic(topic)
+	log, st, lerr := s.leaderLog(t, rp.Partition, rp.CurrentLeaderEpoch)
+	if lerr != nil {
+		return lerr
 	}
 	// Clients may not see past the last fetchable offset, not even by time.
 	lastFetchable := log.HighWatermark()

@@ -56,9 +56,10 @@ func (s *Server) handleDeleteRecords(creq *clientReq) (kmsg.Response, error) {
 }
 
 func (s *Server) deleteRecords(topic string, p int32, offset int64) (int64, *kerr.Error) {
-	_, log := s.partition(topic, p)
-	if log == nil {
-		return -1, kerr.UnknownTopicOrPartition
+	t, _ := s.logs.Topic(topic)
+	log, _, lerr := s.leaderLog(t, p, -1)
+	if lerr != nil {
+		return -1, lerr
 	}
 	if isInternalTopic(topic) {
 		return -1, kerr.InvalidTopicException

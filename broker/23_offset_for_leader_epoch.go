@@ -47,16 +47,10 @@ func (s *Server) handleOffsetForLeaderEpoch(creq *clientReq) (kmsg.Response, err
 }
 
 func (s *Server) offsetForLeaderEpoch(topic string, rp kmsg.OffsetForLeaderEpochRequestTopicPartition, sp *kmsg.OffsetForLeaderEpochResponseTopicPartition) *kerr.Error {
-	t, log := s.partition(topic, rp.Partition)
-	if log == nil {
-		return kerr.UnknownTopicOrPartition
-	}
-	st := s.partitionState(t, rp.Partition)
-	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, st); err != nil {
+	t, _ := s.logs.Topic(topic)
+	log, _, err := s.leaderLog(t, rp.Partition, rp.CurrentLeaderEpoch) // fetchOnlyFromLeader = true
+	if err != nil {
 		return err
-	}
-	if st.Leader != s.cfg.NodeID {
-		return kerr.NotLeaderForPartition // fetchOnlyFromLeader = true
 	}
 	sp.LeaderEpoch, sp.EndOffset = log.EndOffsetForEpoch(rp.LeaderEpoch)
 	return nil

@@ -363,43 +363,11 @@ func topicDefault(topicKey string, unit time.Duration) func(*Config, string) err
 	}
 }
 
-// logConfigValue renders the keys storage acts on from the LogConfig in
-// effect, so what is reported is what storage does.
+// logConfigValue renders a key storage acts on from the LogConfig in effect,
+// so what is reported is what storage does.
 func logConfigValue(lc storage.LogConfig, name string) (string, bool) {
-	i := func(n int64) (string, bool) { return strconv.FormatInt(n, 10), true }
-	switch name {
-	case "segment.bytes":
-		return i(lc.SegmentBytes)
-	case "segment.ms":
-		return i(lc.SegmentMs)
-	case "segment.index.bytes":
-		return i(lc.SegmentIndexBytes)
-	case "index.interval.bytes":
-		return i(lc.IndexIntervalBytes)
-	case "retention.ms":
-		return i(lc.RetentionMs)
-	case "retention.bytes":
-		return i(lc.RetentionBytes)
-	case "cleanup.policy":
-		return lc.CleanupPolicy, true
-	case "max.message.bytes":
-		return i(int64(lc.MaxMessageBytes))
-	case "message.timestamp.type":
-		return lc.MessageTimestampType, true
-	case "message.timestamp.before.max.ms":
-		return i(lc.MessageTimestampBeforeMaxMs)
-	case "message.timestamp.after.max.ms":
-		return i(lc.MessageTimestampAfterMaxMs)
-	case "flush.messages":
-		return i(lc.FlushMessages)
-	case "flush.ms":
-		return i(lc.FlushMs)
-	case "file.delete.delay.ms":
-		return i(lc.FileDeleteDelayMs)
-	case "min.insync.replicas":
-		return i(int64(lc.MinInsyncReplicas))
-	}
-	return "", false
+	v, ok := lc.Values()[name]
+	return v, ok
 }
 
 // topicConfigValue is the value in effect for a topic: storage's for the keys

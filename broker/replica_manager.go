@@ -24,14 +24,21 @@ func (s *Server) partitionState(*storage.Topic, int32) PartitionState {
 	return PartitionState{Leader: s.cfg.NodeID, LeaderEpoch: 0, Replicas: self, ISR: self}
 }
 
-// partition looks a partition's log up; nil when the topic or partition is
-// unknown.
-func (s *Server) partition(topic string, p int32) (*storage.Topic, *storage.Log) {
-	t, ok := s.logs.Topic(topic)
-	if !ok || p < 0 || int(p) >= len(t.Partitions) {
-		return t, nil
+// leaderLog returns the log of partition p of t for a request that only the
+// leader serves, after checking the client's CurrentLeaderEpoch (Kafka's
+// Partition.localLogWithEpochOrThrow). t may be nil for an unknown topic.
+func (s *Server) leaderLog(t *storage.Topic, p, currentLeaderEpoch int32) (*storage.Log, PartitionState, *kerr.Error) {
+	if t == nil || p < 0 || int(p) >= len(t.Partitions) {
+		return nil, PartitionState{}, kerr.UnknownTopicOrPartition
 	}
-	return t, t.Partitions[p]
+	st := s.partitionState(t, p)
+	if err := checkLeaderEpoch(currentLeaderEpoch, st); err != nil {
+		return nil, st, err
+	}
+	if st.Leader != s.cfg.NodeID {
+		return nil, st, kerr.NotLeaderForPartition
+	}
+	return t.Partitions[p], st, nil
 }
 
 // autoCreateTopic creates topic with the broker defaults when

@@ -129,12 +129,13 @@ func (c LogConfig) Apply(overrides map[string]string) (LogConfig, error) {
 
 // validate checks a whole config (broker defaults have no override map to vet them).
 func (c LogConfig) validate() error {
-	_, err := LogConfig{}.Apply(c.overrides())
+	_, err := LogConfig{}.Apply(c.Values())
 	return err
 }
 
-// overrides renders every field as a config map; validate runs it back through Apply.
-func (c LogConfig) overrides() map[string]string {
+// Values renders every field under its topic config name, as Kafka prints it; the
+// inverse of Apply. validate runs it back through Apply; DescribeConfigs reports it.
+func (c LogConfig) Values() map[string]string {
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	return map[string]string{
 		segmentBytesConfig:         i(c.SegmentBytes),
