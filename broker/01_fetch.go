@@ -72,7 +72,10 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		}
 		parts = requested
 		if req.Version >= 7 {
-			session = s.sessions.create(requested)
+			// create hands the session over locked.
+			if session = s.sessions.create(requested); session != nil {
+				defer session.mu.Unlock()
+			}
 		}
 	default:
 		var serr *kerr.Error
@@ -80,6 +83,14 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 			resp.ErrorCode = serr.Code
 			return resp, nil
 		}
+		// One request at a time per session, locked before it is changed: a
+		// client that gave up on a parked long poll may already be asking
+		// again on another connection.
+		if !session.mu.TryLock() {
+			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			return resp, nil
+		}
+		defer session.mu.Unlock()
 		incremental = true
 		for _, ft := range req.ForgottenTopics {
 			for _, p := range ft.Partitions {
@@ -92,11 +103,6 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		parts = session.parts
 	}
 	if session != nil {
-		if !session.mu.TryLock() {
-			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
-			return resp, nil
-		}
-		defer session.mu.Unlock()
 		resp.SessionID = session.id
 	}
 

@@ -61,8 +61,9 @@ func newFetchSessionCache() *fetchSessionCache {
 	return &fetchSessionCache{sessions: make(map[int32]*fetchSession)}
 }
 
-// create registers a new session with parts; 0 when the cache is full of
-// sessions used within the last minute (Kafka then serves sessionless).
+// create registers a new session with parts and returns it locked for the
+// request that made it; nil when the cache is full of sessions used within
+// the last minute (Kafka then serves sessionless).
 func (c *fetchSessionCache) create(parts []*sessionPartition) *fetchSession {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -89,6 +90,7 @@ func (c *fetchSessionCache) create(parts []*sessionPartition) *fetchSession {
 	for _, p := range parts {
 		s.add(p)
 	}
+	s.mu.Lock()
 	c.sessions[s.id] = s
 	return s
 }
