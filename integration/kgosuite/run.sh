@@ -46,19 +46,25 @@ go build -o "$work/kbroker" ./cmd/kbroker
 go test -c -o "$work/kgo.test" github.com/twmb/franz-go/pkg/kgo
 kgodir=$(go list -f '{{.Dir}}' github.com/twmb/franz-go/pkg/kgo)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 19092)
-"$work/kbroker" --ephemeral --log-level warn \
-	--override "listeners=PLAINTEXT://127.0.0.1:$port" >"$work/broker.log" 2>&1 &
+# Port 0: the broker's start-up line names the port the OS picked.
+"$work/kbroker" --ephemeral --override "listeners=PLAINTEXT://127.0.0.1:0" >"$work/broker.log" 2>&1 &
 broker_pid=$!
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-	sleep 0.1
+addr=
+for _ in $(seq 200); do
+	addr=$(sed -n 's/.*msg="kbroker started" listeners=\[PLAINTEXT:\/\/\([0-9.:]*\)\].*/\1/p' "$work/broker.log")
+	[ -n "$addr" ] && break
+	sleep 0.05
 done
+if [ -z "$addr" ]; then
+	echo "kbroker did not start:" >&2
+	cat "$work/broker.log" >&2
+	exit 1
+fi
 
 # TestOptValuesCoversEveryOption reads config.go from the working directory.
 cd "$kgodir"
 set +e
-KGO_SEEDS="127.0.0.1:$port" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-100000}" KGO_LOG_LEVEL=none \
+KGO_SEEDS="$addr" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-100000}" KGO_LOG_LEVEL=none \
 	"$work/kgo.test" -test.v -test.timeout 15m -test.run "$run" ${skip:+-test.skip "$skip"} >"$work/suite.log" 2>&1
 status=$?
 set -e
