@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,8 +25,10 @@ import (
 // * acks=0 gets no response; if any partition failed the connection is
 //   closed so the client refreshes its metadata (Kafka does the same).
 // * Unknown topics are auto-created when auto.create.topics.enable is set.
-// * Transactions and idempotent sequence checks are not implemented yet:
-//   InitProducerId is not advertised, so clients do not ask for them.
+// * Idempotent and transactional producers are not served yet:
+//   InitProducerId is not advertised, so no client holds a producer id from
+//   this broker. A batch carrying one gets UNKNOWN_PRODUCER_ID instead of
+//   being stored without the sequence checks it asks for.
 //
 // Version notes:
 // * v3: RecordBatch v2 only; TransactionID
@@ -80,8 +83,14 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			log := t.Partitions[rp.Partition]
 			st := s.partitionState(t, rp.Partition)
 			cfg := log.Config()
-			if _, err := protocol.ValidateProduceBatch(rp.Records, cfg, time.Now()); err != nil {
+			h, err := protocol.ValidateProduceBatch(rp.Records, cfg, time.Now())
+			if err != nil {
 				donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
+				continue
+			}
+			if h.ProducerID >= 0 {
+				donep(rt, rp.Partition, kerr.UnknownProducerID, fmt.Sprintf(
+					"Producer id %d was not assigned by this broker: idempotent and transactional producers are not supported yet.", h.ProducerID))
 				continue
 			}
 			if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {

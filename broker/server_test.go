@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/protocol"
 )
 
 // Close stops every goroutine the server started, including those of
@@ -95,5 +97,46 @@ func roundTrip(t *testing.T, c net.Conn, req kmsg.Request) {
 	}
 	if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(size))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every key and version ApiVersions advertises reaches a handler whose
+// response encodes at that version: the table cannot promise what dispatch
+// does not serve.
+func TestAdvertisedVersionsAreHandled(t *testing.T) {
+	cfg, err := ParseConfig(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := &conn{s: s, listener: s.listeners[0]}
+	for _, k := range protocol.ApiVersionsKeys() {
+		for _, v := range []int16{k.MinVersion, k.MaxVersion} {
+			req := kmsg.RequestForKey(k.ApiKey)
+			req.SetVersion(v)
+			if pr, ok := req.(*kmsg.ProduceRequest); ok {
+				pr.Acks = -1 // acks=0 is answered with no response at all
+			}
+			creq := &clientReq{conn: c, Request: protocol.Request{
+				RequestHeader: protocol.RequestHeader{Key: k.ApiKey, Version: v},
+				Body:          req,
+			}}
+			resp, err := s.handle(creq)
+			if err != nil {
+				t.Errorf("%s v%d: %v", kmsg.NameForKey(k.ApiKey), v, err)
+				continue
+			}
+			if resp == nil || resp.Key() != k.ApiKey || resp.GetVersion() != v {
+				t.Errorf("%s v%d: response %v", kmsg.NameForKey(k.ApiKey), v, resp)
+				continue
+			}
+			if _, err := creq.rb.Build(1, resp); err != nil {
+				t.Errorf("%s v%d: %v", kmsg.NameForKey(k.ApiKey), v, err)
+			}
+		}
 	}
 }

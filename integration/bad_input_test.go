@@ -114,6 +114,15 @@ func TestProduceRejectsBadBatches(t *testing.T) {
 		{"two batches", "strict", func() []byte { return append(good(), good()...) }, kerr.InvalidRecord},
 		{"too large", "strict", func() []byte { return encodeBatch([][]byte{make([]byte, 4000)}) }, kerr.MessageTooLarge},
 		{"empty", "strict", func() []byte { return nil }, kerr.InvalidRecord},
+		// No producer id was ever handed out: idempotence is not served yet,
+		// and a batch asking for it must not be stored without it.
+		{"idempotent", "strict", func() []byte {
+			bt := good()
+			binary.BigEndian.PutUint64(bt[43:], 7) // producer id
+			binary.BigEndian.PutUint16(bt[51:], 0) // epoch
+			binary.BigEndian.PutUint32(bt[53:], 0) // base sequence
+			return recrc(bt)
+		}, kerr.UnknownProducerID},
 		{"unknown topic", "missing", good, kerr.UnknownTopicOrPartition},
 	}
 	for _, tc := range cases {
