@@ -25,6 +25,8 @@ import (
 // * acks=0 gets no response; if any partition failed the connection is
 //   closed so the client refreshes its metadata (Kafka does the same).
 // * Unknown topics are auto-created when auto.create.topics.enable is set.
+// * Internal topics (__consumer_offsets) are written only by the broker:
+//   INVALID_TOPIC_EXCEPTION, as ReplicaManager.appendToLocalLog answers.
 // * Idempotent and transactional producers are not served yet:
 //   InitProducerId is not advertised, so no client holds a producer id from
 //   this broker. A batch carrying one gets UNKNOWN_PRODUCER_ID instead of
@@ -66,6 +68,9 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 				continue
 			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 				donep(rt, rp.Partition, kerr.InvalidRequiredAcks, "")
+				continue
+			case isInternalTopic(reqTopic.Topic):
+				donep(rt, rp.Partition, kerr.InvalidTopicException, "Cannot append to internal topic "+reqTopic.Topic)
 				continue
 			}
 			if !ok {

@@ -88,6 +88,7 @@ func (s *Server) metadataTopic(t *storage.Topic, authorizedOps bool) kmsg.Metada
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
+	mt.IsInternal = isInternalTopic(t.Name)
 	if authorizedOps {
 		mt.AuthorizedOperations = topicAuthorizedOperations
 	}

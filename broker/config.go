@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -17,18 +18,23 @@ import (
 // names in CamelCase; ParseConfig maps from those names. The zero value is
 // not usable: start from DefaultConfig or ParseConfig.
 type Config struct {
-	NodeID                       int32      // node.id
-	Listeners                    []Listener // listeners
-	AdvertisedListeners          []Listener // advertised.listeners; defaults to listeners
-	LogDir                       string     // log.dirs (one directory)
-	NumPartitions                int32      // num.partitions
-	DefaultReplicationFactor     int16      // default.replication.factor
-	AutoCreateTopicsEnable       bool       // auto.create.topics.enable
-	DeleteTopicEnable            bool       // delete.topic.enable
-	SocketRequestMaxBytes        int32      // socket.request.max.bytes
-	LogRetentionCheckInterval    time.Duration
-	LogFlushSchedulerInterval    time.Duration
-	GroupInitialRebalanceDelayMs int32 // group.initial.rebalance.delay.ms (for the group coordinator)
+	NodeID                    int32      // node.id
+	Listeners                 []Listener // listeners
+	AdvertisedListeners       []Listener // advertised.listeners; defaults to listeners
+	LogDir                    string     // log.dirs (one directory)
+	NumPartitions             int32      // num.partitions
+	DefaultReplicationFactor  int16      // default.replication.factor
+	AutoCreateTopicsEnable    bool       // auto.create.topics.enable
+	DeleteTopicEnable         bool       // delete.topic.enable
+	SocketRequestMaxBytes     int32      // socket.request.max.bytes
+	LogRetentionCheckInterval time.Duration
+	LogFlushSchedulerInterval time.Duration
+	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
+
+	// Group holds the group coordinator's settings (group.*, offsets.*).
+	Group coordinator.Config
+
+	groupMaxSize, consumerMaxSize, offsetMetadataMaxBytes int32 // staged into Group
 
 	// LogDefaults are the topic-config defaults derived from the broker's
 	// log.* settings (log.segment.bytes → segment.bytes, ...).
@@ -96,7 +102,59 @@ var brokerConfigDefs = []configDef{
 	{"socket.request.max.bytes", "104857600", intInto(func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1024, math.MaxInt32)},
 	{"log.retention.check.interval.ms", "300000", durationInto(func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval })},
 	{"log.flush.scheduler.interval.ms", "1000", durationInto(func(c *Config) *time.Duration { return &c.LogFlushSchedulerInterval })},
-	{"group.initial.rebalance.delay.ms", "3000", intInto(func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }, 0, math.MaxInt32)},
+
+	// The group coordinator (Kafka's GroupCoordinatorConfig).
+	{"offsets.topic.num.partitions", "50", intInto(func(c *Config) *int32 { return &c.OffsetsTopicNumPartitions }, 1, math.MaxInt32)},
+	{"offsets.topic.replication.factor", "1", func(c *Config, v string) error {
+		if n, err := strconv.ParseInt(v, 10, 16); err != nil || n < 1 {
+			return fmt.Errorf("invalid value %q", v)
+		}
+		return nil // one broker: every internal topic has one replica
+	}},
+	{"group.initial.rebalance.delay.ms", "3000", msInto(func(c *Config) *time.Duration { return &c.Group.GroupInitialRebalanceDelay }, 0, time.Millisecond)},
+	{"group.min.session.timeout.ms", "6000", msInto(func(c *Config) *time.Duration { return &c.Group.GroupMinSessionTimeout }, 0, time.Millisecond)},
+	{"group.max.session.timeout.ms", "1800000", msInto(func(c *Config) *time.Duration { return &c.Group.GroupMaxSessionTimeout }, 1, time.Millisecond)},
+	{"group.max.size", "2147483647", intInto(func(c *Config) *int32 { return &c.groupMaxSize }, 1, math.MaxInt32)},
+	{"offsets.retention.minutes", "10080", msInto(func(c *Config) *time.Duration { return &c.Group.OffsetsRetention }, 1, time.Minute)},
+	{"offsets.retention.check.interval.ms", "600000", msInto(func(c *Config) *time.Duration { return &c.Group.OffsetsRetentionCheckInterval }, 1, time.Millisecond)},
+	{"offset.metadata.max.bytes", "4096", intInto(func(c *Config) *int32 { return &c.offsetMetadataMaxBytes }, 0, math.MaxInt32)},
+	{"group.coordinator.rebalance.protocols", "classic,consumer", func(c *Config, v string) error {
+		c.Group.ConsumerProtocolEnabled = false
+		for _, p := range strings.Split(v, ",") {
+			switch strings.TrimSpace(p) {
+			case "classic":
+			case "consumer":
+				c.Group.ConsumerProtocolEnabled = true
+			default:
+				return fmt.Errorf("unknown protocol %q (want classic, consumer)", p)
+			}
+		}
+		if !strings.Contains(v, "classic") {
+			return fmt.Errorf("classic must be enabled")
+		}
+		return nil
+	}},
+	{"group.consumer.heartbeat.interval.ms", "5000", msInto(func(c *Config) *time.Duration { return &c.Group.ConsumerHeartbeatInterval }, 1, time.Millisecond)},
+	{"group.consumer.min.heartbeat.interval.ms", "5000", msInto(func(c *Config) *time.Duration { return &c.Group.ConsumerMinHeartbeatInterval }, 1, time.Millisecond)},
+	{"group.consumer.max.heartbeat.interval.ms", "15000", msInto(func(c *Config) *time.Duration { return &c.Group.ConsumerMaxHeartbeatInterval }, 1, time.Millisecond)},
+	{"group.consumer.session.timeout.ms", "45000", msInto(func(c *Config) *time.Duration { return &c.Group.ConsumerSessionTimeout }, 1, time.Millisecond)},
+	{"group.consumer.min.session.timeout.ms", "45000", msInto(func(c *Config) *time.Duration { return &c.Group.ConsumerMinSessionTimeout }, 1, time.Millisecond)},
+	{"group.consumer.max.session.timeout.ms", "60000", msInto(func(c *Config) *time.Duration { return &c.Group.ConsumerMaxSessionTimeout }, 1, time.Millisecond)},
+	{"group.consumer.max.size", "2147483647", intInto(func(c *Config) *int32 { return &c.consumerMaxSize }, 1, math.MaxInt32)},
+	{"group.consumer.assignors", "uniform,range", func(c *Config, v string) error {
+		c.Group.ConsumerAssignors = nil
+		for _, a := range strings.Split(v, ",") {
+			name, ok := consumerAssignors[strings.TrimSpace(a)]
+			if !ok {
+				return fmt.Errorf("unknown assignor %q (want uniform, range)", a)
+			}
+			c.Group.ConsumerAssignors = append(c.Group.ConsumerAssignors, name)
+		}
+		if len(c.Group.ConsumerAssignors) == 0 {
+			return fmt.Errorf("no assignor in %q", v)
+		}
+		return nil
+	}},
 
 	// Topic-config defaults. Kafka's hours/minutes/ms triples resolve ms >
 	// minutes > hours: listed coarse to fine, the finest set one is applied
@@ -153,7 +211,7 @@ func DefaultConfig() Config {
 // written for Kafka starts kbroker; an invalid value is an error naming the
 // key.
 func ParseConfig(props map[string]string) (Config, error) {
-	c := Config{LogDefaults: storage.DefaultLogConfig(), Props: map[string]string{}}
+	c := Config{LogDefaults: storage.DefaultLogConfig(), Group: coordinator.DefaultConfig(), Props: map[string]string{}}
 	for _, d := range brokerConfigDefs {
 		v, set := props[d.name]
 		if set {
@@ -171,6 +229,9 @@ func ParseConfig(props map[string]string) (Config, error) {
 	if len(c.AdvertisedListeners) == 0 {
 		c.AdvertisedListeners = slices.Clone(c.Listeners)
 	}
+	c.Group.GroupMaxSize = int(c.groupMaxSize)
+	c.Group.ConsumerMaxSize = int(c.consumerMaxSize)
+	c.Group.OffsetMetadataMaxBytes = int(c.offsetMetadataMaxBytes)
 	for _, l := range c.AdvertisedListeners {
 		if !slices.ContainsFunc(c.Listeners, func(x Listener) bool { return x.Name == l.Name }) {
 			return Config{}, fmt.Errorf("config advertised.listeners: listener %s is not in listeners", l.Name)
@@ -266,6 +327,27 @@ func durationInto(field func(*Config) *time.Duration) func(*Config, string) erro
 		*field(c) = time.Duration(n) * time.Millisecond
 		return nil
 	}
+}
+
+// msInto parses a count of unit (ms, minutes) of at least lo.
+func msInto(field func(*Config) *time.Duration, lo int64, unit time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < lo || n > math.MaxInt64/int64(unit) {
+			return fmt.Errorf("invalid value %q (want an integer >= %d)", v, lo)
+		}
+		*field(c) = time.Duration(n) * unit
+		return nil
+	}
+}
+
+// consumerAssignors maps group.consumer.assignors entries, short or as
+// Kafka's class names, to the coordinator's assignor names.
+var consumerAssignors = map[string]string{
+	"uniform": "uniform",
+	"range":   "range",
+	"org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
+	"org.apache.kafka.coordinator.group.assignor.RangeAssignor":   "range",
 }
 
 // logDefault sets a topic-config default through the topic catalogue's check

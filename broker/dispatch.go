@@ -22,6 +22,24 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleListOffsets(creq)
 	case protocol.MetadataKey:
 		return s.handleMetadata(creq)
+	case protocol.OffsetCommitKey:
+		return s.handleOffsetCommit(creq)
+	case protocol.OffsetFetchKey:
+		return s.handleOffsetFetch(creq)
+	case protocol.FindCoordinatorKey:
+		return s.handleFindCoordinator(creq)
+	case protocol.JoinGroupKey:
+		return s.handleJoinGroup(creq)
+	case protocol.HeartbeatKey:
+		return s.handleHeartbeat(creq)
+	case protocol.LeaveGroupKey:
+		return s.handleLeaveGroup(creq)
+	case protocol.SyncGroupKey:
+		return s.handleSyncGroup(creq)
+	case protocol.DescribeGroupsKey:
+		return s.handleDescribeGroups(creq)
+	case protocol.ListGroupsKey:
+		return s.handleListGroups(creq)
 	case protocol.ApiVersionsKey:
 		return s.handleApiVersions(creq)
 	case protocol.CreateTopicsKey:
@@ -42,6 +60,10 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleDescribeLogDirs(creq)
 	case protocol.CreatePartitionsKey:
 		return s.handleCreatePartitions(creq)
+	case protocol.DeleteGroupsKey:
+		return s.handleDeleteGroups(creq)
+	case protocol.OffsetDeleteKey:
+		return s.handleOffsetDelete(creq)
 	case protocol.DescribeClusterKey:
 		return s.handleDescribeCluster(creq)
 	case protocol.DescribeTopicPartitionsKey:

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -19,6 +20,7 @@ type Server struct {
 	logs      *storage.LogManager
 	clusterID string
 	sessions  *fetchSessionCache
+	groups    *coordinator.GroupCoordinator
 
 	mu        sync.Mutex
 	listeners []*boundListener
@@ -51,7 +53,13 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: open log dir %s: %w", cfg.LogDir, err)
 	}
+	groups, err := coordinator.NewGroupCoordinator(cfg.Group, logs.Meta(), topicMetadata{logs}, logger)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	s := &Server{
+		groups:    groups,
 		cfg:       cfg,
 		logger:    logger,
 		logs:      logs,
@@ -168,6 +176,7 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	s.groups.Close() // answers parked joins and syncs, flushes group state
 	s.wg.Wait()
 	err := s.logs.Close()
 	s.logger.Info("kbroker stopped")

@@ -113,7 +113,10 @@ func TestAdvertisedVersionsAreHandled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c := &conn{s: s, listener: s.listeners[0]}
+	nc, peer := net.Pipe()
+	defer nc.Close()
+	defer peer.Close()
+	c := &conn{s: s, nc: nc, listener: s.listeners[0]}
 	for _, k := range protocol.ApiVersionsKeys() {
 		for _, v := range []int16{k.MinVersion, k.MaxVersion} {
 			req := kmsg.RequestForKey(k.ApiKey)

@@ -8,6 +8,15 @@ const (
 	FetchKey                   = 1
 	ListOffsetsKey             = 2
 	MetadataKey                = 3
+	OffsetCommitKey            = 8
+	OffsetFetchKey             = 9
+	FindCoordinatorKey         = 10
+	JoinGroupKey               = 11
+	HeartbeatKey               = 12
+	LeaveGroupKey              = 13
+	SyncGroupKey               = 14
+	DescribeGroupsKey          = 15
+	ListGroupsKey              = 16
 	ApiVersionsKey             = 18
 	CreateTopicsKey            = 19
 	DeleteTopicsKey            = 20
@@ -17,7 +26,9 @@ const (
 	AlterConfigsKey            = 33
 	DescribeLogDirsKey         = 35
 	CreatePartitionsKey        = 37
+	DeleteGroupsKey            = 42
 	IncrementalAlterConfigsKey = 44
+	OffsetDeleteKey            = 47
 	DescribeClusterKey         = 60
 	DescribeTopicPartitionsKey = 75
 )
@@ -34,10 +45,23 @@ var supported = map[int16]VersionRange{
 	// they are advertised anyway because librdkafka < 2.10 enables its
 	// compression codecs only when Produce v2 is listed (KAFKA-18659).
 	// v12 (transactions v2, KIP-890) and v13 (topic ids) wait for txn.
-	ProduceKey:                 {0, 11},
-	FetchKey:                   {4, 17},
-	ListOffsetsKey:             {1, 10},
-	MetadataKey:                {0, 13},
+	ProduceKey:     {0, 11},
+	FetchKey:       {4, 17},
+	ListOffsetsKey: {1, 10},
+	MetadataKey:    {0, 13},
+	// Group APIs start where Kafka 4 starts them (KIP-896 removed older
+	// OffsetCommit, OffsetFetch and JoinGroup versions).
+	OffsetCommitKey:            {2, 10},
+	OffsetFetchKey:             {1, 10},
+	FindCoordinatorKey:         {0, 6},
+	JoinGroupKey:               {2, 9},
+	HeartbeatKey:               {0, 4},
+	LeaveGroupKey:              {0, 5},
+	SyncGroupKey:               {0, 5},
+	DescribeGroupsKey:          {0, 6},
+	ListGroupsKey:              {0, 5},
+	DeleteGroupsKey:            {0, 2},
+	OffsetDeleteKey:            {0, 0},
 	ApiVersionsKey:             {0, 4},
 	CreateTopicsKey:            {2, 7},
 	DeleteTopicsKey:            {1, 6},

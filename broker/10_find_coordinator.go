@@ -1,0 +1,62 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// FindCoordinator: v0-6
+//
+// Behavior (KafkaApis.handleFindCoordinatorRequest):
+// * This broker coordinates every group, answered with the advertised
+//   listener the client connected through.
+// * The first group lookup creates the internal __consumer_offsets topic
+//   (offsets.topic.num.partitions partitions), as Kafka does; it stays
+//   empty, since group state lives in meta.db.
+// * Transaction coordinators (key type 1) wait for the transaction
+//   coordinator, and share groups (2) are not served: both are
+//   INVALID_REQUEST with a message saying so, not a retriable error a
+//   client would loop on.
+//
+// Version notes:
+// * v1: KeyType, ErrorMessage
+// * v3: flexible
+// * v4: batched CoordinatorKeys, answered in Coordinators (KIP-699)
+// * v5-6: no change for groups (transactions v2, share groups)
+
+func (s *Server) handleFindCoordinator(creq *clientReq) (kmsg.Response, error) {
+	req := creq.Body.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	me := s.advertisedFor(creq.conn.listener)
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key, c.NodeID, c.Host, c.Port = key, -1, "", -1
+		switch req.CoordinatorType {
+		case 0:
+			if err := s.ensureOffsetsTopic(); err != nil {
+				s.logger.Warn("cannot create "+offsetsTopic, "err", err)
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				break
+			}
+			c.NodeID, c.Host, c.Port = s.cfg.NodeID, me.Host, int32(me.Port)
+		case 1:
+			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("kbroker does not serve transactions yet.")
+		case 2:
+			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("kbroker does not serve share groups.")
+		default:
+			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Unknown coordinator type.")
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
+	}
+	return resp, nil
+}

@@ -1,0 +1,12 @@
+package broker
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// OffsetDelete: v0
+//
+// Behavior: coordinator.GroupCoordinator.OffsetDelete (Kafka's
+// OffsetMetadataManager.deleteOffsets).
+
+func (s *Server) handleOffsetDelete(creq *clientReq) (kmsg.Response, error) {
+	return s.groups.OffsetDelete(creq.Body.(*kmsg.OffsetDeleteRequest)), nil
+}

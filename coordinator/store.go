@@ -1,0 +1,263 @@
+package coordinator
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DB is the transactional key-value store coordinator state lives in;
+// storage.MetaStore is one. Keeping it an interface keeps the door open to
+// storing groups in a replicated __consumer_offsets later, as Kafka does.
+type DB interface {
+	Update(fn func(tx *bolt.Tx) error) error
+	View(fn func(tx *bolt.Tx) error) error
+}
+
+var (
+	groupsBucket  = []byte("groups")        // group id -> JSON storedGroup
+	offsetsBucket = []byte("group-offsets") // group id -> bucket: topic 0x00 partition(BE) -> offsetValue
+)
+
+// storedGroup is a group's metadata record (Kafka's GroupMetadataValue and
+// ConsumerGroup* records, folded into one document per group).
+type storedGroup struct {
+	Type     string          `json:"type"` // "classic" or "consumer"
+	Classic  *classicRecord  `json:"classic,omitempty"`
+	Consumer *consumerRecord `json:"consumer,omitempty"`
+}
+
+// OffsetAndMetadata is one committed offset (Kafka's OffsetAndMetadata).
+type OffsetAndMetadata struct {
+	Offset          int64
+	LeaderEpoch     int32 // -1 if unknown
+	Metadata        string
+	CommitTimestamp int64 // ms
+}
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func offsetKey(tp TopicPartition) []byte {
+	k := make([]byte, 0, len(tp.Topic)+5)
+	k = append(k, tp.Topic...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(tp.Partition))
+}
+
+func parseOffsetKey(k []byte) (TopicPartition, error) {
+	if len(k) < 5 || k[len(k)-5] != 0 {
+		return TopicPartition{}, fmt.Errorf("bad offset key %x", k)
+	}
+	return TopicPartition{Topic: string(k[:len(k)-5]), Partition: int32(binary.BigEndian.Uint32(k[len(k)-4:]))}, nil
+}
+
+func encodeOffset(o OffsetAndMetadata) []byte {
+	v := make([]byte, 20, 20+len(o.Metadata))
+	binary.BigEndian.PutUint64(v[0:], uint64(o.Offset))
+	binary.BigEndian.PutUint32(v[8:], uint32(o.LeaderEpoch))
+	binary.BigEndian.PutUint64(v[12:], uint64(o.CommitTimestamp))
+	return append(v, o.Metadata...)
+}
+
+func decodeOffset(v []byte) (OffsetAndMetadata, error) {
+	if len(v) < 20 {
+		return OffsetAndMetadata{}, fmt.Errorf("offset value of %d bytes", len(v))
+	}
+	return OffsetAndMetadata{
+		Offset:          int64(binary.BigEndian.Uint64(v[0:])),
+		LeaderEpoch:     int32(binary.BigEndian.Uint32(v[8:])),
+		CommitTimestamp: int64(binary.BigEndian.Uint64(v[12:])),
+		Metadata:        string(v[20:]),
+	}, nil
+}
+
+// store is the single writer of coordinator state: changes are queued in
+// the order the coordinator makes them and applied in batches, one bbolt
+// transaction (one fsync) per batch.
+type store struct {
+	db DB
+
+	mu      sync.Mutex
+	pending []storeWrite
+	wake    chan struct{} // capacity 1
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+type storeWrite struct {
+	apply func(tx *bolt.Tx) error
+	res   chan error // capacity 1; nil if nobody waits
+}
+
+func newStore(db DB) (*store, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{groupsBucket, offsetsBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &store{db: db, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	go s.run()
+	return s, nil
+}
+
+// enqueue queues a change; the returned channel yields its outcome once it
+// is durable.
+func (s *store) enqueue(apply func(tx *bolt.Tx) error) <-chan error {
+	w := storeWrite{apply: apply, res: make(chan error, 1)}
+	s.mu.Lock()
+	s.pending = append(s.pending, w)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return w.res
+}
+
+var errStoreClosed = errors.New("coordinator: store closed")
+
+func (s *store) run() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.done:
+			s.flush() // whatever was queued before close
+			return
+		}
+		s.flush()
+	}
+}
+
+func (s *store) flush() {
+	s.mu.Lock()
+	batch := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, w := range batch {
+			if err := w.apply(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, w := range batch {
+		w.res <- err
+	}
+}
+
+// close applies what is queued and stops the writer.
+func (s *store) close() {
+	close(s.done)
+	<-s.stopped
+}
+
+// Writes, as closures over copies of what they store.
+
+func putOffsets(group string, offsets map[TopicPartition]OffsetAndMetadata) func(tx *bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(offsetsBucket).CreateBucketIfNotExists([]byte(group))
+		if err != nil {
+			return err
+		}
+		for tp, o := range offsets {
+			if err := b.Put(offsetKey(tp), encodeOffset(o)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func deleteOffsets(group string, tps []TopicPartition) func(tx *bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		b := tx.Bucket(offsetsBucket).Bucket([]byte(group))
+		if b == nil {
+			return nil
+		}
+		for _, tp := range tps {
+			if err := b.Delete(offsetKey(tp)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func putGroup(id string, rec storedGroup) func(tx *bolt.Tx) error {
+	v, err := json.Marshal(rec)
+	return func(tx *bolt.Tx) error {
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(groupsBucket).Put([]byte(id), v)
+	}
+}
+
+// deleteGroup removes a group's metadata and all its offsets.
+func deleteGroup(id string) func(tx *bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		if err := tx.Bucket(groupsBucket).Delete([]byte(id)); err != nil {
+			return err
+		}
+		err := tx.Bucket(offsetsBucket).DeleteBucket([]byte(id))
+		if errors.Is(err, bolt.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	}
+}
+
+// load reads every stored group and offset.
+func (s *store) load() (map[string]storedGroup, map[string]map[TopicPartition]OffsetAndMetadata, error) {
+	groups := make(map[string]storedGroup)
+	offsets := make(map[string]map[TopicPartition]OffsetAndMetadata)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(groupsBucket).ForEach(func(k, v []byte) error {
+			var rec storedGroup
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("group %q: %w", k, err)
+			}
+			groups[string(k)] = rec
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(offsetsBucket).ForEachBucket(func(g []byte) error {
+			m := make(map[TopicPartition]OffsetAndMetadata)
+			offsets[string(g)] = m
+			return tx.Bucket(offsetsBucket).Bucket(g).ForEach(func(k, v []byte) error {
+				tp, err := parseOffsetKey(k)
+				if err != nil {
+					return err
+				}
+				o, err := decodeOffset(v)
+				if err != nil {
+					return fmt.Errorf("group %q %s/%d: %w", g, tp.Topic, tp.Partition, err)
+				}
+				m[tp] = o
+				return nil
+			})
+		})
+	})
+	return groups, offsets, err
+}
