@@ -22,15 +22,12 @@ cleanup() {
 trap cleanup EXIT
 
 # Waiting for what kbroker does not serve yet:
-# - consumer groups (issue 3); TestIssue1034 asks FindCoordinator, and
-#   TestConsumeRegex needs FindCoordinator to bring up an internal
-#   __consumer_offsets topic;
+# - KIP-848 regex subscriptions resolved by the broker (issue 3, in progress);
 # - idempotence and transactions (issue 4); TestIssue769 expects an
 #   InitProducerId failure;
 # - share groups (KIP-932) and SASL/SCRAM.
 waiting=(
-	TestGroupETL TestGroupSimple Test848RegexBrokerResolves TestIssue523
-	TestUnknownGroupOffsetFetchPinned TestIssue1034 TestConsumeRegex
+	Test848RegexBrokerResolves
 	TestTxnEtl TestIssue769
 	TestShareGroup TestShareGroupAckOnClose TestShareGroupETL
 	TestShareGroupOffsetsAdmin TestConsumeRegexShareSkipsInternal
