@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -211,4 +212,185 @@ func TestGroupSharesTopicExactlyOnce(t *testing.T) {
 		t.Errorf("committed offsets sum to %d, want %d", committed, total)
 	}
 	_ = fmt.Sprint
+}
+
+// assignedOf returns a member's current partitions, sorted.
+func (g *groupConsumer) assignedOf() []int32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var ps []int32
+	for p := range g.assigned {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// pollUntil polls members (so kgo can rebalance) until cond holds.
+func pollUntil(t *testing.T, what string, cond func() bool, members ...*groupConsumer) {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for !cond() {
+		if c.Err() != nil {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		for _, m := range members {
+			m.poll(t, c)
+		}
+	}
+}
+
+// A static member (group.instance.id) that restarts within the session
+// timeout gets its partitions back with no rebalance: the generation does
+// not move and the other member never gives anything up (KIP-345).
+func TestStaticMemberRestartDoesNotRebalance(t *testing.T) {
+	b := startBroker(t, groupProps)
+	adm := b.admin(t)
+	const topic, group = "static-topic", "static-group"
+	createTopic(t, adm, topic, 4, nil)
+	static := func(id string) *groupConsumer {
+		m := newGroupConsumer(t, b.Addr(), group, topic, id, kgo.InstanceID(id), kgo.SessionTimeout(6*time.Second))
+		t.Cleanup(m.cl.Close)
+		return m
+	}
+	a, bm := static("a"), static("b")
+	pollUntil(t, "both members assigned", func() bool {
+		return len(a.assignedOf()) == 2 && len(bm.assignedOf()) == 2
+	}, a, bm)
+	_, gen := a.cl.GroupMetadata()
+	aParts, bParts := a.assignedOf(), bm.assignedOf()
+
+	bm.cl.Close() // a static member's Close does not leave the group
+	b2 := static("b")
+	pollUntil(t, "the restarted member assigned", func() bool { return len(b2.assignedOf()) == 2 }, a, b2)
+
+	if _, gen2 := b2.cl.GroupMetadata(); gen2 != gen {
+		t.Errorf("restarted static member is in generation %d, want %d (no rebalance)", gen2, gen)
+	}
+	if _, genA := a.cl.GroupMetadata(); genA != gen {
+		t.Errorf("other member moved to generation %d, want %d", genA, gen)
+	}
+	if got := b2.assignedOf(); !slices.Equal(got, bParts) {
+		t.Errorf("restarted member got %v, had %v", got, bParts)
+	}
+	if got := a.assignedOf(); !slices.Equal(got, aParts) || a.lost != 0 {
+		t.Errorf("other member has %v (had %v), gave up %d partitions", got, aParts, a.lost)
+	}
+
+	described, err := adm.DescribeGroups(ctx(t), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg := described[group]
+	var instances []string
+	for _, m := range dg.Members {
+		if m.InstanceID != nil {
+			instances = append(instances, *m.InstanceID)
+		}
+	}
+	slices.Sort(instances)
+	if dg.State != "Stable" || !slices.Equal(instances, []string{"a", "b"}) {
+		t.Errorf("described group: state %s, instance ids %v", dg.State, instances)
+	}
+}
+
+// A second live client with the instance id of a live member takes over
+// its place, and the first is fenced with FENCED_INSTANCE_ID.
+func TestStaticMemberDuplicateIsFenced(t *testing.T) {
+	b := startBroker(t, groupProps)
+	const topic, group = "fence-topic", "fence-group"
+	createTopic(t, b.admin(t), topic, 2, nil)
+	first := newGroupConsumer(t, b.Addr(), group, topic, "first", kgo.InstanceID("dup"))
+	t.Cleanup(first.cl.Close)
+	pollUntil(t, "first member assigned", func() bool { return len(first.assignedOf()) == 2 }, first)
+
+	second := newGroupConsumer(t, b.Addr(), group, topic, "second", kgo.InstanceID("dup"))
+	t.Cleanup(second.cl.Close)
+	pollUntil(t, "second member assigned", func() bool { return len(second.assignedOf()) == 2 }, second)
+
+	c := ctx(t)
+	for {
+		pctx, cancel := context.WithTimeout(c, 200*time.Millisecond)
+		fs := first.cl.PollFetches(pctx)
+		cancel()
+		first.cl.AllowRebalance()
+		fenced := false
+		fs.EachError(func(_ string, _ int32, err error) {
+			fenced = fenced || errors.Is(err, kerr.FencedInstanceID)
+		})
+		if fenced {
+			return
+		}
+		if c.Err() != nil {
+			t.Fatal("the first member with the duplicated instance id was never fenced")
+		}
+	}
+}
+
+// Committed offsets and groups outlive a broker restart.
+func TestGroupOffsetsSurviveRestart(t *testing.T) {
+	b := startBroker(t, groupProps)
+	adm := b.admin(t)
+	createTopic(t, adm, "t1", 3, nil)
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: "t1", Partition: 0, At: 10, LeaderEpoch: 0, Metadata: "m0"})
+	offsets.Add(kadm.Offset{Topic: "t1", Partition: 2, At: 42, LeaderEpoch: -1})
+	resp, err := adm.CommitOffsets(ctx(t), "keep", offsets)
+	if err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v / %v", err, resp.Error())
+	}
+
+	b = b.restart(t)
+	adm = b.admin(t)
+	got, err := adm.FetchOffsets(ctx(t), "keep")
+	if err != nil || got.Error() != nil {
+		t.Fatalf("fetch: %v / %v", err, got.Error())
+	}
+	if o, _ := got.Lookup("t1", 0); o.At != 10 || o.Metadata != "m0" || o.LeaderEpoch != 0 {
+		t.Errorf("t1/0 after restart: %+v", o.Offset)
+	}
+	if o, _ := got.Lookup("t1", 2); o.At != 42 {
+		t.Errorf("t1/2 after restart: %+v", o.Offset)
+	}
+	if o, ok := got.Lookup("t1", 1); ok && o.At != -1 {
+		t.Errorf("t1/1 was never committed but reads %+v", o.Offset)
+	}
+	listed, err := adm.ListGroups(ctx(t))
+	if err != nil || !slices.Contains(listed.Groups(), "keep") {
+		t.Errorf("groups after restart: %v (%v)", listed.Groups(), err)
+	}
+}
+
+// A group's members outlive a broker restart: the coordinator reloads the
+// group Stable, and members carry on in their generation without
+// rejoining.
+func TestGroupMembersSurviveBrokerRestart(t *testing.T) {
+	b := startBroker(t, groupProps)
+	const topic, group = "restart-topic", "restart-group"
+	createTopic(t, b.admin(t), topic, 4, nil)
+	a := newGroupConsumer(t, b.Addr(), group, topic, "a", kgo.InstanceID("a"))
+	c := newGroupConsumer(t, b.Addr(), group, topic, "c", kgo.InstanceID("c"))
+	t.Cleanup(a.cl.Close)
+	t.Cleanup(c.cl.Close)
+	pollUntil(t, "both members assigned", func() bool {
+		return len(a.assignedOf()) == 2 && len(c.assignedOf()) == 2
+	}, a, c)
+	memberA, gen := a.cl.GroupMetadata()
+
+	b = b.restartSamePort(t)
+	produceSync(t, b.client(t, kgo.DefaultProduceTopic(topic)), &kgo.Record{Value: []byte("after restart")})
+	pollUntil(t, "the record produced after the restart", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return a.seen["after restart"]+c.seen["after restart"] == 1
+	}, a, c)
+	if id, gen2 := a.cl.GroupMetadata(); id != memberA || gen2 != gen {
+		t.Errorf("after the broker restart member a is %s in generation %d, was %s in %d", id, gen2, memberA, gen)
+	}
+	if a.lost+c.lost != 0 {
+		t.Errorf("members gave up %d partitions across the restart", a.lost+c.lost)
+	}
 }

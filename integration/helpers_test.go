@@ -61,6 +61,23 @@ func (b *testBroker) restart(t testing.TB) *testBroker {
 	return startBrokerIn(t, b.dir, b.props)
 }
 
+// restartSamePort restarts the broker on its data dir and its port, so
+// connected clients reconnect to it.
+func (b *testBroker) restartSamePort(t testing.TB) *testBroker {
+	t.Helper()
+	addr := b.Addr()
+	if err := b.Close(); err != nil {
+		t.Fatalf("close broker: %v", err)
+	}
+	props := map[string]string{"listeners": "PLAINTEXT://" + addr}
+	for k, v := range b.props {
+		props[k] = v
+	}
+	nb := startBrokerIn(t, b.dir, props)
+	nb.props = b.props
+	return nb
+}
+
 // client returns a kgo client for the broker, closed at cleanup.
 func (b *testBroker) client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
