@@ -102,8 +102,10 @@ func (gc *GroupCoordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.Of
 	return resp
 }
 
-// validateCommit finds (or, for a simple commit, creates) the group and
-// lets it check the committer. Called with gc.mu held.
+// validateCommit lets the group check the committer. A simple commit
+// (generation < 0) to an unknown group is checked against the empty
+// classic group it will create once an offset is stored. Called with
+// gc.mu held.
 func (gc *GroupCoordinator) validateCommit(id, memberID string, instanceID *string, generation int32, transactional bool, version int16) *kerr.Error {
 	g := gc.groups[id]
 	if g == nil {
@@ -114,7 +116,6 @@ func (gc *GroupCoordinator) validateCommit(id, memberID string, instanceID *stri
 			return kerr.IllegalGeneration
 		}
 		g = newClassicGroup(gc, id)
-		gc.groups[id] = g
 	}
 	return g.validateOffsetCommit(memberID, instanceID, generation, transactional, version)
 }
@@ -135,9 +136,12 @@ func (gc *GroupCoordinator) resolveTopic(name string, id [16]byte, byID bool) (s
 	return name, nil
 }
 
-// storeOffsets applies committed offsets in memory and queues them to disk;
-// called with gc.mu held.
+// storeOffsets applies committed offsets in memory, creating the group of
+// a simple commit, and queues them to disk; called with gc.mu held.
 func (gc *GroupCoordinator) storeOffsets(id string, commit map[TopicPartition]OffsetAndMetadata) <-chan error {
+	if gc.groups[id] == nil {
+		gc.groups[id] = newClassicGroup(gc, id)
+	}
 	m := gc.offsets[id]
 	if m == nil {
 		m = make(map[TopicPartition]OffsetAndMetadata, len(commit))
