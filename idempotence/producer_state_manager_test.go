@@ -1,0 +1,154 @@
+package idempotence
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func batch(pid int64, epoch int16, seq, n int32, offset int64) Batch {
+	return Batch{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, LastSequence: LastSeq(seq, n-1),
+		FirstOffset: offset, LastOffset: offset + int64(n) - 1, MaxTimestamp: offset}
+}
+
+// appendAt checks and, if new, records b; it returns the duplicate found.
+func appendAt(t *testing.T, m *ProducerStateManager, b Batch) (*BatchMetadata, error) {
+	t.Helper()
+	m.Lock()
+	defer m.Unlock()
+	dup, err := m.Check(b)
+	if err == nil && dup == nil {
+		m.Update(b)
+	}
+	return dup, err
+}
+
+func TestSequenceRules(t *testing.T) {
+	m := NewProducerStateManager()
+	mustAppend := func(b Batch) {
+		t.Helper()
+		if dup, err := appendAt(t, m, b); err != nil || dup != nil {
+			t.Fatalf("append %+v: dup %v err %v", b, dup, err)
+		}
+	}
+	// A producer without state may start anywhere (KIP-360).
+	mustAppend(batch(1, 0, 7, 3, 0)) // seqs 7-9, offsets 0-2
+	mustAppend(batch(1, 0, 10, 2, 3))
+	// A retry of a recent batch is a duplicate with its original offsets.
+	dup, err := appendAt(t, m, batch(1, 0, 7, 3, 100))
+	if err != nil || dup == nil || dup.FirstOffset != 0 || dup.LastOffset != 2 {
+		t.Fatalf("retry: dup %+v err %v", dup, err)
+	}
+	// A gap or a partial overlap is out of order.
+	for _, b := range []Batch{batch(1, 0, 13, 1, 5), batch(1, 0, 8, 3, 5)} {
+		if _, err := appendAt(t, m, b); !errors.Is(err, ErrOutOfOrderSequence) {
+			t.Errorf("seq %d: %v, want out of order", b.BaseSequence, err)
+		}
+	}
+	// Only the last five batches are remembered.
+	for i := int32(0); i < 5; i++ {
+		mustAppend(batch(1, 0, 12+i, 1, 5+int64(i)))
+	}
+	if _, err := appendAt(t, m, batch(1, 0, 10, 2, 50)); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Errorf("a batch older than the last five: %v", err)
+	}
+	// A new epoch starts at 0; an older epoch is fenced.
+	if _, err := appendAt(t, m, batch(1, 1, 5, 1, 10)); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Errorf("new epoch at sequence 5: %v", err)
+	}
+	mustAppend(batch(1, 1, 0, 1, 10))
+	if _, err := appendAt(t, m, batch(1, 0, 17, 1, 11)); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Errorf("old epoch: %v", err)
+	}
+	// Sequences wrap at MaxInt32.
+	mustAppend(batch(2, 0, math.MaxInt32-1, 2, 20))
+	mustAppend(batch(2, 0, 0, 1, 22))
+	if got := LastSeq(math.MaxInt32-1, 3); got != 1 {
+		t.Errorf("LastSeq wraps to %d, want 1", got)
+	}
+}
+
+func TestSnapshotRecover(t *testing.T) {
+	dir := t.TempDir()
+	m := NewProducerStateManager()
+	for i := int32(0); i < 3; i++ {
+		appendAt(t, m, batch(1, 2, i*2, 2, int64(i)*2)) // offsets 0-5
+	}
+	appendAt(t, m, batch(9, 0, math.MaxInt32, 2, 6)) // seqs MaxInt32, 0
+	if err := m.WriteSnapshot(dir, 8); err != nil {
+		t.Fatal(err)
+	}
+	log := []Batch{batch(1, 2, 6, 1, 8), batch(3, 0, 0, 1, 9)} // after the snapshot
+	replay := func(from int64, fn func(Batch)) error {
+		for _, b := range log {
+			if b.FirstOffset >= from {
+				fn(b)
+			}
+		}
+		return nil
+	}
+	r := NewProducerStateManager()
+	if err := r.Recover(dir, 10, replay); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appendAt(t, r, batch(1, 2, 7, 1, 10)); err != nil {
+		t.Errorf("after recovery producer 1 continues: %v", err)
+	}
+	if dup, _ := appendAt(t, r, batch(3, 0, 0, 1, 11)); dup == nil || dup.FirstOffset != 9 {
+		t.Errorf("a batch replayed from the log is a duplicate: %+v", dup)
+	}
+	if e, ok := r.Entry(9); !ok || e.Batches[0].FirstSeq != math.MaxInt32 || e.Batches[0].LastSeq != 0 {
+		t.Errorf("wrapped entry: %+v", e)
+	}
+
+	// A snapshot past the log end (a truncated tail) is dropped; a corrupt
+	// one falls back to the log.
+	os.WriteFile(SnapshotPath(dir, 50), m.EncodeSnapshot(), 0o644)
+	b, _ := os.ReadFile(SnapshotPath(dir, 8))
+	b[len(b)-1] ^= 1
+	os.WriteFile(SnapshotPath(dir, 8), b, 0o644)
+	replayed := int64(-1)
+	r2 := NewProducerStateManager()
+	if err := r2.Recover(dir, 10, func(from int64, fn func(Batch)) error { replayed = from; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if replayed != 0 {
+		t.Errorf("with no usable snapshot replay starts at %d", replayed)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(dir, "*.snapshot")); len(matches) != 0 {
+		t.Errorf("snapshots left: %v", matches)
+	}
+}
+
+func FuzzDecodeSnapshot(f *testing.F) {
+	m := NewProducerStateManager()
+	m.Update(batch(1, 0, 0, 3, 0))
+	m.Update(batch(2, 5, math.MaxInt32, 2, 3))
+	f.Add(m.EncodeSnapshot())
+	f.Add([]byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, err := DecodeSnapshot(b)
+		if err != nil {
+			return
+		}
+		r := NewProducerStateManager()
+		for _, e := range entries {
+			bm := e.Batches[0]
+			r.Update(Batch{ProducerID: e.ProducerID, ProducerEpoch: e.ProducerEpoch, BaseSequence: bm.FirstSeq,
+				LastSequence: bm.LastSeq, FirstOffset: bm.FirstOffset, LastOffset: bm.LastOffset, MaxTimestamp: bm.Timestamp})
+		}
+		if again, err := DecodeSnapshot(r.EncodeSnapshot()); err != nil || len(again) != len(uniqueIDs(entries)) {
+			t.Errorf("re-encoded snapshot: %d entries, %v", len(again), err)
+		}
+	})
+}
+
+func uniqueIDs(es []ProducerStateEntry) map[int64]bool {
+	out := make(map[int64]bool)
+	for _, e := range es {
+		out[e.ProducerID] = true
+	}
+	return out
+}
