@@ -49,6 +49,7 @@ func (gc *GroupCoordinator) ConsumerGroupHeartbeat(rc RequestContext, req *kmsg.
 		}
 	}
 	if herr != nil {
+		gc.logger.Debug("consumer group heartbeat refused", "group", req.Group, "member", req.MemberID, "epoch", req.MemberEpoch, "err", herr.err, "msg", herr.msg)
 		resp = req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		resp.ErrorCode = herr.err.Code
 		if herr.msg != "" {
@@ -87,8 +88,10 @@ func (gc *GroupCoordinator) validateConsumerGroupHeartbeat(req *kmsg.ConsumerGro
 			return invalidRequest("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
 		}
 	case epoch == leaveGroupStaticMemberEpoch:
-		if req.InstanceID == nil {
-			return invalidRequest("InstanceId can't be null.")
+		// Kafka requires InstanceId here; leave checks it against the
+		// member instead (see leave).
+		if req.MemberID == "" {
+			return invalidRequest("MemberId can't be empty.")
 		}
 	default:
 		return invalidRequest("MemberEpoch is invalid.")
@@ -152,6 +155,16 @@ func (gc *GroupCoordinator) consumerGroup(id string, create bool) (*ConsumerGrou
 // leave handles epochs -1 and -2 (consumerGroupLeave).
 func (g *ConsumerGroup) leave(req *kmsg.ConsumerGroupHeartbeatRequest, resp *kmsg.ConsumerGroupHeartbeatResponse) (<-chan error, *heartbeatError) {
 	var m *consumerMember
+	if req.InstanceID == nil && req.MemberEpoch == leaveGroupStaticMemberEpoch {
+		// Kafka refuses a static leave without InstanceId as
+		// INVALID_REQUEST. franz-go (v1.22) sends none, so its static
+		// members could never leave temporarily: accept the leave when
+		// the member id names a static member.
+		if m = g.members[req.MemberID]; m == nil || m.instanceID == nil {
+			return nil, invalidRequest("InstanceId can't be null.")
+		}
+		req.InstanceID = m.instanceID
+	}
 	if req.InstanceID == nil {
 		if m = g.members[req.MemberID]; m == nil {
 			return nil, &heartbeatError{kerr.UnknownMemberID, "Member " + req.MemberID + " is not a member of group " + g.id + "."}

@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -37,6 +39,9 @@ func startBrokerIn(t testing.TB, dir string, props map[string]string) *testBroke
 	cfg, err := broker.ParseConfig(all)
 	if err != nil {
 		t.Fatalf("config: %v", err)
+	}
+	if os.Getenv("KBROKER_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := broker.Start(cfg)
 	if err != nil {
