@@ -318,25 +318,18 @@ func (g *ConsumerGroup) validateOffsetDelete() *kerr.Error {
 // name or through its regex.
 func (g *ConsumerGroup) isSubscribedToTopic(topic string) bool {
 	for _, m := range g.members {
-		if slices.Contains(m.subscribedNames, topic) || (m.regex != nil && !isInternalTopic(topic) && m.regex.MatchString(topic)) {
+		if slices.Contains(m.subscribedNames, topic) || (m.regex != nil && m.regex.MatchString(topic)) {
 			return true
 		}
 	}
 	return false
 }
 
-// isInternalTopic mirrors Kafka's Topic.isInternal: regex subscriptions
-// never match these.
-func isInternalTopic(name string) bool {
-	switch name {
-	case "__consumer_offsets", "__transaction_state", "__share_group_state":
-		return true
-	}
-	return false
-}
-
 // setRegex sets a member's regex subscription; an empty regex is none. The
-// broker matches a whole topic name, as RE2J's matches() does in Kafka.
+// broker matches a whole topic name, as RE2J's matches() does in Kafka, and
+// internal topics too: Kafka resolves regexes against every topic of its
+// metadata image, and clients (franz-go's Test848RegexBrokerResolves)
+// expect a regex naming __consumer_offsets to be assigned it.
 func (m *consumerMember) setRegex(re *string) {
 	m.subscribedRegex, m.regex = nil, nil
 	if re == nil || *re == "" {

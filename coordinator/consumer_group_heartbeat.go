@@ -416,7 +416,7 @@ func (g *ConsumerGroup) resolveSubscriptions() map[string]topicMeta {
 			names = g.gc.topics.TopicNames()
 		}
 		for _, name := range names {
-			if !isInternalTopic(name) && m.regex.MatchString(name) {
+			if m.regex.MatchString(name) {
 				add(name)
 			}
 		}
@@ -429,7 +429,7 @@ func (g *ConsumerGroup) resolveSubscriptions() map[string]topicMeta {
 func (g *ConsumerGroup) memberTopics(m *consumerMember) []topicID {
 	var ids []topicID
 	for name, meta := range g.subscribedTopics {
-		if slices.Contains(m.subscribedNames, name) || (m.regex != nil && !isInternalTopic(name) && m.regex.MatchString(name)) {
+		if slices.Contains(m.subscribedNames, name) || (m.regex != nil && m.regex.MatchString(name)) {
 			ids = append(ids, meta.ID)
 		}
 	}
