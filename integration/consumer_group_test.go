@@ -188,30 +188,43 @@ func TestConsumerGroup848SharesPartitions(t *testing.T) {
 	producer := b.client(t, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	seen := &seenRecords{seen: make(map[string]int)}
 
+	// Membership changes between batches, once every record so far is
+	// committed: franz-go (before KIP-1251, Kafka 4.3) cannot retry a
+	// commit that races a revocation with STALE_MEMBER_EPOCH, so a
+	// change while commits are in flight may replay records.
+	allSeen := func(n int) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d records seen and committed", n), func() error {
+			if got := seen.distinct(); got < n {
+				return fmt.Errorf("%d of %d seen", got, n)
+			}
+			offs, err := adm.FetchOffsets(ctx(t), group)
+			if err != nil {
+				return err
+			}
+			var committed int64
+			offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
+			if committed != int64(n) {
+				return fmt.Errorf("%d of %d committed", committed, n)
+			}
+			return nil
+		})
+	}
 	c1 := startGroupConsumer(t, b, group, topic, seen)
 	c2 := startGroupConsumer(t, b, group, topic, seen)
-	produceValues(t, producer, topic, 0, 300)
-	waitFor(t, "the first records", func() error {
-		if n := seen.distinct(); n < 300 {
-			return fmt.Errorf("%d of 300 seen", n)
-		}
-		return nil
-	})
 	waitFor(t, "two stable members", func() error { return stableWith(describe848(t, adm, group), 2, partitions) })
+	produceValues(t, producer, topic, 0, 300)
+	allSeen(300)
 
 	c3 := startGroupConsumer(t, b, group, topic, seen)
-	produceValues(t, producer, topic, 300, 600)
 	waitFor(t, "three stable members", func() error { return stableWith(describe848(t, adm, group), 3, partitions) })
+	produceValues(t, producer, topic, 300, 600)
+	allSeen(600)
 
-	c1.close() // leaves; its partitions go to the others
-	produceValues(t, producer, topic, 600, 900)
+	c1.close() // leaves; its partitions go to the others, from its commits
 	waitFor(t, "two stable members after a leave", func() error { return stableWith(describe848(t, adm, group), 2, partitions) })
-	waitFor(t, "every record", func() error {
-		if n := seen.distinct(); n < 900 {
-			return fmt.Errorf("%d of 900 seen", n)
-		}
-		return nil
-	})
+	produceValues(t, producer, topic, 600, 900)
+	allSeen(900)
 	c2.close()
 	c3.close()
 
@@ -223,23 +236,13 @@ func TestConsumerGroup848SharesPartitions(t *testing.T) {
 		}
 	}
 
-	// The group is listed as a consumer group, now empty, with its
-	// offsets at the end of every partition.
+	// The group is listed as a consumer group, now empty.
 	listed, err := adm.ListGroups(ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lg, ok := listed[group]; !ok || lg.ProtocolType != "consumer" || lg.State != "Empty" {
 		t.Errorf("ListGroups: %+v (listed: %v)", lg, ok)
-	}
-	offs, err := adm.FetchOffsets(ctx(t), group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var committed int64
-	offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
-	if committed != 900 {
-		t.Errorf("committed offsets sum to %d, want 900", committed)
 	}
 }
 
