@@ -2,6 +2,7 @@ package broker
 
 import (
 	"regexp"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,6 +19,9 @@ import (
 //   both sides speak (Kafka's ApiVersionsRequest.isUnsupported path).
 // * v3+: ClientSoftwareName/Version must match Kafka's pattern, else
 //   INVALID_REQUEST.
+// * ConsumerGroupHeartbeat and ConsumerGroupDescribe are left out when
+//   "consumer" is not in group.coordinator.rebalance.protocols, as Kafka
+//   does, so clients fall back to the classic protocol.
 // * No finalized features are reported: kbroker does not yet serve the
 //   features they gate (transaction.version 2, group.version 1).
 //
@@ -30,7 +34,7 @@ func (s *Server) handleApiVersions(creq *clientReq) (kmsg.Response, error) {
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.Version = 0
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
-		resp.ApiKeys = protocol.ApiVersionsKeys()
+		resp.ApiKeys = s.apiVersionsKeys()
 		return resp, nil
 	}
 	req := creq.Body.(*kmsg.ApiVersionsRequest)
@@ -39,9 +43,21 @@ func (s *Server) handleApiVersions(creq *clientReq) (kmsg.Response, error) {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
 	}
-	resp.ApiKeys = protocol.ApiVersionsKeys()
+	resp.ApiKeys = s.apiVersionsKeys()
 	return resp, nil
 }
 
 // softwarePattern is Kafka's ApiVersionsRequest.SOFTWARE_NAME_VERSION_PATTERN.
 var softwarePattern = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
+
+// apiVersionsKeys is protocol's table less the APIs this broker's
+// configuration turns off.
+func (s *Server) apiVersionsKeys() []kmsg.ApiVersionsResponseApiKey {
+	keys := protocol.ApiVersionsKeys()
+	if !s.cfg.Group.ConsumerProtocolEnabled {
+		keys = slices.DeleteFunc(keys, func(k kmsg.ApiVersionsResponseApiKey) bool {
+			return k.ApiKey == protocol.ConsumerGroupHeartbeatKey || k.ApiKey == protocol.ConsumerGroupDescribeKey
+		})
+	}
+	return keys
+}

@@ -64,6 +64,10 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleDeleteGroups(creq)
 	case protocol.OffsetDeleteKey:
 		return s.handleOffsetDelete(creq)
+	case protocol.ConsumerGroupHeartbeatKey:
+		return s.handleConsumerGroupHeartbeat(creq)
+	case protocol.ConsumerGroupDescribeKey:
+		return s.handleConsumerGroupDescribe(creq)
 	case protocol.DescribeClusterKey:
 		return s.handleDescribeCluster(creq)
 	case protocol.DescribeTopicPartitionsKey:

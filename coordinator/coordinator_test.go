@@ -11,15 +11,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// fakeTopics is a fixed topic table.
-type fakeTopics map[string]int32
+// topicTable is a fixed topic table.
+type topicTable map[string]int32
 
-func (f fakeTopics) Topic(name string) ([16]byte, int32, bool) {
+func (f topicTable) Topic(name string) ([16]byte, int32, bool) {
 	n, ok := f[name]
 	return [16]byte{byte(len(name))}, n, ok
 }
 
-func (f fakeTopics) TopicByID(id [16]byte) (string, int32, bool) {
+func (f topicTable) TopicByID(id [16]byte) (string, int32, bool) {
 	for name, n := range f {
 		if byte(len(name)) == id[0] {
 			return name, n, true
@@ -28,7 +28,7 @@ func (f fakeTopics) TopicByID(id [16]byte) (string, int32, bool) {
 	return "", 0, false
 }
 
-func (f fakeTopics) TopicNames() []string {
+func (f topicTable) TopicNames() []string {
 	var out []string
 	for n := range f {
 		out = append(out, n)
@@ -56,7 +56,7 @@ func newTestCoordinator(t testing.TB, dir string, tune func(*Config)) (*GroupCoo
 		tune(&cfg)
 	}
 	db := openDB(t, dir)
-	gc, err := NewGroupCoordinator(cfg, db, fakeTopics{"t": 4}, nil)
+	gc, err := NewGroupCoordinator(cfg, db, topicTable{"t": 4}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

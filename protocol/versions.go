@@ -30,6 +30,8 @@ const (
 	IncrementalAlterConfigsKey = 44
 	OffsetDeleteKey            = 47
 	DescribeClusterKey         = 60
+	ConsumerGroupHeartbeatKey  = 68
+	ConsumerGroupDescribeKey   = 69
 	DescribeTopicPartitionsKey = 75
 )
 
@@ -73,6 +75,8 @@ var supported = map[int16]VersionRange{
 	CreatePartitionsKey:        {0, 3},
 	IncrementalAlterConfigsKey: {0, 1},
 	DescribeClusterKey:         {0, 2},
+	ConsumerGroupHeartbeatKey:  {0, 1},
+	ConsumerGroupDescribeKey:   {0, 1},
 	DescribeTopicPartitionsKey: {0, 0},
 }
 
