@@ -22,12 +22,10 @@ cleanup() {
 trap cleanup EXIT
 
 # Waiting for what kbroker does not serve yet:
-# - KIP-848 regex subscriptions resolved by the broker (issue 3, in progress);
 # - idempotence and transactions (issue 4); TestIssue769 expects an
 #   InitProducerId failure;
 # - share groups (KIP-932) and SASL/SCRAM.
 waiting=(
-	Test848RegexBrokerResolves
 	TestTxnEtl TestIssue769
 	TestShareGroup TestShareGroupAckOnClose TestShareGroupETL
 	TestShareGroupOffsetsAdmin TestConsumeRegexShareSkipsInternal
