@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kbroker/kbroker/internal/atomicfile"
 )
 
 // Snapshot files are Kafka's ProducerSnapshot v1, named by the log end
@@ -116,28 +118,11 @@ func decrementSeq(seq, by int32) int32 {
 	return seq - by
 }
 
-// WriteSnapshot writes the state as of log end offset to dir, durably
-// (temporary file, fsync, rename), and removes older snapshots but the
+// WriteSnapshot writes the state as of log end offset to dir, durably,
+// and removes older snapshots but the
 // latest before it.
 func (m *ProducerStateManager) WriteSnapshot(dir string, offset int64) error {
-	path := SnapshotPath(dir, offset)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(m.EncodeSnapshot())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(SnapshotPath(dir, offset), m.EncodeSnapshot()); err != nil {
 		return err
 	}
 	offsets, _ := snapshotOffsets(dir)

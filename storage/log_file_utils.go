@@ -2,10 +2,11 @@ package storage
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kbroker/kbroker/internal/atomicfile"
 )
 
 // File name suffixes (Kafka LogFileUtils / UnifiedLog).
@@ -13,11 +14,11 @@ const (
 	logFileSuffix       = ".log"
 	indexFileSuffix     = ".index"
 	timeIndexFileSuffix = ".timeindex"
-	deletedFileSuffix   = ".deleted" // a segment file scheduled for removal
-	cleanedFileSuffix   = ".cleaned" // compaction output in progress (future LogCleaner)
-	swapFileSuffix      = ".swap"    // compaction output being swapped in (future LogCleaner)
-	tmpFileSuffix       = ".tmp"     // a checkpoint being written
-	deleteDirSuffix     = "-delete"  // a partition directory of a deleted topic
+	deletedFileSuffix   = ".deleted"           // a segment file scheduled for removal
+	cleanedFileSuffix   = ".cleaned"           // compaction output in progress (future LogCleaner)
+	swapFileSuffix      = ".swap"              // compaction output being swapped in (future LogCleaner)
+	tmpFileSuffix       = atomicfile.TmpSuffix // a checkpoint being written
+	deleteDirSuffix     = "-delete"            // a partition directory of a deleted topic
 
 	// cleanShutdownFile marks a data dir whose logs were all flushed and closed
 	// (LogLoader.CLEAN_SHUTDOWN_FILE): its presence lets the next start skip scanning.
@@ -82,40 +83,8 @@ func deleteDirName(topic string, partition int32, uid string) string {
 	return topic + suffix
 }
 
-// syncDir fsyncs a directory so that creates, renames and removes in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// writeFileAtomic writes data to path via a synced temporary file and a rename, then
-// syncs the directory (Kafka CheckpointFile).
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + tmpFileSuffix
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
+// syncDir and writeFileAtomic: see package atomicfile.
+var (
+	syncDir         = atomicfile.SyncDir
+	writeFileAtomic = atomicfile.Write
+)
