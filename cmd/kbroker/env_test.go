@@ -19,7 +19,7 @@ func TestEnvKey(t *testing.T) {
 		"KAFKA_HTTP_LISTENER":                        "http.listener",
 		"KAFKA_KBROKER_METRICS_PER_PARTITION_ENABLE": "kbroker.metrics.per.partition.enable",
 		"KAFKA_LISTENER_NAME_INTERNAL_SSL_KEY__PASS": "listener.name.internal.ssl.key_pass", // "__" is "_"
-		"KAFKA_SOME___DASHED_KEY":                    "some-dashed.key",                    // "___" is "-"
+		"KAFKA_SOME___DASHED_KEY":                    "some-dashed.key",                     // "___" is "-"
 		"KAFKA_A_B_C":                                "a.b.c",
 	} {
 		got, ok := envKey(name)
