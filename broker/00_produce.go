@@ -110,6 +110,11 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			}
 			// The leader is the whole ISR: the append is committed.
 			log.UpdateHighWatermark(log.LogEndOffset())
+			tm := s.metrics.topic(t.Name)
+			tm.bytesIn.Add(float64(len(rp.Records)))
+			tm.recordsIn.Add(float64(info.RecordCount))
+			s.metrics.batchBytes.Observe(float64(len(rp.Records)))
+			s.metrics.batchRecords.Observe(float64(info.RecordCount))
 
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition

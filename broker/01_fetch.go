@@ -136,7 +136,10 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 		}
 		rp.RecordBatches = []byte{}
-		if r.info.Records.Len() > 0 {
+		if n := r.info.Records.Len(); n > 0 {
+			if t := s.fetchTopic(p.key); t != nil {
+				s.metrics.topic(t.Name).bytesOut.Add(float64(n))
+			}
 			rp.RecordBatches = creq.rb.Placeholder(r.info.Records)
 			served[p.key] = true
 		} else {
@@ -194,8 +197,11 @@ func (r *fetchResult) news(p *sessionPartition) bool {
 func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition) []fetchResult {
 	results, bytes, failed := s.readPartitions(req, parts)
 	if req.MaxWaitMillis <= 0 || bytes >= int64(req.MinBytes) || failed || len(parts) == 0 {
+		s.metrics.fetchWait.Observe(0)
 		return results
 	}
+	began := time.Now()
+	defer func() { s.metrics.fetchWait.Observe(time.Since(began).Seconds()) }()
 
 	// Watch before re-reading, so an append between the read above and the
 	// wait below is not missed.

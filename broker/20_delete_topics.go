@@ -168,6 +168,7 @@ func (s *Server) deleteTopic(t *storage.Topic, respond func(*string, [16]byte, *
 		respond(name, t.ID, ke, nil)
 		return
 	}
+	s.metrics.forgetTopic(t.Name)
 	s.logger.Info("deleted topic", "topic", t.Name)
 	respond(name, t.ID, nil, nil)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -30,6 +32,20 @@ type Config struct {
 	LogRetentionCheckInterval time.Duration
 	LogFlushSchedulerInterval time.Duration
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
+
+	// HTTPListener is http.listener: host:port of the HTTP endpoint serving
+	// /metrics, /healthz and /readyz; empty disables it.
+	HTTPListener string
+	// MetricsPerPartition is kbroker.metrics.per.partition.enable: false
+	// leaves out the series labelled by partition (see stateCollector).
+	MetricsPerPartition bool
+	// Registerer receives the broker's collectors and Gatherer serves
+	// /metrics. Both nil: a private registry per Server. A Registerer that
+	// is also a Gatherer (a *prometheus.Registry) serves both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Version is reported by kbroker_build_info and the start-up log.
+	Version string
 
 	// Group holds the group coordinator's settings (group.*, offsets.*).
 	Group coordinator.Config
@@ -102,6 +118,18 @@ var brokerConfigDefs = []configDef{
 	{"socket.request.max.bytes", "104857600", intInto(func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1024, math.MaxInt32)},
 	{"log.retention.check.interval.ms", "300000", durationInto(func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval })},
 	{"log.flush.scheduler.interval.ms", "1000", durationInto(func(c *Config) *time.Duration { return &c.LogFlushSchedulerInterval })},
+
+	// kbroker's own keys (Kafka has none for these).
+	{"http.listener", "localhost:9644", func(c *Config, v string) error {
+		if _, port, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("invalid value %q (want host:port, or empty to disable): %v", v, err)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("invalid value %q: bad port", v)
+		}
+		c.HTTPListener = v
+		return nil
+	}},
+	{"kbroker.metrics.per.partition.enable", "true", boolInto(func(c *Config) *bool { return &c.MetricsPerPartition })},
 
 	// The group coordinator (Kafka's GroupCoordinatorConfig).
 	{"offsets.topic.num.partitions", "50", intInto(func(c *Config) *int32 { return &c.OffsetsTopicNumPartitions }, 1, math.MaxInt32)},

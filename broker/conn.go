@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -96,7 +97,10 @@ func (c *conn) serve() {
 // connection.
 func (c *conn) handle(req protocol.Request) bool {
 	creq := &clientReq{conn: c, Request: req}
+	am := c.s.metrics.forAPI(req.Key, req.Version)
+	began := time.Now()
 	resp, err := c.s.handle(creq)
+	handled := time.Now()
 	if err != nil {
 		creq.rb.Release()
 		if !errors.Is(err, errCloseConn) {
@@ -106,6 +110,7 @@ func (c *conn) handle(req protocol.Request) bool {
 		return false
 	}
 	if resp == nil { // acks=0 produce: no response
+		c.s.metrics.observeRequest(am, nil, handled.Sub(began), 0)
 		return true
 	}
 	out, err := creq.rb.Build(req.CorrelationID, resp)
@@ -115,5 +120,6 @@ func (c *conn) handle(req protocol.Request) bool {
 		return false
 	}
 	_, err = out.WriteTo(c.nc)
+	c.s.metrics.observeRequest(am, resp, handled.Sub(began), time.Since(handled))
 	return err == nil
 }

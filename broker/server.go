@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/storage"
@@ -28,46 +31,78 @@ type Server struct {
 	closed    bool
 	closing   chan struct{} // closed by Close: long polls and loops stop
 	wg        sync.WaitGroup
+
+	metrics *metrics
+	http    *httpEndpoint // nil when http.listener is empty
+	ready   atomic.Bool   // recovery done, metadata loaded, listeners bound; /readyz
 }
 
 type boundListener struct {
 	Listener // as configured, port resolved if it was 0
 	ln       net.Listener
+
+	connsOpen     prometheus.Gauge
+	connsAccepted prometheus.Counter
 }
 
-// Start opens (and recovers) the log directory, binds every listener and
-// starts serving. The returned Server is ready for clients.
+// Start binds the HTTP endpoint (so /healthz answers during recovery),
+// opens (and recovers) the log directory, binds every listener and starts
+// serving. The returned Server is ready for clients and /readyz says so.
 func Start(cfg Config) (*Server, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	began := time.Now()
+	s := &Server{
+		cfg:      cfg,
+		logger:   logger,
+		sessions: newFetchSessionCache(),
+		conns:    make(map[*conn]struct{}),
+		closing:  make(chan struct{}),
+	}
+	reg, gatherer := cfg.Registerer, cfg.Gatherer
+	if reg == nil && gatherer == nil {
+		r := prometheus.NewRegistry()
+		reg, gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok && gatherer == nil {
+		gatherer = g
+	} else if reg == nil || gatherer == nil {
+		return nil, errors.New("broker: Config.Registerer and Config.Gatherer go together")
+	}
+	var err error
+	if s.metrics, err = newMetrics(reg, s, cfg.Version); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
+	if err := s.startHTTP(gatherer); err != nil {
+		return nil, err
+	}
 	logs, err := storage.OpenLogManager(storage.LogManagerOptions{
 		Dir:                    cfg.LogDir,
 		Defaults:               cfg.LogDefaults,
 		RetentionCheckInterval: cfg.LogRetentionCheckInterval,
 		FlushCheckInterval:     cfg.LogFlushSchedulerInterval,
 		Logger:                 logger,
+		OnFlush:                func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
 	})
 	if err != nil {
+		s.Close()
 		return nil, fmt.Errorf("broker: open log dir %s: %w", cfg.LogDir, err)
 	}
-	groups, err := coordinator.NewGroupCoordinator(cfg.Group, logs.Meta(), topicMetadata{logs}, logger)
+	s.logs = logs
+	s.clusterID = logs.Meta().ClusterID()
+	groupCfg := cfg.Group
+	if prev := groupCfg.OnRebalance; prev != nil {
+		groupCfg.OnRebalance = func(typ string, d time.Duration) { s.metrics.onRebalance(typ, d); prev(typ, d) }
+	} else {
+		groupCfg.OnRebalance = s.metrics.onRebalance
+	}
+	groups, err := coordinator.NewGroupCoordinator(groupCfg, logs.Meta(), topicMetadata{logs}, logger)
 	if err != nil {
-		logs.Close()
+		s.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s := &Server{
-		groups:    groups,
-		cfg:       cfg,
-		logger:    logger,
-		logs:      logs,
-		clusterID: logs.Meta().ClusterID(),
-		sessions:  newFetchSessionCache(),
-		conns:     make(map[*conn]struct{}),
-		closing:   make(chan struct{}),
-	}
+	s.groups = groups
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
 		if err != nil {
@@ -76,12 +111,15 @@ func Start(cfg Config) (*Server, error) {
 		}
 		bound := &boundListener{Listener: l, ln: ln}
 		bound.Port = ln.Addr().(*net.TCPAddr).Port
+		bound.connsOpen = s.metrics.connsOpen.WithLabelValues(l.Name)
+		bound.connsAccepted = s.metrics.connsAccepted.WithLabelValues(l.Name)
 		s.listeners = append(s.listeners, bound)
 	}
 	for _, bl := range s.listeners {
 		s.goroutine(func() { s.acceptLoop(bl) })
 	}
-	logger.Info("kbroker started", "listeners", s.Addrs(), "data_dir", cfg.LogDir,
+	s.ready.Store(true)
+	logger.Info("kbroker started", "version", cfg.Version, "listeners", s.Addrs(), "http", s.HTTPAddr(), "data_dir", cfg.LogDir,
 		"topics", len(logs.Topics()), "cluster_id", s.clusterID, "ready_in", time.Since(began).Round(time.Microsecond))
 	return s, nil
 }
@@ -146,7 +184,10 @@ func (s *Server) acceptLoop(bl *boundListener) {
 		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
+		bl.connsAccepted.Inc()
+		bl.connsOpen.Inc()
 		if !s.goroutine(c.serve) {
+			s.removeConn(c)
 			nc.Close()
 		}
 	}
@@ -156,6 +197,7 @@ func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	c.listener.connsOpen.Dec()
 }
 
 // Close stops accepting, closes every connection, waits for every goroutine
@@ -168,6 +210,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.ready.Store(false)
 	close(s.closing)
 	for _, l := range s.listeners {
 		l.ln.Close()
@@ -176,9 +219,15 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
-	s.groups.Close() // answers parked joins and syncs, flushes group state
+	if s.groups != nil {
+		s.groups.Close() // answers parked joins and syncs, flushes group state
+	}
+	s.stopHTTP()
 	s.wg.Wait()
-	err := s.logs.Close()
+	var err error
+	if s.logs != nil {
+		err = s.logs.Close()
+	}
 	s.logger.Info("kbroker stopped")
 	return err
 }

@@ -17,7 +17,7 @@ import (
 // connections still open and of a long-poll Fetch parked on a partition.
 func TestCloseLeaksNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
-	cfg, err := ParseConfig(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir()})
+	cfg, err := ParseConfig(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir(), "http.listener": "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func roundTrip(t *testing.T, c net.Conn, req kmsg.Request) {
 // response encodes at that version: the table cannot promise what dispatch
 // does not serve.
 func TestAdvertisedVersionsAreHandled(t *testing.T) {
-	cfg, err := ParseConfig(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir()})
+	cfg, err := ParseConfig(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir(), "http.listener": "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

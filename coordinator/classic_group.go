@@ -674,6 +674,7 @@ func (g *ClassicGroup) completeJoinPhase() {
 		g.joinTimer = g.gc.afterFunc(g.rebalanceTimeout(), g.completeJoinPhase)
 		return
 	}
+	g.gc.rebalanceDone(groupTypeClassic, g.stateTimestamp) // stamped when PreparingRebalance began
 	g.generation++
 	if len(g.members) == 0 {
 		g.protocol = ""

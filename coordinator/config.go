@@ -25,6 +25,11 @@ type Config struct {
 	ConsumerMaxHeartbeatInterval time.Duration // group.consumer.max.heartbeat.interval.ms
 	ConsumerMaxSize              int           // group.consumer.max.size
 	ConsumerAssignors            []string      // group.consumer.assignors, the first is the default
+
+	// OnRebalance, if set, is called (under the coordinator lock: keep it
+	// cheap) when a group finishes a join phase, with how long the
+	// rebalance took since it started; for metrics.
+	OnRebalance func(groupType string, d time.Duration)
 }
 
 // DefaultConfig is Kafka 4's defaults.

@@ -32,7 +32,7 @@ func startBroker(t testing.TB, props map[string]string) *testBroker {
 // startBrokerIn starts a broker on dir, e.g. again after a restart.
 func startBrokerIn(t testing.TB, dir string, props map[string]string) *testBroker {
 	t.Helper()
-	all := map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": dir}
+	all := map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": dir, "http.listener": "127.0.0.1:0"}
 	for k, v := range props {
 		all[k] = v
 	}

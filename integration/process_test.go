@@ -45,27 +45,35 @@ func kbrokerBinary(t testing.TB) string {
 }
 
 type brokerProcess struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd      *exec.Cmd
+	addr     string
+	httpAddr string // http.listener
 }
 
-// startProcess runs kbroker on dataDir at a free 127.0.0.1 port and waits
-// until it accepts connections.
-func startProcess(t testing.TB, dataDir string, extra ...string) *brokerProcess {
+// freeAddr returns a 127.0.0.1 address with a port free a moment ago.
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	args := append([]string{"--data-dir", dataDir, "--log-level", "warn", "--override", "listeners=PLAINTEXT://" + addr}, extra...)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startProcess runs kbroker on dataDir at a free 127.0.0.1 port (and its
+// HTTP endpoint at another) and waits until it accepts connections.
+func startProcess(t testing.TB, dataDir string, extra ...string) *brokerProcess {
+	t.Helper()
+	addr, httpAddr := freeAddr(t), freeAddr(t)
+	args := append([]string{"--data-dir", dataDir, "--log-level", "warn", "--override", "listeners=PLAINTEXT://" + addr,
+		"--override", "http.listener=" + httpAddr}, extra...)
 	cmd := exec.Command(kbrokerBinary(t), args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &brokerProcess{cmd: cmd, addr: addr}
+	p := &brokerProcess{cmd: cmd, addr: addr, httpAddr: httpAddr}
 	t.Cleanup(func() { p.kill() })
 	waitListening(t, addr)
 	return p
@@ -107,7 +115,7 @@ func TestProcessSignalsAndEphemeral(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(kbrokerBinary(t), "--ephemeral", "--override", "listeners=PLAINTEXT://"+addr)
+	cmd := exec.Command(kbrokerBinary(t), "--ephemeral", "--override", "listeners=PLAINTEXT://"+addr, "--override", "http.listener=")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -37,6 +37,8 @@ type Log struct {
 	now       func() time.Time
 	// persistLogStartOffset makes a DeleteRecords durable (meta.db); nil in tests.
 	persistLogStartOffset func(int64) error
+	// onFlush observes each flush's duration (LogManagerOptions.OnFlush).
+	onFlush func(time.Duration)
 
 	config atomic.Pointer[LogConfig]
 
@@ -581,6 +583,10 @@ func (l *Log) Flush() error {
 }
 
 func (l *Log) flush() error {
+	if l.onFlush != nil {
+		began := time.Now()
+		defer func() { l.onFlush(time.Since(began)) }()
+	}
 	leo := l.LogEndOffset()
 	var errs []error
 	for _, seg := range *l.segments.Load() {

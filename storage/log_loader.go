@@ -22,6 +22,7 @@ type logParams struct {
 	persistLSO     func(int64) error
 	now            func() time.Time
 	logger         *slog.Logger
+	onFlush        func(time.Duration) // nil: not observed
 }
 
 // openLog loads (creating if needed) a partition directory and returns its Log
@@ -169,6 +170,7 @@ func openLog(p logParams) (*Log, error) {
 		logger:                p.logger,
 		now:                   p.now,
 		persistLogStartOffset: p.persistLSO,
+		onFlush:               p.onFlush,
 		epochs:                epochs,
 	}
 	l.setConfig(p.config)

@@ -46,6 +46,9 @@ type LogManagerOptions struct {
 	FlushCheckInterval     time.Duration // how often flush.ms is checked (log.flush.scheduler.interval.ms); 0 means 1s
 	Logger                 *slog.Logger  // nil discards
 	Now                    func() time.Time
+	// OnFlush, if set, is told how long each log flush (fsyncs) took; for
+	// metrics. Called from the flushing goroutine: keep it cheap.
+	OnFlush func(time.Duration)
 }
 
 // LogManager owns every partition log under one data dir and the topic catalog in
@@ -59,6 +62,7 @@ type LogManager struct {
 	meta     *MetaStore
 	logger   *slog.Logger
 	now      func() time.Time
+	onFlush  func(time.Duration)
 
 	mu      sync.Mutex // serializes catalog changes and Close
 	catalog atomic.Pointer[catalog]
@@ -127,6 +131,7 @@ func OpenLogManager(opts LogManagerOptions) (*LogManager, error) {
 		meta:     meta,
 		logger:   logger,
 		now:      now,
+		onFlush:  opts.OnFlush,
 		stop:     make(chan struct{}),
 	}
 	if err := m.load(); err != nil {
@@ -280,6 +285,7 @@ func (m *LogManager) openLog(t *Topic, partition int32, clean bool) (*Log, error
 		persistLSO:     func(off int64) error { return m.meta.putLogStartOffset(id, partition, off) },
 		now:            m.now,
 		logger:         m.logger,
+		onFlush:        m.onFlush,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open log %s: %w", partitionDirName(t.Name, partition), err)

@@ -51,11 +51,11 @@ func TestRunUsageErrors(t *testing.T) {
 		{"stray"},
 		{"--log-level", "loud"},
 	} {
-		if code := run(args, io.Discard); code != 2 {
+		if code := run(args, nil, io.Discard, io.Discard); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
-	if code := run([]string{"--ephemeral", "--override", "num.partitions=zero"}, io.Discard); code != 1 {
+	if code := run([]string{"--ephemeral", "--override", "num.partitions=zero"}, nil, io.Discard, io.Discard); code != 1 {
 		t.Errorf("invalid value: exit %d, want 1", code)
 	}
 }

@@ -1,0 +1,336 @@
+package broker
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/protocol"
+)
+
+// Metrics. Two families:
+//
+//   - kafka_*: the topic, partition and consumer-group series of
+//     kafka_exporter (github.com/danielqsj/kafka_exporter), same names and
+//     label names (topic, partition, consumergroup), so its dashboards work
+//     unchanged. They are computed when scraped (stateCollector): nothing is
+//     counted on the write path.
+//   - kbroker_*: the broker's internals, updated as requests are served.
+//     Label children are resolved once (per API key and version, per
+//     listener, per topic) so a request costs a few atomic adds.
+//
+// Everything is registered on Config.Registerer (a private registry when
+// nil), never on the global default registry, so brokers in one process
+// (tests) do not collide.
+
+// metrics holds the kbroker_* instruments of one Server.
+type metrics struct {
+	requests       *prometheus.CounterVec
+	requestHandle  *prometheus.HistogramVec
+	requestSend    *prometheus.HistogramVec
+	api            [kmsg.MaxKey + 1][]apiMetrics // by key, then version
+	connsOpen      *prometheus.GaugeVec
+	connsAccepted  *prometheus.CounterVec
+	bytesIn        *prometheus.CounterVec
+	bytesOut       *prometheus.CounterVec
+	recordsIn      *prometheus.CounterVec
+	batchBytes     prometheus.Histogram
+	batchRecords   prometheus.Histogram
+	fetchWait      prometheus.Histogram
+	logFlush       prometheus.Histogram
+	rebalances     *prometheus.CounterVec
+	rebalanceTimes *prometheus.HistogramVec
+
+	topicsMu sync.RWMutex
+	topics   map[string]*topicMetrics
+}
+
+// apiMetrics are the pre-resolved children for one API key and version.
+type apiMetrics struct {
+	name, version string
+	ok            prometheus.Counter // error="NONE"
+	handle, send  prometheus.Observer
+}
+
+// topicMetrics are the per-topic counters, resolved once per topic.
+type topicMetrics struct {
+	bytesIn, bytesOut, recordsIn prometheus.Counter
+}
+
+// latencyBuckets span 50µs to ~26s.
+var latencyBuckets = prometheus.ExponentialBuckets(0.00005, 2, 20)
+
+func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_requests_total",
+			Help: "Requests answered, by API, API version and error: the response's top-level error code, else its first partition-level one, NONE when there is none. acks=0 produces are counted as NONE.",
+		}, []string{"api", "version", "error"}),
+		requestHandle: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kbroker_request_handle_seconds",
+			Help:    "Time from a request being parsed to its response being ready (including a fetch's long poll and a join's wait), by API. There is no request queue: each connection's goroutine reads and handles its requests one at a time, so there is no queue-time series.",
+			Buckets: latencyBuckets,
+		}, []string{"api"}),
+		requestSend: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kbroker_request_send_seconds",
+			Help:    "Time to encode a response and write it to the socket (sendfile for fetched records), by API.",
+			Buckets: latencyBuckets,
+		}, []string{"api"}),
+		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kbroker_connections_open",
+			Help: "Client connections currently open, by listener.",
+		}, []string{"listener"}),
+		connsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_connections_accepted_total",
+			Help: "Client connections accepted, by listener.",
+		}, []string{"listener"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_topic_bytes_in_total",
+			Help: "Record batch bytes appended by Produce, by topic.",
+		}, []string{"topic"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_topic_bytes_out_total",
+			Help: "Record batch bytes sent in Fetch responses, by topic.",
+		}, []string{"topic"}),
+		recordsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_topic_records_in_total",
+			Help: "Records appended by Produce, by topic. Records out are not counted (fetches send file regions unparsed); see kafka_consumergroup_current_offset for consumption.",
+		}, []string{"topic"}),
+		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kbroker_produce_batch_bytes",
+			Help:    "Size of each appended produce batch.",
+			Buckets: prometheus.ExponentialBuckets(64, 4, 10), // 64 B .. 16 MiB
+		}),
+		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kbroker_produce_batch_records",
+			Help:    "Records in each appended produce batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		fetchWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kbroker_fetch_wait_seconds",
+			Help:    "Time a consumer fetch waited for MinBytes (the long poll, bounded by MaxWaitMillis); 0 when answered at once.",
+			Buckets: latencyBuckets,
+		}),
+		logFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kbroker_log_flush_seconds",
+			Help:    "Duration of each partition log flush (fsync of its dirty segments, indexes, epoch checkpoint and directory).",
+			Buckets: latencyBuckets,
+		}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_group_rebalances_total",
+			Help: "Completed group rebalances (join phases), by group type.",
+		}, []string{"group_type"}),
+		rebalanceTimes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kbroker_group_rebalance_seconds",
+			Help:    "Duration of group rebalances from PreparingRebalance to the end of the join phase, by group type.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"group_type"}),
+		topics: make(map[string]*topicMetrics),
+	}
+	for _, k := range protocol.ApiVersionsKeys() {
+		name := kmsg.NameForKey(k.ApiKey)
+		handle, send := m.requestHandle.WithLabelValues(name), m.requestSend.WithLabelValues(name)
+		byVersion := make([]apiMetrics, k.MaxVersion+1)
+		for v := k.MinVersion; v <= k.MaxVersion; v++ {
+			vs := strconv.Itoa(int(v))
+			byVersion[v] = apiMetrics{name: name, version: vs, ok: m.requests.WithLabelValues(name, vs, "NONE"), handle: handle, send: send}
+		}
+		m.api[k.ApiKey] = byVersion
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "kbroker_build_info",
+		Help:        "Always 1; the labels carry the kbroker version.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	buildInfo.Set(1)
+	for _, c := range []prometheus.Collector{
+		m.requests, m.requestHandle, m.requestSend, m.connsOpen, m.connsAccepted,
+		m.bytesIn, m.bytesOut, m.recordsIn, m.batchBytes, m.batchRecords, m.fetchWait, m.logFlush,
+		m.rebalances, m.rebalanceTimes, buildInfo,
+		&stateCollector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// forAPI returns the children for key and version (both validated by
+// protocol.ParseRequest); nil for a pair outside the table.
+func (m *metrics) forAPI(key, version int16) *apiMetrics {
+	if key < 0 || int(key) >= len(m.api) || version < 0 || int(version) >= len(m.api[key]) {
+		return nil
+	}
+	return &m.api[key][version]
+}
+
+// observeRequest counts a request and its handle and send times.
+func (m *metrics) observeRequest(am *apiMetrics, resp kmsg.Response, handle, send time.Duration) {
+	if am == nil {
+		return
+	}
+	if code := responseErrorCode(resp); code == 0 {
+		am.ok.Inc()
+	} else {
+		name := strconv.Itoa(int(code))
+		if e := kerr.ErrorForCode(code); e != nil {
+			if ke, ok := e.(*kerr.Error); ok {
+				name = ke.Message
+			}
+		}
+		m.requests.WithLabelValues(am.name, am.version, name).Inc()
+	}
+	am.handle.Observe(handle.Seconds())
+	if resp != nil {
+		am.send.Observe(send.Seconds())
+	}
+}
+
+// topic returns the per-topic counters, resolving them on first use.
+func (m *metrics) topic(name string) *topicMetrics {
+	m.topicsMu.RLock()
+	tm := m.topics[name]
+	m.topicsMu.RUnlock()
+	if tm != nil {
+		return tm
+	}
+	m.topicsMu.Lock()
+	defer m.topicsMu.Unlock()
+	if tm = m.topics[name]; tm == nil {
+		tm = &topicMetrics{
+			bytesIn:   m.bytesIn.WithLabelValues(name),
+			bytesOut:  m.bytesOut.WithLabelValues(name),
+			recordsIn: m.recordsIn.WithLabelValues(name),
+		}
+		m.topics[name] = tm
+	}
+	return tm
+}
+
+// forgetTopic drops a deleted topic's series, keeping cardinality bounded
+// by the live topics.
+func (m *metrics) forgetTopic(name string) {
+	m.topicsMu.Lock()
+	delete(m.topics, name)
+	m.topicsMu.Unlock()
+	m.bytesIn.DeleteLabelValues(name)
+	m.bytesOut.DeleteLabelValues(name)
+	m.recordsIn.DeleteLabelValues(name)
+}
+
+func (m *metrics) onRebalance(groupType string, d time.Duration) {
+	m.rebalances.WithLabelValues(groupType).Inc()
+	m.rebalanceTimes.WithLabelValues(groupType).Observe(d.Seconds())
+}
+
+// responseErrorCode is the top-level error code of resp, else the first
+// partition-level one, for the APIs that matter to an operator; 0 for the
+// rest. It walks the response without allocating.
+func responseErrorCode(resp kmsg.Response) int16 {
+	switch r := resp.(type) {
+	case *kmsg.ProduceResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				if c := r.Topics[i].Partitions[j].ErrorCode; c != 0 {
+					return c
+				}
+			}
+		}
+	case *kmsg.FetchResponse:
+		if r.ErrorCode != 0 {
+			return r.ErrorCode
+		}
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				if c := r.Topics[i].Partitions[j].ErrorCode; c != 0 {
+					return c
+				}
+			}
+		}
+	case *kmsg.ListOffsetsResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				if c := r.Topics[i].Partitions[j].ErrorCode; c != 0 {
+					return c
+				}
+			}
+		}
+	case *kmsg.MetadataResponse:
+		for i := range r.Topics {
+			if c := r.Topics[i].ErrorCode; c != 0 {
+				return c
+			}
+		}
+	case *kmsg.OffsetCommitResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				if c := r.Topics[i].Partitions[j].ErrorCode; c != 0 {
+					return c
+				}
+			}
+		}
+	case *kmsg.OffsetFetchResponse:
+		if r.ErrorCode != 0 {
+			return r.ErrorCode
+		}
+		for i := range r.Groups {
+			if c := r.Groups[i].ErrorCode; c != 0 {
+				return c
+			}
+		}
+	case *kmsg.FindCoordinatorResponse:
+		if r.ErrorCode != 0 {
+			return r.ErrorCode
+		}
+		for i := range r.Coordinators {
+			if c := r.Coordinators[i].ErrorCode; c != 0 {
+				return c
+			}
+		}
+	case *kmsg.JoinGroupResponse:
+		return r.ErrorCode
+	case *kmsg.SyncGroupResponse:
+		return r.ErrorCode
+	case *kmsg.HeartbeatResponse:
+		return r.ErrorCode
+	case *kmsg.LeaveGroupResponse:
+		return r.ErrorCode
+	case *kmsg.ListGroupsResponse:
+		return r.ErrorCode
+	case *kmsg.DescribeGroupsResponse:
+		for i := range r.Groups {
+			if c := r.Groups[i].ErrorCode; c != 0 {
+				return c
+			}
+		}
+	case *kmsg.ApiVersionsResponse:
+		return r.ErrorCode
+	case *kmsg.CreateTopicsResponse:
+		for i := range r.Topics {
+			if c := r.Topics[i].ErrorCode; c != 0 {
+				return c
+			}
+		}
+	case *kmsg.DeleteTopicsResponse:
+		for i := range r.Topics {
+			if c := r.Topics[i].ErrorCode; c != 0 {
+				return c
+			}
+		}
+	case *kmsg.DeleteGroupsResponse:
+		for i := range r.Groups {
+			if c := r.Groups[i].ErrorCode; c != 0 {
+				return c
+			}
+		}
+	}
+	return 0
+}
