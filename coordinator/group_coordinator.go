@@ -41,6 +41,8 @@ type group interface {
 	ProtocolType() string
 	// IsEmpty reports whether the group has no members.
 	IsEmpty() bool
+	// memberCount is the number of members, for metrics.
+	memberCount() int
 	// validateOffsetCommit checks who commits (Group.validateOffsetCommit):
 	// nil, or the error every partition of the commit gets.
 	validateOffsetCommit(memberID string, instanceID *string, generationOrEpoch int32, transactional bool, version int16) *kerr.Error

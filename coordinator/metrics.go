@@ -13,11 +13,8 @@ type GroupSummary struct {
 	Offsets map[TopicPartition]int64
 }
 
-// memberCounter is implemented by group types that know their member
-// count; a group type without it reports 0 members.
-type memberCounter interface{ memberCount() int }
-
-func (g *ClassicGroup) memberCount() int { return len(g.members) }
+func (g *ClassicGroup) memberCount() int  { return len(g.members) }
+func (g *ConsumerGroup) memberCount() int { return len(g.members) }
 
 // Describe returns every group with its state, member count and committed
 // offsets, for a metrics scrape. It holds the coordinator lock while
@@ -28,10 +25,7 @@ func (gc *GroupCoordinator) Describe() []GroupSummary {
 	defer gc.mu.Unlock()
 	out := make([]GroupSummary, 0, len(gc.groups))
 	for id, g := range gc.groups {
-		s := GroupSummary{ID: id, Type: g.Type(), State: g.State()}
-		if mc, ok := g.(memberCounter); ok {
-			s.Members = mc.memberCount()
-		}
+		s := GroupSummary{ID: id, Type: g.Type(), State: g.State(), Members: g.memberCount()}
 		if offs := gc.offsets[id]; len(offs) > 0 {
 			s.Offsets = make(map[TopicPartition]int64, len(offs))
 			for tp, om := range offs {
