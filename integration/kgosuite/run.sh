@@ -42,7 +42,7 @@ go test -c -o "$work/kgo.test" github.com/twmb/franz-go/pkg/kgo
 kgodir=$(go list -f '{{.Dir}}' github.com/twmb/franz-go/pkg/kgo)
 
 # Port 0: the broker's start-up line names the port the OS picked.
-"$work/kbroker" --ephemeral --override "listeners=PLAINTEXT://127.0.0.1:0" >"$work/broker.log" 2>&1 &
+"$work/kbroker" --ephemeral --override "listeners=PLAINTEXT://127.0.0.1:0" --override "http.listener=127.0.0.1:0" >"$work/broker.log" 2>&1 &
 broker_pid=$!
 addr=
 for _ in $(seq 200); do
