@@ -510,8 +510,9 @@ func (g *ClassicGroup) addMemberAndRebalance(m *classicMember) <-chan *kmsg.Join
 	}
 	g.newMemberAdded = true
 	g.gc.logger.Debug("member joined", "group", g.id, "member", m.id, "instance_id", derefOr(m.instanceID, ""))
+	ch := m.joinCh // completing the join phase below answers it and clears the field
 	g.maybePrepareRebalance("new member " + m.id + " joined")
-	return m.joinCh
+	return ch
 }
 
 // updateMemberAndRebalance takes a rejoin's protocols and timeouts and
@@ -564,18 +565,21 @@ func (g *ClassicGroup) replaceStaticMember(oldID string, m *classicMember) (<-ch
 			resp.SkipAssignment = m.id == g.leader
 			return nil, resp
 		}
-		m.joinCh = make(chan *kmsg.JoinGroupResponse, 1)
+		ch := make(chan *kmsg.JoinGroupResponse, 1)
+		m.joinCh = ch
 		g.prepareRebalance("static member " + *m.instanceID + " rejoined with other protocols")
-		return m.joinCh, nil
+		return ch, nil
 	case stateCompletingRebalance:
 		// The leader may already have assigned to the old id: rebalance.
-		m.joinCh = make(chan *kmsg.JoinGroupResponse, 1)
+		ch := make(chan *kmsg.JoinGroupResponse, 1)
+		m.joinCh = ch
 		g.prepareRebalance("static member " + *m.instanceID + " rejoined while the group was completing a rebalance")
-		return m.joinCh, nil
+		return ch, nil
 	default: // PreparingRebalance: answered when the join phase completes
-		m.joinCh = make(chan *kmsg.JoinGroupResponse, 1)
+		ch := make(chan *kmsg.JoinGroupResponse, 1)
+		m.joinCh = ch
 		g.maybeCompleteJoinPhase()
-		return m.joinCh, nil
+		return ch, nil
 	}
 }
 

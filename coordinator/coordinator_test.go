@@ -263,3 +263,39 @@ func TestConcurrentCommitsAreDurable(t *testing.T) {
 		}
 	}
 }
+
+// A new member whose join (with the id it was handed by
+// MEMBER_ID_REQUIRED) is the last one the join phase waits for gets its
+// response: the join completes while its own request is being handled.
+func TestLastJoinerCompletingTheJoinPhaseIsAnswered(t *testing.T) {
+	gc, _ := newTestCoordinator(t, t.TempDir(), nil)
+	ctx := RequestContext{ClientID: "c"}
+	a := gc.JoinGroup(ctx, joinReq("", 10*time.Second, 5*time.Second))
+	gc.SyncGroup(syncReq(a.MemberID, a.Generation, nil))
+
+	first := joinReq("", 10*time.Second, 5*time.Second)
+	first.Version = 4
+	pending := gc.JoinGroup(ctx, first)
+	if pending.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("first join: %v", kerr.ErrorForCode(pending.ErrorCode))
+	}
+	aDone := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() { aDone <- gc.JoinGroup(ctx, joinReq(a.MemberID, 10*time.Second, 5*time.Second)) }() // the leader rejoins: a rebalance
+	eventually(t, "the rebalance starts", func() bool { return gc.stateOf("g") == "PreparingRebalance" })
+
+	second := joinReq(pending.MemberID, 10*time.Second, 5*time.Second)
+	second.Version = 4
+	done := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() { done <- gc.JoinGroup(ctx, second) }()
+	select {
+	case r := <-done:
+		if r.ErrorCode != 0 || r.Generation != 2 {
+			t.Errorf("last joiner: %v generation %d", kerr.ErrorForCode(r.ErrorCode), r.Generation)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the member whose join completed the join phase was never answered")
+	}
+	if r := <-aDone; r.Generation != 2 || len(r.Members) != 2 {
+		t.Errorf("leader: generation %d with %d members", r.Generation, len(r.Members))
+	}
+}

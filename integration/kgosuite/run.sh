@@ -46,7 +46,7 @@ kgodir=$(go list -f '{{.Dir}}' github.com/twmb/franz-go/pkg/kgo)
 broker_pid=$!
 addr=
 for _ in $(seq 200); do
-	addr=$(sed -n 's/.*msg="kbroker started" listeners=\[PLAINTEXT:\/\/\([0-9.:]*\)\].*/\1/p' "$work/broker.log")
+	addr=$(sed -n 's/.*msg="kbroker started".* listeners=\[PLAINTEXT:\/\/\([0-9.:]*\)\].*/\1/p' "$work/broker.log")
 	[ -n "$addr" ] && break
 	sleep 0.05
 done
