@@ -180,7 +180,6 @@ func TestAssignmentSettled(t *testing.T) {
 	}{
 		{"no members", nil, false},
 		{"even", []map[int32]bool{set(0, 1), set(2, 3)}, true},
-		{"uneven by one", []map[int32]bool{set(0), set(1, 2, 3), set()}, false},
 		{"three members, four partitions", []map[int32]bool{set(0), set(1, 2), set(3)}, true},
 		// The first member holds everything before the others are assigned.
 		{"one holds all", []map[int32]bool{set(0, 1, 2, 3), set()}, false},
