@@ -163,3 +163,58 @@ func TestPayloads(t *testing.T) {
 		t.Error("payloads repeat: a batch of them would compress to nothing")
 	}
 }
+
+func TestAssignmentSettled(t *testing.T) {
+	t.Parallel()
+	set := func(ps ...int32) map[int32]bool {
+		m := make(map[int32]bool)
+		for _, p := range ps {
+			m[p] = true
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		sets []map[int32]bool
+		want bool
+	}{
+		{"no members", nil, false},
+		{"even", []map[int32]bool{set(0, 1), set(2, 3)}, true},
+		{"three members, four partitions", []map[int32]bool{set(0), set(1, 2), set(3)}, true},
+		// The first member holds everything before the others are assigned.
+		{"one holds all", []map[int32]bool{set(0, 1, 2, 3), set()}, false},
+		{"uneven by two", []map[int32]bool{set(0), set(1, 2, 3)}, false},
+		{"partition missing", []map[int32]bool{set(0, 1), set(2)}, false},
+		{"partition twice", []map[int32]bool{set(0, 1), set(1, 2, 3)}, false},
+		{"unknown partition", []map[int32]bool{set(0, 1), set(2, 7)}, false},
+		{"nil set counts as empty", []map[int32]bool{set(0, 1, 2, 3), nil}, false},
+	} {
+		if got := assignmentSettled(tc.sets, 4); got != tc.want {
+			t.Errorf("%s: assignmentSettled(%v, 4) = %v, want %v", tc.name, tc.sets, got, tc.want)
+		}
+	}
+}
+
+func TestOwnership(t *testing.T) {
+	t.Parallel()
+	o := newOwnership()
+	live := []string{"a", "b"}
+	o.update("a", []int32{0, 1, 2, 3}, true) // a joined first and took everything
+	if o.settled(live, 4) {
+		t.Fatal("settled while b owns nothing")
+	}
+	o.update("a", []int32{2, 3}, false) // cooperative: a revokes half ...
+	o.update("b", []int32{2, 3}, true)  // ... and b gets it in the next round
+	if !o.settled(live, 4) {
+		t.Fatalf("not settled: %v", o.owned)
+	}
+	o.leave("b")
+	o.update("b", []int32{2, 3}, true) // a late callback of the closing member
+	if o.settled([]string{"a"}, 4) {
+		t.Fatal("settled with b's partitions unowned")
+	}
+	o.update("a", []int32{2, 3}, true)
+	if !o.settled([]string{"a"}, 4) {
+		t.Fatalf("not settled after a took b's share: %v", o.owned)
+	}
+}

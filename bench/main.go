@@ -33,6 +33,8 @@ type config struct {
 	latencyDuration time.Duration
 	startupRuns     int
 	phaseTimeout    time.Duration
+	groupRuns       int
+	groupHeartbeat  time.Duration
 	jsonOut         string
 }
 
@@ -55,6 +57,8 @@ func main() {
 	flag.DurationVar(&cfg.latencyDuration, "latency-duration", 5*time.Second, "length of the end-to-end latency run")
 	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups to time; the median is reported")
 	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each start-up, produce and consume phase (the latency phase gets -latency-duration on top)")
+	flag.IntVar(&cfg.groupRuns, "group-runs", 3, "runs of each consumer group workload, each with a new group; the median is reported")
+	flag.DurationVar(&cfg.groupHeartbeat, "group-heartbeat", 100*time.Millisecond, "group members' heartbeat interval (kgo's default, 3s, would dominate the rebalance times)")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
 
@@ -70,8 +74,8 @@ func main() {
 	if _, err := codec(cfg.compression); err != nil {
 		log.Fatal(err)
 	}
-	if cfg.records < 1 || cfg.recordSize < 8 || cfg.latencyRate < 1 || cfg.startupRuns < 1 {
-		log.Fatal("-records, -latency-rate and -startup-runs must be positive, -record-size at least 8")
+	if cfg.records < 1 || cfg.recordSize < 8 || cfg.latencyRate < 1 || cfg.startupRuns < 1 || cfg.groupRuns < 1 || cfg.groupHeartbeat <= 0 {
+		log.Fatal("-records, -latency-rate, -startup-runs, -group-runs and -group-heartbeat must be positive, -record-size at least 8")
 	}
 
 	// Ctrl-C cancels the phases; the deferred cleanups then stop the
@@ -145,6 +149,8 @@ func run(ctx context.Context, cfg config) int {
 				"latency_rate":        cfg.latencyRate,
 				"latency_duration_ms": cfg.latencyDuration.Milliseconds(),
 				"startup_runs":        cfg.startupRuns,
+				"group_runs":          cfg.groupRuns,
+				"group_heartbeat_ms":  cfg.groupHeartbeat.Milliseconds(),
 			},
 			Results: results,
 		}
@@ -274,6 +280,8 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 			return nil
 		})
 	}
+
+	benchGroups(cfg, res, phase, live.addr, logf)
 
 	if dead || ctx.Err() != nil {
 		return res

@@ -37,6 +37,13 @@ type Result struct {
 	LatencyP50Ms   float64 `json:"latency_p50_ms"`
 	LatencyP99Ms   float64 `json:"latency_p99_ms"`
 	LatencyMaxMs   float64 `json:"latency_max_ms"`
+
+	GroupJoinRunsMs        []float64 `json:"group_join_first_record_runs_ms,omitempty"`
+	GroupJoinFirstRecordMs float64   `json:"group_join_first_record_median_ms"`
+	RebalanceJoinRunsMs    []float64 `json:"rebalance_join_runs_ms,omitempty"`
+	RebalanceJoinMs        float64   `json:"rebalance_join_median_ms"` // all members started → partitions settled
+	RebalanceLeaveRunsMs   []float64 `json:"rebalance_leave_runs_ms,omitempty"`
+	RebalanceLeaveMs       float64   `json:"rebalance_leave_median_ms"` // one member closed → settled across the rest
 }
 
 func (r *Result) fail(phase string, err error) {
@@ -63,6 +70,9 @@ var figures = []figure{
 	{"e2e latency p50", "ms", false, func(r *Result) float64 { return r.LatencyP50Ms }},
 	{"e2e latency p99", "ms", false, func(r *Result) float64 { return r.LatencyP99Ms }},
 	{"e2e latency max", "ms", false, func(r *Result) float64 { return r.LatencyMaxMs }},
+	{"group join → first record", "ms", false, func(r *Result) float64 { return r.GroupJoinFirstRecordMs }},
+	{fmt.Sprintf("rebalance %d members: join", rebalanceMembers), "ms", false, func(r *Result) float64 { return r.RebalanceJoinMs }},
+	{"rebalance: 1 member leaves", "ms", false, func(r *Result) float64 { return r.RebalanceLeaveMs }},
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
