@@ -40,6 +40,7 @@ func kbrokerSpec(bin string) brokerSpec {
 				"--data-dir", dataDir,
 				"--override", fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d", port),
 				"--override", "group.initial.rebalance.delay.ms=0",
+				"--override", "http.listener=127.0.0.1:0", // metrics on a free port: parallel runs do not clash
 			}
 		},
 	}
