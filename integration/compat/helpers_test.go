@@ -21,6 +21,7 @@ func startBroker(t testing.TB) string {
 	cfg, err := broker.ParseConfig(map[string]string{
 		"listeners":                        "PLAINTEXT://127.0.0.1:0",
 		"log.dirs":                         t.TempDir(),
+		"http.listener":                    "",
 		"group.initial.rebalance.delay.ms": "0",
 		"group.min.session.timeout.ms":     "1000",
 	})
