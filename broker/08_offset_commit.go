@@ -9,7 +9,7 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // are in meta.db; concurrent commits share one transaction.
 //
 // Version notes:
-// * v2-4: RetentionTimeMillis; not honoured, offsets.retention.minutes applies
+// * v2-4: RetentionTimeMillis; when not -1 it replaces offsets.retention.minutes for the offsets it commits
 // * v6: committed leader epoch (KIP-320)
 // * v7: InstanceID (KIP-345)
 // * v8: flexible

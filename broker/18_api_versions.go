@@ -22,8 +22,10 @@ import (
 // * ConsumerGroupHeartbeat and ConsumerGroupDescribe are left out when
 //   "consumer" is not in group.coordinator.rebalance.protocols, as Kafka
 //   does, so clients fall back to the classic protocol.
-// * No finalized features are reported: kbroker does not yet serve the
-//   features they gate (transaction.version 2, group.version 1).
+// * Features (v3+): only group.version, the one kbroker gates. It is
+//   supported 0-1 and finalized at 1 when the KIP-848 protocol is on (as a
+//   Kafka 4 cluster reports it), at 0 otherwise. transaction.version and
+//   the rest are not reported: their features are not served.
 //
 // Version notes:
 // * v1: ThrottleMillis
@@ -44,6 +46,11 @@ func (s *Server) handleApiVersions(creq *clientReq) (kmsg.Response, error) {
 		return resp, nil
 	}
 	resp.ApiKeys = s.apiVersionsKeys()
+	resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "group.version", MinVersion: 0, MaxVersion: 1}}
+	if s.cfg.Group.ConsumerProtocolEnabled {
+		resp.FinalizedFeaturesEpoch = 1
+		resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "group.version", MinVersionLevel: 1, MaxVersionLevel: 1}}
+	}
 	return resp, nil
 }
 

@@ -299,3 +299,25 @@ func TestLastJoinerCompletingTheJoinPhaseIsAnswered(t *testing.T) {
 		t.Errorf("leader: generation %d with %d members", r.Generation, len(r.Members))
 	}
 }
+
+// OffsetCommit v2-4 may carry its own retention time, which replaces
+// offsets.retention.minutes for what it commits.
+func TestOffsetCommitRetentionTime(t *testing.T) {
+	gc, _ := newTestCoordinator(t, t.TempDir(), nil)
+	short := commitReq("short", map[int32]int64{0: 1})
+	short.Version, short.RetentionTimeMillis = 4, 60_000
+	gc.OffsetCommit(short)
+	gc.OffsetCommit(commitReq("default", map[int32]int64{0: 1}))
+
+	gc.mu.Lock()
+	later := gc.now().Add(2 * time.Minute)
+	gc.now = func() time.Time { return later }
+	gc.mu.Unlock()
+	gc.expireOffsets()
+	if s := gc.stateOf("short"); s != "missing" {
+		t.Errorf("a group whose offsets outlived their own retention is %s", s)
+	}
+	if s := gc.stateOf("default"); s != "Empty" {
+		t.Errorf("a group under offsets.retention.minutes is %s", s)
+	}
+}

@@ -60,7 +60,10 @@ func (gc *GroupCoordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.Of
 				case rp.Metadata != nil && len(*rp.Metadata) > gc.cfg.OffsetMetadataMaxBytes:
 					codes[i][j] = kerr.OffsetMetadataTooLarge.Code
 				default:
-					o := OffsetAndMetadata{Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch, CommitTimestamp: now}
+					o := OffsetAndMetadata{Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch, CommitTimestamp: now, ExpireTimestamp: -1}
+					if req.Version <= 4 && req.RetentionTimeMillis >= 0 {
+						o.ExpireTimestamp = now + req.RetentionTimeMillis // the committer's own retention
+					}
 					if rp.Metadata != nil {
 						o.Metadata = *rp.Metadata
 					}
@@ -374,7 +377,9 @@ type emptySincer interface{ emptySince() (ms int64, ok bool) }
 //     after each commit, for a group that never had members);
 //   - a group with members keeps the offsets of topics it subscribes to and
 //     expires the others by commit time; a group whose protocol the broker
-//     cannot read (not "consumer") keeps everything.
+//     cannot read (not "consumer") keeps everything;
+//   - an offset committed with a retention time (OffsetCommit v2-4)
+//     expires at commit time + that retention instead, when eligible.
 func (gc *GroupCoordinator) expireOffsets() {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
@@ -400,7 +405,7 @@ func (gc *GroupCoordinator) expireOffsets() {
 				if fromState {
 					from = base
 				}
-				if now-from >= retention {
+				if o.ExpireTimestamp >= 0 && now >= o.ExpireTimestamp || o.ExpireTimestamp < 0 && now-from >= retention {
 					expired = append(expired, tp)
 				}
 			}

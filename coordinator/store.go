@@ -37,6 +37,7 @@ type OffsetAndMetadata struct {
 	LeaderEpoch     int32 // -1 if unknown
 	Metadata        string
 	CommitTimestamp int64 // ms
+	ExpireTimestamp int64 // ms; -1 unless OffsetCommit v2-4 set a retention time
 }
 
 // TopicPartition names a partition.
@@ -59,23 +60,32 @@ func parseOffsetKey(k []byte) (TopicPartition, error) {
 	return TopicPartition{Topic: string(k[:len(k)-5]), Partition: int32(binary.BigEndian.Uint32(k[len(k)-4:]))}, nil
 }
 
+// offsetValueVersion leads every stored offset value:
+//
+//	version 1 | offset int64 | leader epoch int32 | commit ms int64 |
+//	expire ms int64 | metadata (the rest)
+const offsetValueVersion = 1
+
 func encodeOffset(o OffsetAndMetadata) []byte {
-	v := make([]byte, 20, 20+len(o.Metadata))
-	binary.BigEndian.PutUint64(v[0:], uint64(o.Offset))
-	binary.BigEndian.PutUint32(v[8:], uint32(o.LeaderEpoch))
-	binary.BigEndian.PutUint64(v[12:], uint64(o.CommitTimestamp))
+	v := make([]byte, 29, 29+len(o.Metadata))
+	v[0] = offsetValueVersion
+	binary.BigEndian.PutUint64(v[1:], uint64(o.Offset))
+	binary.BigEndian.PutUint32(v[9:], uint32(o.LeaderEpoch))
+	binary.BigEndian.PutUint64(v[13:], uint64(o.CommitTimestamp))
+	binary.BigEndian.PutUint64(v[21:], uint64(o.ExpireTimestamp))
 	return append(v, o.Metadata...)
 }
 
 func decodeOffset(v []byte) (OffsetAndMetadata, error) {
-	if len(v) < 20 {
-		return OffsetAndMetadata{}, fmt.Errorf("offset value of %d bytes", len(v))
+	if len(v) < 29 || v[0] != offsetValueVersion {
+		return OffsetAndMetadata{}, fmt.Errorf("offset value of %d bytes is not version %d", len(v), offsetValueVersion)
 	}
 	return OffsetAndMetadata{
-		Offset:          int64(binary.BigEndian.Uint64(v[0:])),
-		LeaderEpoch:     int32(binary.BigEndian.Uint32(v[8:])),
-		CommitTimestamp: int64(binary.BigEndian.Uint64(v[12:])),
-		Metadata:        string(v[20:]),
+		Offset:          int64(binary.BigEndian.Uint64(v[1:])),
+		LeaderEpoch:     int32(binary.BigEndian.Uint32(v[9:])),
+		CommitTimestamp: int64(binary.BigEndian.Uint64(v[13:])),
+		ExpireTimestamp: int64(binary.BigEndian.Uint64(v[21:])),
+		Metadata:        string(v[29:]),
 	}, nil
 }
 

@@ -194,3 +194,36 @@ func TestGroupProtocolErrors(t *testing.T) {
 		t.Errorf("after the last member left the group is %s", d.State)
 	}
 }
+
+// ApiVersions advertises the KIP-848 APIs and finalizes group.version 1
+// only while the consumer protocol is enabled, as Kafka 4 does.
+func TestApiVersionsGroupProtocols(t *testing.T) {
+	for _, tc := range []struct {
+		protocols string
+		want848   bool
+	}{{"classic,consumer", true}, {"classic", false}} {
+		b := startBroker(t, map[string]string{"group.coordinator.rebalance.protocols": tc.protocols})
+		resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx(t), b.client(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := map[int16]bool{}
+		for _, k := range resp.ApiKeys {
+			keys[k.ApiKey] = true
+		}
+		finalized := int16(0)
+		for _, f := range resp.FinalizedFeatures {
+			if f.Name == "group.version" {
+				finalized = f.MaxVersionLevel
+			}
+		}
+		if keys[68] != tc.want848 || keys[69] != tc.want848 || (finalized == 1) != tc.want848 {
+			t.Errorf("%s: ConsumerGroupHeartbeat %v, ConsumerGroupDescribe %v, group.version %d", tc.protocols, keys[68], keys[69], finalized)
+		}
+		for _, k := range []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47} {
+			if !keys[k] {
+				t.Errorf("%s: %s not advertised", tc.protocols, kmsg.NameForKey(k))
+			}
+		}
+	}
+}
