@@ -21,6 +21,9 @@ var (
 	// ErrInvalidProducerEpoch is INVALID_PRODUCER_EPOCH: a newer epoch of the
 	// producer id has written, this one is a zombie.
 	ErrInvalidProducerEpoch = errors.New("idempotence: invalid producer epoch")
+	// ErrCoordinatorFenced is TRANSACTION_COORDINATOR_FENCED: a marker from an
+	// older transaction coordinator than the one that last wrote.
+	ErrCoordinatorFenced = errors.New("idempotence: transaction coordinator fenced")
 )
 
 // Batch is what the state manager needs of a batch: its producer fields and
@@ -33,6 +36,30 @@ type Batch struct {
 	FirstOffset   int64
 	LastOffset    int64
 	MaxTimestamp  int64
+	// IsTransactional batches belong to the producer's open transaction,
+	// which starts at the first of them and ends at a marker.
+	IsTransactional bool
+}
+
+// Marker is a transaction's end written into the partition: a control
+// batch holding one COMMIT or ABORT record (Kafka's EndTransactionMarker).
+type Marker struct {
+	ProducerID       int64
+	ProducerEpoch    int16
+	CoordinatorEpoch int32
+	Commit           bool
+	Offset           int64
+	Timestamp        int64
+}
+
+// CompletedTxn is a transaction that a marker ended: its data lies in
+// [FirstOffset, LastOffset), its marker at LastOffset. Aborted ones go to
+// the partition's transaction index.
+type CompletedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
+	IsAborted   bool
 }
 
 // LastSeq computes a batch's last sequence from its first and its offset
@@ -56,10 +83,14 @@ type BatchMetadata struct {
 
 // ProducerStateEntry is one producer's state in a partition.
 type ProducerStateEntry struct {
-	ProducerID    int64
-	ProducerEpoch int16
-	Batches       []BatchMetadata // oldest first, at most NumBatchesToRetain
-	LastTimestamp int64
+	ProducerID       int64
+	ProducerEpoch    int16
+	Batches          []BatchMetadata // oldest first, at most NumBatchesToRetain
+	LastTimestamp    int64
+	CoordinatorEpoch int32 // of the last marker, -1 before any
+	// CurrentTxnFirstOffset is where the producer's open transaction
+	// starts in this partition, -1 when none is open.
+	CurrentTxnFirstOffset int64
 }
 
 func (e *ProducerStateEntry) lastSeq() int32 {
@@ -75,11 +106,16 @@ func (e *ProducerStateEntry) lastSeq() int32 {
 type ProducerStateManager struct {
 	mu        sync.Mutex
 	producers map[int64]*ProducerStateEntry
+	ongoing   map[int64]int64 // producer id -> first offset of its open transaction
 }
 
 // NewProducerStateManager returns an empty state.
 func NewProducerStateManager() *ProducerStateManager {
-	return &ProducerStateManager{producers: make(map[int64]*ProducerStateEntry)}
+	return &ProducerStateManager{producers: make(map[int64]*ProducerStateEntry), ongoing: make(map[int64]int64)}
+}
+
+func newEntry(id int64, epoch int16) *ProducerStateEntry {
+	return &ProducerStateEntry{ProducerID: id, ProducerEpoch: epoch, CoordinatorEpoch: -1, CurrentTxnFirstOffset: -1}
 }
 
 // Lock and Unlock bracket a writer's Check, log append and Update.
@@ -118,7 +154,8 @@ func (m *ProducerStateManager) Check(b Batch) (*BatchMetadata, error) {
 		}
 		return nil, nil
 	}
-	if last := e.lastSeq(); last >= 0 && !inSequence(last, b.BaseSequence) {
+	// An epoch with no batches left (a marker bumped it) starts at 0.
+	if last := e.lastSeq(); e.ProducerEpoch != NoProducerEpoch && !inSequence(last, b.BaseSequence) {
 		return nil, fmt.Errorf("%w: producer %d epoch %d: expected sequence %d, got %d", ErrOutOfOrderSequence, b.ProducerID, b.ProducerEpoch, nextSeq(last), b.BaseSequence)
 	}
 	return nil, nil
@@ -142,7 +179,7 @@ func (m *ProducerStateManager) Update(b Batch) { m.updateLocked(b) }
 func (m *ProducerStateManager) updateLocked(b Batch) {
 	e := m.producers[b.ProducerID]
 	if e == nil {
-		e = &ProducerStateEntry{ProducerID: b.ProducerID, ProducerEpoch: b.ProducerEpoch}
+		e = newEntry(b.ProducerID, b.ProducerEpoch)
 		m.producers[b.ProducerID] = e
 	}
 	if b.ProducerEpoch != e.ProducerEpoch {
@@ -158,6 +195,66 @@ func (m *ProducerStateManager) updateLocked(b Batch) {
 		FirstOffset: b.FirstOffset, LastOffset: b.LastOffset, Timestamp: b.MaxTimestamp,
 	})
 	e.LastTimestamp = b.MaxTimestamp
+	if b.IsTransactional && e.CurrentTxnFirstOffset < 0 {
+		e.CurrentTxnFirstOffset = b.FirstOffset
+		m.ongoing[b.ProducerID] = b.FirstOffset
+	}
+}
+
+// CheckMarker validates a transaction marker before it is appended; call
+// with the manager locked. An epoch older than the producer's is a zombie
+// coordinator's retry, a coordinator epoch older than the last marker's a
+// fenced coordinator (ProducerAppendInfo.appendEndTxnMarker).
+func (m *ProducerStateManager) CheckMarker(mk Marker) error {
+	e := m.producers[mk.ProducerID]
+	if e == nil {
+		return nil
+	}
+	if mk.ProducerEpoch < e.ProducerEpoch {
+		return fmt.Errorf("%w: marker epoch %d is older than the current %d of producer %d", ErrInvalidProducerEpoch, mk.ProducerEpoch, e.ProducerEpoch, mk.ProducerID)
+	}
+	if mk.CoordinatorEpoch < e.CoordinatorEpoch {
+		return fmt.Errorf("%w: marker of coordinator epoch %d, producer %d last saw %d", ErrCoordinatorFenced, mk.CoordinatorEpoch, mk.ProducerID, e.CoordinatorEpoch)
+	}
+	return nil
+}
+
+// CompleteTxn records an appended marker; call with the manager locked. It
+// returns the transaction the marker ended, if the producer had data in
+// this partition since its last marker (an empty transaction needs no
+// index entry and does not hold the last stable offset back).
+func (m *ProducerStateManager) CompleteTxn(mk Marker) (CompletedTxn, bool) {
+	e := m.producers[mk.ProducerID]
+	if e == nil {
+		e = newEntry(mk.ProducerID, mk.ProducerEpoch)
+		m.producers[mk.ProducerID] = e
+	}
+	var done CompletedTxn
+	ok := e.CurrentTxnFirstOffset >= 0
+	if ok {
+		done = CompletedTxn{ProducerID: mk.ProducerID, FirstOffset: e.CurrentTxnFirstOffset, LastOffset: mk.Offset, IsAborted: !mk.Commit}
+	}
+	if mk.ProducerEpoch != e.ProducerEpoch {
+		e.ProducerEpoch = mk.ProducerEpoch
+		e.Batches = e.Batches[:0]
+	}
+	e.CurrentTxnFirstOffset = -1
+	e.CoordinatorEpoch = mk.CoordinatorEpoch
+	e.LastTimestamp = mk.Timestamp
+	delete(m.ongoing, mk.ProducerID)
+	return done, ok
+}
+
+// FirstUnstableOffset is the first offset of the oldest open transaction,
+// -1 when none is open: the last stable offset cannot pass it.
+func (m *ProducerStateManager) FirstUnstableOffset() int64 {
+	first := int64(-1)
+	for _, off := range m.ongoing {
+		if first < 0 || off < first {
+			first = off
+		}
+	}
+	return first
 }
 
 // Entry returns a copy of a producer's state, for DescribeProducers and
@@ -174,14 +271,28 @@ func (m *ProducerStateManager) Entry(producerID int64) (ProducerStateEntry, bool
 	return c, true
 }
 
+// Producers returns a copy of every producer's state, for
+// DescribeProducers.
+func (m *ProducerStateManager) Producers() []ProducerStateEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]ProducerStateEntry, 0, len(m.producers))
+	for _, e := range m.producers {
+		c := *e
+		c.Batches = append([]BatchMetadata(nil), e.Batches...)
+		out = append(out, c)
+	}
+	return out
+}
+
 // RemoveExpired forgets producers idle since before cutoff (ms), as
-// producer.id.expiration.ms asks.
+// producer.id.expiration.ms asks; never one with an open transaction.
 func (m *ProducerStateManager) RemoveExpired(cutoff int64) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
 	for id, e := range m.producers {
-		if e.LastTimestamp < cutoff {
+		if e.LastTimestamp < cutoff && e.CurrentTxnFirstOffset < 0 {
 			delete(m.producers, id)
 			n++
 		}
@@ -203,7 +314,7 @@ func (m *ProducerStateManager) TruncateBefore(offset int64) {
 			}
 		}
 		e.Batches = kept
-		if len(kept) == 0 {
+		if len(kept) == 0 && e.CurrentTxnFirstOffset < 0 {
 			delete(m.producers, id)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func batch(pid int64, epoch int16, seq, n int32, offset int64) Batch {
@@ -81,18 +83,18 @@ func TestSnapshotRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := []Batch{batch(1, 2, 6, 1, 8), batch(3, 0, 0, 1, 9)} // after the snapshot
-	replay := func(from int64, fn func(Batch)) error {
-		for _, b := range log {
-			if b.FirstOffset >= from {
-				fn(b)
-			}
-		}
-		return nil
-	}
 	r := NewProducerStateManager()
-	if err := r.Recover(dir, 10, replay); err != nil {
-		t.Fatal(err)
+	from, err := r.LoadSnapshot(dir, 10)
+	if err != nil || from != 8 {
+		t.Fatalf("LoadSnapshot = %d, %v; want 8", from, err)
 	}
+	r.Lock()
+	for _, b := range log {
+		if b.FirstOffset >= from {
+			r.Replay(b)
+		}
+	}
+	r.Unlock()
 	if _, err := appendAt(t, r, batch(1, 2, 7, 1, 10)); err != nil {
 		t.Errorf("after recovery producer 1 continues: %v", err)
 	}
@@ -109,16 +111,73 @@ func TestSnapshotRecover(t *testing.T) {
 	b, _ := os.ReadFile(SnapshotPath(dir, 8))
 	b[len(b)-1] ^= 1
 	os.WriteFile(SnapshotPath(dir, 8), b, 0o644)
-	replayed := int64(-1)
 	r2 := NewProducerStateManager()
-	if err := r2.Recover(dir, 10, func(from int64, fn func(Batch)) error { replayed = from; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if replayed != 0 {
-		t.Errorf("with no usable snapshot replay starts at %d", replayed)
+	if from, err := r2.LoadSnapshot(dir, 10); err != nil || from != 0 {
+		t.Errorf("with no usable snapshot replay starts at %d (%v)", from, err)
 	}
 	if matches, _ := filepath.Glob(filepath.Join(dir, "*.snapshot")); len(matches) != 0 {
 		t.Errorf("snapshots left: %v", matches)
+	}
+}
+
+func TestTransactions(t *testing.T) {
+	m := NewProducerStateManager()
+	txnBatch := func(pid int64, seq int32, offset int64) Batch {
+		b := batch(pid, 0, seq, 1, offset)
+		b.IsTransactional = true
+		return b
+	}
+	appendAt(t, m, txnBatch(1, 0, 10))
+	appendAt(t, m, txnBatch(2, 0, 11))
+	appendAt(t, m, txnBatch(1, 1, 12))
+	if got := m.FirstUnstableOffset(); got != 10 {
+		t.Fatalf("first unstable offset %d, want 10", got)
+	}
+	m.Lock()
+	done, ok := m.CompleteTxn(Marker{ProducerID: 1, ProducerEpoch: 0, CoordinatorEpoch: 3, Offset: 13})
+	m.Unlock()
+	if !ok || done != (CompletedTxn{ProducerID: 1, FirstOffset: 10, LastOffset: 13, IsAborted: true}) {
+		t.Fatalf("completed %+v %v", done, ok)
+	}
+	if got := m.FirstUnstableOffset(); got != 11 {
+		t.Errorf("first unstable offset %d after producer 1 aborted, want 11", got)
+	}
+	// Snapshots keep open transactions and coordinator epochs.
+	dir := t.TempDir()
+	if err := m.WriteSnapshot(dir, 14); err != nil {
+		t.Fatal(err)
+	}
+	r := NewProducerStateManager()
+	if _, err := r.LoadSnapshot(dir, 14); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.FirstUnstableOffset(); got != 11 {
+		t.Errorf("restored first unstable offset %d, want 11", got)
+	}
+	r.Lock()
+	defer r.Unlock()
+	if err := r.CheckMarker(Marker{ProducerID: 1, ProducerEpoch: 0, CoordinatorEpoch: 2}); !errors.Is(err, ErrCoordinatorFenced) {
+		t.Errorf("marker from an older coordinator: %v", err)
+	}
+	// A fencing marker bumps the epoch: the zombie is refused, the new
+	// epoch starts at sequence 0.
+	if err := r.CheckMarker(Marker{ProducerID: 2, ProducerEpoch: 1, CoordinatorEpoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.CompleteTxn(Marker{ProducerID: 2, ProducerEpoch: 1, CoordinatorEpoch: 3, Offset: 15}); !ok {
+		t.Error("producer 2's transaction was not open")
+	}
+	if _, err := r.Check(batch(2, 0, 1, 1, 16)); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Errorf("zombie after the fencing marker: %v", err)
+	}
+	if _, err := r.Check(batch(2, 1, 3, 1, 16)); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Errorf("new epoch not at 0: %v", err)
+	}
+	if _, err := r.Check(batch(2, 1, 0, 1, 16)); err != nil {
+		t.Errorf("new epoch at 0: %v", err)
+	}
+	if got := r.FirstUnstableOffset(); got != -1 {
+		t.Errorf("first unstable offset %d with no open transaction", got)
 	}
 }
 
@@ -151,4 +210,27 @@ func uniqueIDs(es []ProducerStateEntry) map[int64]bool {
 		out[e.ProducerID] = true
 	}
 	return out
+}
+
+func TestProducerIDsNeverReused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	seen := map[int64]bool{}
+	for run := 0; run < 3; run++ { // a "restart" each run
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := NewProducerIDManager(db)
+		for i := 0; i < ProducerIDBlockSize+10; i++ {
+			id, err := m.NextProducerID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[id] {
+				t.Fatalf("run %d: id %d handed out twice", run, id)
+			}
+			seen[id] = true
+		}
+		db.Close()
+	}
 }

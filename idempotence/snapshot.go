@@ -46,10 +46,8 @@ func SnapshotPath(dir string, offset int64) string {
 func (m *ProducerStateManager) EncodeSnapshot() []byte {
 	m.mu.Lock()
 	ids := make([]int64, 0, len(m.producers))
-	for id, e := range m.producers {
-		if len(e.Batches) > 0 {
-			ids = append(ids, id)
-		}
+	for id := range m.producers {
+		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	b := make([]byte, snapshotHeader, snapshotHeader+len(ids)*snapshotEntrySize)
@@ -57,15 +55,20 @@ func (m *ProducerStateManager) EncodeSnapshot() []byte {
 	binary.BigEndian.PutUint32(b[6:], uint32(len(ids)))
 	for _, id := range ids {
 		e := m.producers[id]
-		last := e.Batches[len(e.Batches)-1]
+		// A producer without batches (a marker moved its epoch) is written
+		// as Kafka does: no sequence, offset -1.
+		last := BatchMetadata{FirstSeq: -1, LastSeq: -1, FirstOffset: -1, LastOffset: -1}
+		if len(e.Batches) > 0 {
+			last = e.Batches[len(e.Batches)-1]
+		}
 		b = binary.BigEndian.AppendUint64(b, uint64(id))
 		b = binary.BigEndian.AppendUint16(b, uint16(e.ProducerEpoch))
 		b = binary.BigEndian.AppendUint32(b, uint32(last.LastSeq))
 		b = binary.BigEndian.AppendUint64(b, uint64(last.LastOffset))
 		b = binary.BigEndian.AppendUint32(b, uint32(last.LastOffset-last.FirstOffset))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.LastTimestamp))
-		b = binary.BigEndian.AppendUint32(b, 0xffffffff) // coordinator epoch: transactions
-		b = binary.BigEndian.AppendUint64(b, 0xffffffffffffffff)
+		b = binary.BigEndian.AppendUint32(b, uint32(e.CoordinatorEpoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.CurrentTxnFirstOffset))
 	}
 	m.mu.Unlock()
 	binary.BigEndian.PutUint32(b[2:], crc32.Checksum(b[6:], castagnoli))
@@ -93,18 +96,25 @@ func DecodeSnapshot(b []byte) ([]ProducerStateEntry, error) {
 		lastOffset := int64(binary.BigEndian.Uint64(p[14:]))
 		delta := int32(binary.BigEndian.Uint32(p[22:]))
 		ts := int64(binary.BigEndian.Uint64(p[26:]))
-		if delta < 0 || lastSeq < 0 {
-			return nil, fmt.Errorf("%w: entry with sequence %d, offset delta %d", ErrCorruptSnapshot, lastSeq, delta)
+		txnFirst := int64(binary.BigEndian.Uint64(p[38:]))
+		e := ProducerStateEntry{
+			ProducerID:            int64(binary.BigEndian.Uint64(p[0:])),
+			ProducerEpoch:         int16(binary.BigEndian.Uint16(p[8:])),
+			LastTimestamp:         ts,
+			CoordinatorEpoch:      int32(binary.BigEndian.Uint32(p[34:])),
+			CurrentTxnFirstOffset: max(txnFirst, -1),
 		}
-		out = append(out, ProducerStateEntry{
-			ProducerID:    int64(binary.BigEndian.Uint64(p[0:])),
-			ProducerEpoch: int16(binary.BigEndian.Uint16(p[8:])),
-			Batches: []BatchMetadata{{
+		switch {
+		case lastOffset >= 0 && lastSeq >= 0 && delta >= 0 && int64(delta) <= lastOffset:
+			e.Batches = []BatchMetadata{{
 				FirstSeq: decrementSeq(lastSeq, delta), LastSeq: lastSeq,
 				FirstOffset: lastOffset - int64(delta), LastOffset: lastOffset, Timestamp: ts,
-			}},
-			LastTimestamp: ts,
-		})
+			}}
+		case lastOffset == -1 && lastSeq == -1:
+		default:
+			return nil, fmt.Errorf("%w: entry with sequence %d, offset %d, offset delta %d", ErrCorruptSnapshot, lastSeq, lastOffset, delta)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
@@ -118,11 +128,19 @@ func decrementSeq(seq, by int32) int32 {
 	return seq - by
 }
 
-// WriteSnapshot writes the state as of log end offset to dir, durably,
-// and removes older snapshots but the
-// latest before it.
+// WriteSnapshot writes the state as of log end offset to dir and removes
+// older snapshots but the latest before it. It does not fsync: a snapshot
+// lost or torn by a machine crash fails its CRC and recovery falls back to
+// an older one or to the log, so durability would only buy speed of
+// recovery at the price of two fsyncs per partition on every roll and
+// shutdown. The rename keeps readers from seeing a half-written file.
 func (m *ProducerStateManager) WriteSnapshot(dir string, offset int64) error {
-	if err := atomicfile.Write(SnapshotPath(dir, offset), m.EncodeSnapshot()); err != nil {
+	path := SnapshotPath(dir, offset)
+	if err := os.WriteFile(path+atomicfile.TmpSuffix, m.EncodeSnapshot(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(path+atomicfile.TmpSuffix, path); err != nil {
+		os.Remove(path + atomicfile.TmpSuffix)
 		return err
 	}
 	offsets, _ := snapshotOffsets(dir)
@@ -152,20 +170,21 @@ func snapshotOffsets(dir string) ([]int64, error) {
 	return out, nil
 }
 
-// Recover rebuilds the state of a partition whose log ends at logEnd: the
-// newest readable snapshot at or below logEnd, then replay of every batch
-// from its offset (snapshots above logEnd describe a truncated tail and
-// are deleted). replay calls fn for each producer batch (ProducerID >= 0)
-// at or after from, in log order.
-func (m *ProducerStateManager) Recover(dir string, logEnd int64, replay func(from int64, fn func(Batch)) error) error {
+// LoadSnapshot resets the state of a partition whose log ends at logEnd to
+// the newest readable snapshot at or below logEnd and returns its offset,
+// or 0 without one. Snapshots above logEnd describe a truncated tail and
+// unreadable ones are useless: both are deleted. The caller then replays
+// the log from the returned offset (Replay, CompleteTxn), as Kafka's
+// LogLoader does.
+func (m *ProducerStateManager) LoadSnapshot(dir string, logEnd int64) (int64, error) {
 	offsets, err := snapshotOffsets(dir)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	clear(m.producers)
-	from := int64(0)
+	clear(m.ongoing)
 	for i := len(offsets) - 1; i >= 0; i-- {
 		off := offsets[i]
 		if off > logEnd {
@@ -174,7 +193,7 @@ func (m *ProducerStateManager) Recover(dir string, logEnd int64, replay func(fro
 		}
 		b, err := os.ReadFile(SnapshotPath(dir, off))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		entries, err := DecodeSnapshot(b)
 		if err != nil {
@@ -182,16 +201,34 @@ func (m *ProducerStateManager) Recover(dir string, logEnd int64, replay func(fro
 			continue
 		}
 		for i := range entries {
-			m.producers[entries[i].ProducerID] = &entries[i]
+			e := &entries[i]
+			m.producers[e.ProducerID] = e
+			if e.CurrentTxnFirstOffset >= 0 {
+				m.ongoing[e.ProducerID] = e.CurrentTxnFirstOffset
+			}
 		}
-		from = off
-		break
+		return off, nil
 	}
-	return replay(from, func(b Batch) {
-		e := m.producers[b.ProducerID]
-		if e != nil && b.ProducerEpoch < e.ProducerEpoch {
-			return
+	return 0, nil
+}
+
+// Replay applies a batch read back from the log during recovery: no checks,
+// the log is the truth; only a batch of an epoch older than the one known
+// is skipped. Call with the manager locked.
+func (m *ProducerStateManager) Replay(b Batch) {
+	if e := m.producers[b.ProducerID]; e != nil && b.ProducerEpoch < e.ProducerEpoch {
+		return
+	}
+	m.updateLocked(b)
+}
+
+// DeleteSnapshotsBefore removes the snapshots of offsets below offset (the
+// log start moved past them).
+func DeleteSnapshotsBefore(dir string, offset int64) {
+	offsets, _ := snapshotOffsets(dir)
+	for _, off := range offsets {
+		if off < offset {
+			os.Remove(SnapshotPath(dir, off))
 		}
-		m.updateLocked(b)
-	})
+	}
 }

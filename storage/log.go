@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kbroker/kbroker/idempotence"
 )
 
 // Log is one partition's log (Kafka UnifiedLog, with LocalLog folded in): an ordered
@@ -27,8 +29,12 @@ import (
 //   - HighWatermark: the end of what is committed and visible to consumers. Kept apart
 //     from LEO: the replica manager moves it (today to LEO after each append, later
 //     to the ISR minimum).
-//   - LastStableOffset: the end of what read_committed consumers see; equal to the
-//     high watermark until transactions exist.
+//   - LastStableOffset: the end of what read_committed consumers see: the high
+//     watermark, or the first offset of the oldest open transaction if lower.
+//
+// Like UnifiedLog, a Log owns its partition's producer state: appends check
+// idempotent producers' sequences under the same lock that orders the writes, and
+// transaction markers close transactions, feeding the LSO and the TransactionIndex.
 type Log struct {
 	dir       string
 	topic     string
@@ -56,6 +62,9 @@ type Log struct {
 
 	epochs *LeaderEpochFileCache
 
+	producers     *idempotence.ProducerStateManager
+	firstUnstable atomic.Int64 // first offset of the oldest open transaction, -1 if none
+
 	recoveryPoint atomic.Int64 // offsets below were fsynced
 	lastFlushMs   atomic.Int64
 	dirDirty      atomic.Bool // files were created or renamed since the directory was last synced
@@ -76,6 +85,9 @@ type LogAppendInfo struct {
 	LogAppendTime  int64 // ms stamped into the batches, -1 for CreateTime topics
 	LogStartOffset int64
 	RecordCount    int32
+	// Duplicate: the batch repeats one of its producer's last five, which is
+	// answered with the original offsets and was not appended again.
+	Duplicate bool
 }
 
 // FetchDataInfo is the result of Read (Kafka FetchDataInfo): whole batches, ready to be
@@ -105,9 +117,15 @@ func (l *Log) LogEndOffset() int64 { return l.endOffset.Load().offset }
 // HighWatermark is the end (exclusive) of the committed records consumers may read.
 func (l *Log) HighWatermark() int64 { return l.highWatermark.Load() }
 
-// LastStableOffset is the end (exclusive) of what read_committed consumers may read;
-// without transactions it is the high watermark.
-func (l *Log) LastStableOffset() int64 { return l.HighWatermark() }
+// LastStableOffset is the end (exclusive) of what read_committed consumers may read:
+// the high watermark, held back to the start of the oldest open transaction.
+func (l *Log) LastStableOffset() int64 {
+	hw := l.HighWatermark()
+	if fu := l.firstUnstable.Load(); fu >= 0 && fu < hw {
+		return fu
+	}
+	return hw
+}
 
 // Size is the number of bytes in all segment files.
 func (l *Log) Size() int64 {
@@ -208,7 +226,11 @@ func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, count i
 
 // AppendAsLeader appends one or more whole RecordBatches (Kafka
 // UnifiedLog.appendAsLeader). The caller has validated them (magic 2, CRC, base offset
-// 0, producer state); storage re-checks only what its own bookkeeping depends on.
+// 0); storage re-checks only what its own bookkeeping depends on.
+//
+// Batches of idempotent producers are checked against the producer state first: a
+// retry of a recent batch is not appended but answered with the original offsets
+// (Duplicate), and a sequence gap or an old epoch is an idempotence error.
 //
 // In place in records, each batch gets its BaseOffset (the next offset) and
 // PartitionLeaderEpoch; neither is covered by the CRC. For a LogAppendTime topic the
@@ -235,6 +257,134 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 	if l.closed.Load() {
 		return LogAppendInfo{}, ErrClosed
 	}
+	pbs, dup, err := l.checkProducerBatches(records, sizes, cfg)
+	if err != nil {
+		return LogAppendInfo{}, err
+	}
+	if dup != nil {
+		return *dup, nil
+	}
+	info, err := l.appendLocked(records, sizes, count, leaderEpoch, cfg)
+	if err != nil {
+		return info, err
+	}
+	if len(pbs) > 0 {
+		l.producers.Lock()
+		for _, b := range pbs {
+			// The batch's offsets are only known now.
+			b.LastOffset = info.FirstOffset + b.LastOffset
+			b.FirstOffset = info.FirstOffset + b.FirstOffset
+			l.producers.Update(b)
+		}
+		l.firstUnstable.Store(l.producers.FirstUnstableOffset())
+		l.producers.Unlock()
+	}
+	return info, l.flushIfMessagesDue(info, cfg)
+}
+
+// checkProducerBatches applies the idempotent producer checks to the batches of
+// an append (UnifiedLog.analyzeAndValidateProducerState): a retry of one of the
+// producer's last five batches is answered with the original offsets (dup), a
+// gap or an old epoch is an error. It returns the producer batches to record
+// after the append, with offsets relative to the append's first offset. Like
+// Kafka's clients, a producer sends one batch per partition and request; two
+// of one producer in one append are checked against the state before it.
+func (l *Log) checkProducerBatches(records []byte, sizes []int, cfg LogConfig) ([]idempotence.Batch, *LogAppendInfo, error) {
+	var pbs []idempotence.Batch
+	rel := int64(0)
+	for i, pos := 0, 0; i < len(sizes); pos, i = pos+sizes[i], i+1 {
+		h, _ := ParseBatchHeader(records[pos:]) // analyzeBatches parsed it already
+		first := rel
+		rel += int64(h.LastOffsetDelta) + 1
+		if h.ProducerID < 0 {
+			continue
+		}
+		b := idempotence.Batch{
+			ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
+			BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
+			FirstOffset: first, LastOffset: rel - 1, MaxTimestamp: h.MaxTimestamp,
+			IsTransactional: h.IsTransactional(),
+		}
+		l.producers.Lock()
+		dup, err := l.producers.Check(b)
+		l.producers.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		if dup != nil {
+			info := &LogAppendInfo{
+				FirstOffset: dup.FirstOffset, LastOffset: dup.LastOffset, LogAppendTime: -1,
+				LogStartOffset: l.LogStartOffset(), RecordCount: int32(dup.LastOffset - dup.FirstOffset + 1), Duplicate: true,
+			}
+			if cfg.logAppendTime() {
+				info.LogAppendTime = dup.Timestamp
+			}
+			return nil, info, nil
+		}
+		if b.MaxTimestamp < 0 || cfg.logAppendTime() {
+			b.MaxTimestamp = l.now().UnixMilli() // idle expiry counts from the append
+		}
+		pbs = append(pbs, b)
+	}
+	return pbs, nil, nil
+}
+
+// AppendTxnMarker writes a transaction's COMMIT or ABORT marker (Kafka
+// UnifiedLog.appendAsLeader with a control batch from the coordinator). It
+// closes the producer's transaction here, which moves the last stable offset,
+// and records an abort in the TransactionIndex of the segment the marker
+// lands in. A marker for a producer with no open transaction is appended all
+// the same (a coordinator retry after a restart) but changes nothing else.
+func (l *Log) AppendTxnMarker(m EndTxnMarker, leaderEpoch int32) (LogAppendInfo, error) {
+	cfg := l.Config()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return LogAppendInfo{}, ErrClosed
+	}
+	nowMs := l.now().UnixMilli()
+	mk := idempotence.Marker{
+		ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch,
+		Commit: m.Commit, Offset: l.LogEndOffset(), Timestamp: nowMs,
+	}
+	l.producers.Lock()
+	err := l.producers.CheckMarker(mk)
+	l.producers.Unlock()
+	if err != nil {
+		return LogAppendInfo{}, err
+	}
+	records := encodeEndTxnMarker(m, nowMs)
+	info, err := l.appendLocked(records, []int{len(records)}, 1, leaderEpoch, cfg)
+	if err != nil {
+		return info, err
+	}
+	l.producers.Lock()
+	done, ok := l.producers.CompleteTxn(mk)
+	fu := l.producers.FirstUnstableOffset()
+	l.producers.Unlock()
+	l.firstUnstable.Store(fu)
+	if ok && done.IsAborted {
+		if err := l.activeSegment().txnIndex.append(abortedTxn(done, fu)); err != nil {
+			return info, fmt.Errorf("storage: transaction index of %s: %w", l.name(), err)
+		}
+	}
+	return info, l.flushIfMessagesDue(info, cfg)
+}
+
+// abortedTxn is the index entry of an aborted transaction; firstUnstable is
+// the partition's first unstable offset once it is closed (-1: none).
+func abortedTxn(t idempotence.CompletedTxn, firstUnstable int64) AbortedTxn {
+	lso := t.LastOffset + 1
+	if firstUnstable >= 0 {
+		lso = firstUnstable
+	}
+	return AbortedTxn{ProducerID: t.ProducerID, FirstOffset: t.FirstOffset, LastOffset: t.LastOffset, LastStableOffset: lso}
+}
+
+// appendLocked writes whole, analyzed batches at the log end offset. Called
+// with mu held.
+func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch int32, cfg LogConfig) (LogAppendInfo, error) {
+	var err error
 	nowMs := l.now().UnixMilli()
 	first := l.LogEndOffset()
 	last := first + count - 1
@@ -288,12 +438,17 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 		}
 	}
 	info.LogStartOffset = l.LogStartOffset()
-	if last+1-l.recoveryPoint.Load() >= cfg.FlushMessages {
+	return info, nil
+}
+
+// flushIfMessagesDue fsyncs once flush.messages records are unflushed.
+func (l *Log) flushIfMessagesDue(info LogAppendInfo, cfg LogConfig) error {
+	if info.LastOffset+1-l.recoveryPoint.Load() >= cfg.FlushMessages {
 		if err := l.flush(); err != nil {
-			return info, fmt.Errorf("storage: flush %s: %w", l.name(), err)
+			return fmt.Errorf("storage: flush %s: %w", l.name(), err)
 		}
 	}
-	return info, nil
+	return nil
 }
 
 // roll closes the active segment to appends and starts a new one at the log end
@@ -316,6 +471,11 @@ func (l *Log) roll() (*LogSegment, error) {
 	l.segments.Store(&segs)
 	l.endOffset.Store(&logOffsetMetadata{offset: leo, segmentBase: leo})
 	l.dirDirty.Store(true)
+	// Recovery replays the producer state from the newest snapshot: one per roll
+	// bounds that to the active segment (UnifiedLog.roll).
+	if err := l.producers.WriteSnapshot(l.dir, leo); err != nil {
+		l.logger.Warn("writing producer snapshot", "log", l.name(), "offset", leo, "err", err)
+	}
 	l.logger.Debug("rolled segment", "log", l.name(), "base_offset", leo)
 	return seg, nil
 }
@@ -467,6 +627,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	}
 	l.logStartOffset.Store(offset)
 	l.truncateEpochsFromStart()
+	l.producers.TruncateBefore(offset)
 	_, err := l.deleteOldSegments(func(_, next *LogSegment) bool {
 		return next != nil && next.baseOffset <= offset
 	}, "log start offset breach")
@@ -509,6 +670,8 @@ func (l *Log) deleteOldSegments(shouldDelete func(seg, next *LogSegment) bool, r
 		l.logStartOffset.Store(first)
 	}
 	l.truncateEpochsFromStart()
+	l.producers.TruncateBefore(l.LogStartOffset())
+	idempotence.DeleteSnapshotsBefore(l.dir, rest[0].baseOffset)
 	var errs []error
 	for _, seg := range doomed {
 		if err := seg.delete(); err != nil {
@@ -653,6 +816,8 @@ func (l *Log) close(flush bool) error {
 	var errs []error
 	if flush {
 		errs = append(errs, l.flush())
+		// The next start loads this instead of replaying (LogManager.shutdown).
+		errs = append(errs, l.producers.WriteSnapshot(l.dir, l.LogEndOffset()))
 	}
 	for _, seg := range segs {
 		errs = append(errs, seg.close())
@@ -675,3 +840,99 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64
 func (l *Log) LatestEpoch() int32 { return l.epochs.latestEpoch() }
 
 func (l *Log) name() string { return partitionDirName(l.topic, l.partition) }
+
+// CollectAbortedTxns lists the aborted transactions a read_committed fetch from
+// fetchOffset must be told of: those whose marker is at or after fetchOffset and
+// whose data starts before upperBound (UnifiedLog.collectAbortedTransactions).
+func (l *Log) CollectAbortedTxns(fetchOffset, upperBound int64) []AbortedTxn {
+	segs := *l.segments.Load()
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].baseOffset > fetchOffset }) - 1
+	var out []AbortedTxn
+	for i = max(i, 0); i < len(segs) && segs[i].baseOffset < upperBound; i++ {
+		out = segs[i].txnIndex.collect(fetchOffset, upperBound, out)
+	}
+	return out
+}
+
+// ProducerStates returns the state of every producer that wrote to the log
+// (DescribeProducers).
+func (l *Log) ProducerStates() []idempotence.ProducerStateEntry { return l.producers.Producers() }
+
+// removeExpiredProducers forgets producers idle for producer.id.expiration.ms
+// (UnifiedLog.removeExpiredProducers); never one with an open transaction.
+func (l *Log) removeExpiredProducers(expirationMs int64) int {
+	if l.closed.Load() {
+		return 0
+	}
+	return l.producers.RemoveExpired(l.now().UnixMilli() - expirationMs)
+}
+
+// loadProducerState rebuilds the producer state and the transaction indexes at
+// start-up (LogLoader / UnifiedLog.rebuildProducerState): index entries of markers
+// past the log end are dropped, then the newest usable snapshot is loaded and the
+// batches after it are replayed; aborts found on the way whose index entry was
+// lost are indexed again.
+func (l *Log) loadProducerState() error {
+	segs := *l.segments.Load()
+	logEnd := l.LogEndOffset()
+	for _, seg := range segs {
+		if err := seg.txnIndex.truncateTo(logEnd); err != nil {
+			return err
+		}
+	}
+	from, err := l.producers.LoadSnapshot(l.dir, logEnd)
+	if err != nil {
+		return err
+	}
+	from = max(from, l.LogStartOffset())
+	l.producers.Lock()
+	defer func() {
+		l.firstUnstable.Store(l.producers.FirstUnstableOffset())
+		l.producers.Unlock()
+	}()
+	var hbuf [BatchHeaderSize]byte
+	var batch []byte
+	for i, seg := range segs {
+		if i+1 < len(segs) && segs[i+1].baseOffset <= from {
+			continue
+		}
+		_, pos := seg.offsetIndex.lookup(from)
+		for size := seg.size(); pos < size; {
+			h, err := seg.readHeader(&hbuf, pos, size)
+			if err != nil {
+				return err
+			}
+			at := pos
+			pos += int64(h.Size())
+			if h.LastOffset() < from || h.ProducerID < 0 {
+				continue
+			}
+			if !h.IsControl() {
+				l.producers.Replay(idempotence.Batch{
+					ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
+					BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
+					FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp,
+					IsTransactional: h.IsTransactional(),
+				})
+				continue
+			}
+			if batch, err = seg.readBatch(batch, at, h); err != nil {
+				return err
+			}
+			m, err := DecodeEndTxnMarker(batch)
+			if err != nil {
+				continue // a control record that is not a transaction marker
+			}
+			done, ok := l.producers.CompleteTxn(idempotence.Marker{
+				ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch,
+				Commit: m.Commit, Offset: h.BaseOffset, Timestamp: h.MaxTimestamp,
+			})
+			if ok && done.IsAborted && done.LastOffset > seg.txnIndex.lastOffset() {
+				if err := seg.txnIndex.append(abortedTxn(done, l.producers.FirstUnstableOffset())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -14,6 +14,7 @@ const (
 	logFileSuffix       = ".log"
 	indexFileSuffix     = ".index"
 	timeIndexFileSuffix = ".timeindex"
+	txnIndexFileSuffix  = ".txnindex"
 	deletedFileSuffix   = ".deleted"           // a segment file scheduled for removal
 	cleanedFileSuffix   = ".cleaned"           // compaction output in progress (future LogCleaner)
 	swapFileSuffix      = ".swap"              // compaction output being swapped in (future LogCleaner)

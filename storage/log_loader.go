@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kbroker/kbroker/idempotence"
 )
 
 // logParams is what openLog needs to load one partition directory.
@@ -172,6 +174,7 @@ func openLog(p logParams) (*Log, error) {
 		persistLogStartOffset: p.persistLSO,
 		onFlush:               p.onFlush,
 		epochs:                epochs,
+		producers:             idempotence.NewProducerStateManager(),
 	}
 	l.setConfig(p.config)
 	l.segments.Store(&segs)
@@ -181,6 +184,10 @@ func openLog(p logParams) (*Log, error) {
 	l.recoveryPoint.Store(logEnd)
 	l.lastFlushMs.Store(nowMs)
 	l.dirDirty.Store(true)
+	if err := l.loadProducerState(); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("storage: loading producer state of %s: %w", p.dir, err)
+	}
 	return l, nil
 }
 
@@ -203,7 +210,7 @@ func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, error) {
 		name := e.Name()
 		stray := strings.HasSuffix(name, deletedFileSuffix) || strings.HasSuffix(name, cleanedFileSuffix) ||
 			strings.HasSuffix(name, swapFileSuffix) || strings.HasSuffix(name, tmpFileSuffix)
-		for _, suffix := range []string{indexFileSuffix, timeIndexFileSuffix} {
+		for _, suffix := range []string{indexFileSuffix, timeIndexFileSuffix, txnIndexFileSuffix} {
 			if base, ok := offsetFromFileName(name, suffix); ok && !logs[base] {
 				stray = true
 			}

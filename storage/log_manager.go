@@ -49,6 +49,11 @@ type LogManagerOptions struct {
 	// OnFlush, if set, is told how long each log flush (fsyncs) took; for
 	// metrics. Called from the flushing goroutine: keep it cheap.
 	OnFlush func(time.Duration)
+	// ProducerIDExpiration is producer.id.expiration.ms: producers idle this
+	// long are forgotten, checked every ProducerIDExpirationCheckInterval
+	// (producer.id.expiration.check.interval.ms). 0 means 1 day and 10 minutes.
+	ProducerIDExpiration              time.Duration
+	ProducerIDExpirationCheckInterval time.Duration
 }
 
 // LogManager owns every partition log under one data dir and the topic catalog in
@@ -138,9 +143,18 @@ func OpenLogManager(opts LogManagerOptions) (*LogManager, error) {
 		meta.Close()
 		return nil, err
 	}
-	m.wg.Add(2)
+	expiration := opts.ProducerIDExpiration
+	if expiration <= 0 {
+		expiration = 24 * time.Hour
+	}
+	expireEvery := opts.ProducerIDExpirationCheckInterval
+	if expireEvery <= 0 {
+		expireEvery = 10 * time.Minute
+	}
+	m.wg.Add(3)
 	go m.loop(retentionEvery, func() { m.RunRetention() })
 	go m.loop(flushEvery, m.flushDirtyLogs)
+	go m.loop(expireEvery, func() { m.removeExpiredProducers(expiration) })
 	return m, nil
 }
 
@@ -588,6 +602,16 @@ func (m *LogManager) RunRetention() {
 		for _, l := range t.Partitions {
 			if _, err := l.deleteRetentionBreachedSegments(); err != nil {
 				m.logger.Error("retention", "log", l.name(), "err", err)
+			}
+		}
+	}
+}
+
+func (m *LogManager) removeExpiredProducers(expiration time.Duration) {
+	for _, t := range m.Topics() {
+		for _, l := range t.Partitions {
+			if n := l.removeExpiredProducers(expiration.Milliseconds()); n > 0 {
+				m.logger.Debug("expired idle producers", "log", l.name(), "count", n)
 			}
 		}
 	}

@@ -22,6 +22,7 @@ type LogSegment struct {
 	log         *FileRecords
 	offsetIndex *OffsetIndex
 	timeIndex   *TimeIndex
+	txnIndex    *TransactionIndex
 
 	// Guarded by the Log's lock.
 	bytesSinceLastIndexEntry int64
@@ -51,11 +52,19 @@ func openSegment(dir string, baseOffset int64) (seg *LogSegment, indexErr, err e
 		fr.release()
 		return nil, nil, terr
 	}
+	xi, err := openTransactionIndex(segmentFile(dir, baseOffset, txnIndexFileSuffix))
+	if err != nil {
+		ti.close()
+		oi.close()
+		fr.release()
+		return nil, nil, err
+	}
 	seg = &LogSegment{
 		baseOffset:           baseOffset,
 		log:                  fr,
 		offsetIndex:          oi,
 		timeIndex:            ti,
+		txnIndex:             xi,
 		rollingBasedTime:     -1,
 		maxTimestamp:         noTimestamp,
 		offsetOfMaxTimestamp: baseOffset,
@@ -65,7 +74,7 @@ func openSegment(dir string, baseOffset int64) (seg *LogSegment, indexErr, err e
 
 // createSegment makes a new empty segment, clearing any stale files of that name.
 func createSegment(dir string, baseOffset int64) (*LogSegment, error) {
-	for _, suffix := range []string{logFileSuffix, indexFileSuffix, timeIndexFileSuffix} {
+	for _, suffix := range []string{logFileSuffix, indexFileSuffix, timeIndexFileSuffix, txnIndexFileSuffix} {
 		if err := os.Remove(segmentFile(dir, baseOffset, suffix)); err != nil && !os.IsNotExist(err) {
 			return nil, err
 		}
@@ -165,7 +174,7 @@ func (s *LogSegment) onBecomeInactive() {
 }
 
 func (s *LogSegment) flush() error {
-	return errors.Join(s.log.flush(), s.offsetIndex.flush(), s.timeIndex.flush())
+	return errors.Join(s.log.flush(), s.offsetIndex.flush(), s.timeIndex.flush(), s.txnIndex.flush())
 }
 
 // close closes the segment's files; held FileRegions keep the .log open.
@@ -182,6 +191,7 @@ func (s *LogSegment) delete() error {
 	err := s.log.markDeleted()
 	s.offsetIndex.remove()
 	s.timeIndex.remove()
+	s.txnIndex.remove()
 	s.log.release()
 	return err
 }

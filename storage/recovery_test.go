@@ -296,7 +296,7 @@ func TestRecoverOlderSegments(t *testing.T) {
 			if _, ok := offsetFromFileName(e.Name(), timeIndexFileSuffix); ok && e.Name() != "00000000000000099999.timeindex" {
 				continue
 			}
-			if e.Name() == leaderEpochCheckpointFile {
+			if _, ok := offsetFromFileName(e.Name(), ".snapshot"); ok || e.Name() == leaderEpochCheckpointFile {
 				continue
 			}
 			t.Errorf("stray file left: %s", e.Name())
