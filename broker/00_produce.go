@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -27,10 +26,14 @@ import (
 // * Unknown topics are auto-created when auto.create.topics.enable is set.
 // * Internal topics (__consumer_offsets) are written only by the broker:
 //   INVALID_TOPIC_EXCEPTION, as ReplicaManager.appendToLocalLog answers.
-// * Idempotent and transactional producers are not served yet:
-//   InitProducerId is not advertised, so no client holds a producer id from
-//   this broker. A batch carrying one gets UNKNOWN_PRODUCER_ID instead of
-//   being stored without the sequence checks it asks for.
+// * Idempotent producers: the partition's log checks the batch's producer
+//   epoch and sequence (storage.Log.AppendAsLeader). A retry of one of the
+//   producer's last five batches is answered with its original offsets and
+//   is not appended again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an old
+//   epoch INVALID_PRODUCER_EPOCH.
+// * Transactional batches must belong to an ongoing transaction that added
+//   the partition (Kafka 3.6+ verification, KIP-890 part 1); from v12 the
+//   partition is added implicitly (transactions v2).
 //
 // Version notes:
 // * v3: RecordBatch v2 only; TransactionID
@@ -93,10 +96,11 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 				donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
 				continue
 			}
-			if h.ProducerID >= 0 {
-				donep(rt, rp.Partition, kerr.UnknownProducerID, fmt.Sprintf(
-					"Producer id %d was not assigned by this broker: idempotent and transactional producers are not supported yet.", h.ProducerID))
-				continue
+			if h.IsTransactional() {
+				if err := s.verifyTransactionalProduce(req, h, t.Name, rp.Partition); err != nil {
+					donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
+					continue
+				}
 			}
 			if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {
 				donep(rt, rp.Partition, kerr.NotEnoughReplicas, "")
@@ -108,13 +112,17 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 				donep(rt, rp.Partition, protocol.KafkaError(err), "")
 				continue
 			}
-			// The leader is the whole ISR: the append is committed.
-			log.UpdateHighWatermark(log.LogEndOffset())
-			tm := s.metrics.topic(t.Name)
-			tm.bytesIn.Add(float64(len(rp.Records)))
-			tm.recordsIn.Add(float64(info.RecordCount))
-			s.metrics.batchBytes.Observe(float64(len(rp.Records)))
-			s.metrics.batchRecords.Observe(float64(info.RecordCount))
+			if info.Duplicate {
+				s.metrics.duplicates.Inc()
+			} else {
+				// The leader is the whole ISR: the append is committed.
+				log.UpdateHighWatermark(log.LogEndOffset())
+				tm := s.metrics.topic(t.Name)
+				tm.bytesIn.Add(float64(len(rp.Records)))
+				tm.recordsIn.Add(float64(info.RecordCount))
+				s.metrics.batchBytes.Observe(float64(len(rp.Records)))
+				s.metrics.batchRecords.Observe(float64(info.RecordCount))
+			}
 
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition

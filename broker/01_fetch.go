@@ -15,7 +15,8 @@ import (
 // Behavior:
 // * Reads whole batches from one segment per partition, up to the high
 //   watermark (read_uncommitted) or the last stable offset
-//   (read_committed), within the partition's and the request's MaxBytes;
+//   (read_committed, with the aborted transactions of the range from the
+//   TransactionIndex), within the partition's and the request's MaxBytes;
 //   the first partition with data returns at least one whole batch (KIP-74).
 // * Record bytes are not copied: each partition's records are a file
 //   region that the connection writes with sendfile(2).
@@ -133,7 +134,12 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		rp.LastStableOffset = r.lastStableOffset
 		rp.LogStartOffset = r.logStartOffset
 		if req.IsolationLevel == readCommitted {
-			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(r.aborted))
+			for _, a := range r.aborted {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+			}
 		}
 		rp.RecordBatches = []byte{}
 		if n := r.info.Records.Len(); n > 0 {
@@ -181,6 +187,7 @@ type fetchResult struct {
 	lastStableOffset int64
 	logStartOffset   int64
 	info             storage.FetchDataInfo
+	aborted          []storage.AbortedTxn // read_committed: what the client must drop
 }
 
 // news reports whether an incremental response must carry the partition:
@@ -296,6 +303,11 @@ func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartitio
 		}
 		r.highWatermark, r.lastStableOffset, r.logStartOffset = hw, lso, log.LogStartOffset()
 		r.info = info
+		if req.IsolationLevel == readCommitted && info.Records.Len() > 0 {
+			// Bounded by the LSO rather than the last offset read: entries
+			// beyond the data are harmless, clients apply them by offset.
+			r.aborted = log.CollectAbortedTxns(p.fetchOffset, maxOffset)
+		}
 		if n := info.Records.Len(); n > 0 {
 			total += n
 			remaining -= n

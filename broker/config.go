@@ -32,6 +32,10 @@ type Config struct {
 	LogRetentionCheckInterval time.Duration
 	LogFlushSchedulerInterval time.Duration
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
+	// ProducerIDExpiration is producer.id.expiration.ms, checked every
+	// ProducerIDExpirationCheckInterval (producer.id.expiration.check.interval.ms).
+	ProducerIDExpiration              time.Duration
+	ProducerIDExpirationCheckInterval time.Duration
 
 	// HTTPListener is http.listener: host:port of the HTTP endpoint serving
 	// /metrics, /healthz and /readyz; empty disables it.
@@ -118,6 +122,8 @@ var brokerConfigDefs = []configDef{
 	{"socket.request.max.bytes", "104857600", intInto(func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1024, math.MaxInt32)},
 	{"log.retention.check.interval.ms", "300000", durationInto(func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval })},
 	{"log.flush.scheduler.interval.ms", "1000", durationInto(func(c *Config) *time.Duration { return &c.LogFlushSchedulerInterval })},
+	{"producer.id.expiration.ms", "86400000", msInto(func(c *Config) *time.Duration { return &c.ProducerIDExpiration }, 1, time.Millisecond)},
+	{"producer.id.expiration.check.interval.ms", "600000", msInto(func(c *Config) *time.Duration { return &c.ProducerIDExpirationCheckInterval }, 1, time.Millisecond)},
 
 	// kbroker's own keys (Kafka has none for these).
 	{"http.listener", "localhost:9644", func(c *Config, v string) error {

@@ -503,6 +503,8 @@ var brokerConfigTypes = map[string]kmsg.ConfigType{
 	"socket.request.max.bytes":                 kmsg.ConfigTypeInt,
 	"log.retention.check.interval.ms":          kmsg.ConfigTypeLong,
 	"log.flush.scheduler.interval.ms":          kmsg.ConfigTypeLong,
+	"producer.id.expiration.ms":                kmsg.ConfigTypeInt,
+	"producer.id.expiration.check.interval.ms": kmsg.ConfigTypeInt,
 	"http.listener":                            kmsg.ConfigTypeString,
 	"kbroker.metrics.per.partition.enable":     kmsg.ConfigTypeBoolean,
 	"group.initial.rebalance.delay.ms":         kmsg.ConfigTypeInt,

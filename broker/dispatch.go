@@ -54,6 +54,8 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleDeleteTopics(creq)
 	case protocol.DeleteRecordsKey:
 		return s.handleDeleteRecords(creq)
+	case protocol.InitProducerIDKey:
+		return s.handleInitProducerID(creq)
 	case protocol.OffsetForLeaderEpochKey:
 		return s.handleOffsetForLeaderEpoch(creq)
 	case protocol.DescribeLogDirsKey:
@@ -70,6 +72,8 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleConsumerGroupDescribe(creq)
 	case protocol.DescribeClusterKey:
 		return s.handleDescribeCluster(creq)
+	case protocol.DescribeProducersKey:
+		return s.handleDescribeProducers(creq)
 	case protocol.DescribeTopicPartitionsKey:
 		return s.handleDescribeTopicPartitions(creq)
 	default:

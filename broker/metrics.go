@@ -45,6 +45,8 @@ type metrics struct {
 	logFlush       prometheus.Histogram
 	rebalances     *prometheus.CounterVec
 	rebalanceTimes *prometheus.HistogramVec
+	duplicates     prometheus.Counter
+	transactions   *prometheus.CounterVec
 
 	topicsMu sync.RWMutex
 	topics   map[string]*topicMetrics
@@ -130,6 +132,14 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 			Help:    "Duration of group rebalances from PreparingRebalance to the end of the join phase, by group type.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"group_type"}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kbroker_produce_duplicates_total",
+			Help: "Produce batches of idempotent producers that repeated one of the producer's last five and were answered with the original offsets instead of being appended again.",
+		}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_transactions_total",
+			Help: "Transactions ended by the transaction coordinator, by outcome: commit, abort (by the producer), or timeout (aborted after transaction.timeout.ms) and fenced (aborted by a new producer with the same transactional.id).",
+		}, []string{"outcome"}),
 		topics: make(map[string]*topicMetrics),
 	}
 	for _, k := range protocol.ApiVersionsKeys() {
@@ -151,7 +161,7 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 	for _, c := range []prometheus.Collector{
 		m.requests, m.requestHandle, m.requestSend, m.connsOpen, m.connsAccepted,
 		m.bytesIn, m.bytesOut, m.recordsIn, m.batchBytes, m.batchRecords, m.fetchWait, m.logFlush,
-		m.rebalances, m.rebalanceTimes, buildInfo,
+		m.rebalances, m.rebalanceTimes, m.duplicates, m.transactions, buildInfo,
 		&stateCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

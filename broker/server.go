@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kbroker/kbroker/coordinator"
+	"github.com/kbroker/kbroker/idempotence"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -24,6 +25,8 @@ type Server struct {
 	clusterID string
 	sessions  *fetchSessionCache
 	groups    *coordinator.GroupCoordinator
+	// producerIDs hands out ids to idempotent producers.
+	producerIDs *idempotence.ProducerIDManager
 
 	mu        sync.Mutex
 	listeners []*boundListener
@@ -78,12 +81,14 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	logs, err := storage.OpenLogManager(storage.LogManagerOptions{
-		Dir:                    cfg.LogDir,
-		Defaults:               cfg.LogDefaults,
-		RetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		FlushCheckInterval:     cfg.LogFlushSchedulerInterval,
-		Logger:                 logger,
-		OnFlush:                func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
+		Dir:                               cfg.LogDir,
+		Defaults:                          cfg.LogDefaults,
+		RetentionCheckInterval:            cfg.LogRetentionCheckInterval,
+		FlushCheckInterval:                cfg.LogFlushSchedulerInterval,
+		ProducerIDExpiration:              cfg.ProducerIDExpiration,
+		ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
+		Logger:                            logger,
+		OnFlush:                           func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
 	})
 	if err != nil {
 		s.Close()
@@ -103,6 +108,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s.groups = groups
+	s.producerIDs = idempotence.NewProducerIDManager(logs.Meta())
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
 		if err != nil {

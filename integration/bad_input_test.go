@@ -114,31 +114,31 @@ func TestProduceRejectsBadBatches(t *testing.T) {
 		{"two batches", "strict", func() []byte { return append(good(), good()...) }, kerr.InvalidRecord},
 		{"too large", "strict", func() []byte { return encodeBatch([][]byte{make([]byte, 4000)}) }, kerr.MessageTooLarge},
 		{"empty", "strict", func() []byte { return nil }, kerr.InvalidRecord},
-		// No producer id was ever handed out: idempotence is not served yet,
-		// and a batch asking for it must not be stored without it.
-		{"idempotent", "strict", func() []byte {
-			bt := good()
-			binary.BigEndian.PutUint64(bt[43:], 7) // producer id
-			binary.BigEndian.PutUint16(bt[51:], 0) // epoch
-			binary.BigEndian.PutUint32(bt[53:], 0) // base sequence
-			return recrc(bt)
-		}, kerr.UnknownProducerID},
+		// Producer 7 wrote sequences 0-1 below: 5 leaves a gap.
+		{"sequence gap", "strict", func() []byte { return producerBatch(good(), 7, 5, false) }, kerr.OutOfOrderSequenceNumber},
+		{"transactional outside a transaction", "strict", func() []byte { return producerBatch(good(), 8, 0, true) }, kerr.InvalidTxnState},
 		{"unknown topic", "missing", good, kerr.UnknownTopicOrPartition},
 	}
-	for _, tc := range cases {
+	produce := func(topic string, records []byte) int16 {
 		req := kmsg.NewPtrProduceRequest()
 		req.Acks, req.TimeoutMillis = -1, 5000
 		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = tc.topic
+		rt.Topic = topic
 		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = tc.batch()
+		rp.Records = records
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 		resp, err := req.RequestWith(ctx(t), cl)
 		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
+			t.Fatalf("produce: %v", err)
 		}
-		if code := resp.Topics[0].Partitions[0].ErrorCode; code != tc.want.Code {
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	if code := produce("strict", producerBatch(good(), 7, 0, false)); code != 0 {
+		t.Fatalf("idempotent batch: %v", kerr.ErrorForCode(code))
+	}
+	for _, tc := range cases {
+		if code := produce(tc.topic, tc.batch()); code != tc.want.Code {
 			t.Errorf("%s: error %v, want %v", tc.name, kerr.ErrorForCode(code), tc.want)
 		}
 	}
@@ -147,12 +147,23 @@ func TestProduceRejectsBadBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := end.Lookup("strict", 0); o.Offset != 1 {
-		t.Fatalf("end offset %d after refused batches, want 1", o.Offset)
+	if o, _ := end.Lookup("strict", 0); o.Offset != 3 {
+		t.Fatalf("end offset %d after refused batches, want 3", o.Offset)
 	}
 	if got := consumeN(t, b.Addr(), "strict", 1); string(got[0].Value) != "first" {
 		t.Fatalf("stored record changed: %q", got[0].Value)
 	}
+}
+
+// producerBatch stamps producer id pid at epoch 0 and sequence seq on bt.
+func producerBatch(bt []byte, pid int64, seq int32, transactional bool) []byte {
+	binary.BigEndian.PutUint64(bt[43:], uint64(pid))
+	binary.BigEndian.PutUint16(bt[51:], 0)
+	binary.BigEndian.PutUint32(bt[53:], uint32(seq))
+	if transactional {
+		bt[22] |= 0x10 // attributes, low byte
+	}
+	return recrc(bt)
 }
 
 func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kbroker/kbroker/idempotence"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -24,6 +25,9 @@ var storageErrors = []struct {
 	{storage.ErrCorruptRecord, kerr.CorruptMessage},
 	{storage.ErrRecordTooLarge, kerr.MessageTooLarge},
 	{storage.ErrClosed, kerr.NotLeaderForPartition},
+	{idempotence.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{idempotence.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{idempotence.ErrCoordinatorFenced, kerr.TransactionCoordinatorFenced},
 }
 
 // KafkaError returns the Kafka error for err: a wrapped *kerr.Error as is, a

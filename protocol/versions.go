@@ -21,6 +21,7 @@ const (
 	CreateTopicsKey            = 19
 	DeleteTopicsKey            = 20
 	DeleteRecordsKey           = 21
+	InitProducerIDKey          = 22
 	OffsetForLeaderEpochKey    = 23
 	DescribeConfigsKey         = 32
 	AlterConfigsKey            = 33
@@ -30,6 +31,7 @@ const (
 	IncrementalAlterConfigsKey = 44
 	OffsetDeleteKey            = 47
 	DescribeClusterKey         = 60
+	DescribeProducersKey       = 61
 	ConsumerGroupHeartbeatKey  = 68
 	ConsumerGroupDescribeKey   = 69
 	DescribeTopicPartitionsKey = 75
@@ -68,6 +70,7 @@ var supported = map[int16]VersionRange{
 	CreateTopicsKey:            {2, 7},
 	DeleteTopicsKey:            {1, 6},
 	DeleteRecordsKey:           {0, 2},
+	InitProducerIDKey:          {0, 5},
 	OffsetForLeaderEpochKey:    {2, 4},
 	DescribeConfigsKey:         {1, 4},
 	AlterConfigsKey:            {0, 2},
@@ -75,6 +78,7 @@ var supported = map[int16]VersionRange{
 	CreatePartitionsKey:        {0, 3},
 	IncrementalAlterConfigsKey: {0, 1},
 	DescribeClusterKey:         {0, 2},
+	DescribeProducersKey:       {0, 0},
 	ConsumerGroupHeartbeatKey:  {0, 1},
 	ConsumerGroupDescribeKey:   {0, 1},
 	DescribeTopicPartitionsKey: {0, 0},
