@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	bolt "go.etcd.io/bbolt"
 )
 
 // OffsetCommit commits offsets for a group (Kafka's
@@ -140,7 +141,9 @@ func (gc *GroupCoordinator) resolveTopic(name string, id [16]byte, byID bool) (s
 }
 
 // storeOffsets applies committed offsets in memory, creating the group of
-// a simple commit, and queues them to disk; called with gc.mu held.
+// a simple commit, and queues them to disk; offsets transactions staged
+// earlier for the same partitions will not overwrite them. Called with
+// gc.mu held.
 func (gc *GroupCoordinator) storeOffsets(id string, commit map[TopicPartition]OffsetAndMetadata) <-chan error {
 	if gc.groups[id] == nil {
 		gc.groups[id] = newClassicGroup(gc, id)
@@ -151,7 +154,11 @@ func (gc *GroupCoordinator) storeOffsets(id string, commit map[TopicPartition]Of
 		gc.offsets[id] = m
 	}
 	maps.Copy(m, commit)
-	return gc.store.enqueue(putOffsets(id, commit))
+	write := putOffsets(id, commit)
+	if superseded := gc.supersedeTxnOffsets(id, commit); superseded != nil {
+		write = chainWrites([]func(tx *bolt.Tx) error{write, superseded})
+	}
+	return gc.store.enqueue(write)
 }
 
 // OffsetFetch returns committed offsets (Kafka's
@@ -284,12 +291,6 @@ func (gc *GroupCoordinator) fetchGroupOffsets(rg *kmsg.OffsetFetchRequestGroup, 
 		sg.Topics = append(sg.Topics, st)
 	}
 	return sg
-}
-
-// hasPendingTxnOffsets reports whether an open transaction holds offsets
-// of the group for tp; transactions (issue 4) feed it.
-func (gc *GroupCoordinator) hasPendingTxnOffsets(group string, tp TopicPartition) bool {
-	return false
 }
 
 // OffsetDelete deletes a group's offsets for partitions no member consumes

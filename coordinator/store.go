@@ -110,7 +110,7 @@ type storeWrite struct {
 
 func newStore(db DB) (*store, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{groupsBucket, offsetsBucket} {
+		for _, b := range [][]byte{groupsBucket, offsetsBucket, txnOffsetsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
