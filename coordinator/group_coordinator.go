@@ -188,14 +188,15 @@ func (gc *GroupCoordinator) afterFunc(d time.Duration, f func()) *time.Timer {
 	})
 }
 
-// removeGroup drops a group and its offsets from memory; the caller queues
-// the deletion.
+// removeGroup drops a group, its offsets and the offsets transactions
+// staged for it from memory; the caller queues the deletion.
 func (gc *GroupCoordinator) removeGroup(id string) {
 	if g := gc.groups[id]; g != nil {
 		g.stop()
 	}
 	delete(gc.groups, id)
 	delete(gc.offsets, id)
+	gc.txn.removeGroup(id)
 }
 
 // Groups counts groups by state, for metrics.

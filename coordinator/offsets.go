@@ -297,7 +297,8 @@ func (gc *GroupCoordinator) fetchGroupOffsets(rg *kmsg.OffsetFetchRequestGroup, 
 // (Kafka's OffsetMetadataManager.deleteOffsets): GROUP_ID_NOT_FOUND for an
 // unknown group, the group's own check (NON_EMPTY_GROUP for a non-consumer
 // group with members), GROUP_SUBSCRIBED_TO_TOPIC per partition of a topic
-// a member subscribes to.
+// a member subscribes to. Offsets open transactions staged for a deleted
+// partition go too, as Kafka's tombstone takes them.
 func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	var res <-chan error
@@ -313,7 +314,7 @@ func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.Of
 			resp.ErrorCode = err.Code
 			break
 		}
-		var deleted []TopicPartition
+		var deleted, touched []TopicPartition
 		for _, rt := range req.Topics {
 			st := kmsg.NewOffsetDeleteResponseTopic()
 			st.Topic = rt.Topic
@@ -333,13 +334,21 @@ func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.Of
 						delete(gc.offsets[req.Group], tp)
 						deleted = append(deleted, tp)
 					}
+					touched = append(touched, tp)
 				}
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
+		var writes []func(tx *bolt.Tx) error
 		if len(deleted) > 0 {
-			res = gc.store.enqueue(deleteOffsets(req.Group, deleted))
+			writes = append(writes, deleteOffsets(req.Group, deleted))
+		}
+		if w := gc.dropTxnOffsets(req.Group, touched); w != nil {
+			writes = append(writes, w)
+		}
+		if len(writes) > 0 {
+			res = gc.store.enqueue(chainWrites(writes))
 		}
 	}
 	gc.mu.Unlock()
@@ -380,7 +389,10 @@ type emptySincer interface{ emptySince() (ms int64, ok bool) }
 //     expires the others by commit time; a group whose protocol the broker
 //     cannot read (not "consumer") keeps everything;
 //   - an offset committed with a retention time (OffsetCommit v2-4)
-//     expires at commit time + that retention instead, when eligible.
+//     expires at commit time + that retention instead, when eligible;
+//   - a partition with offsets staged by an open transaction keeps its
+//     offset, and a group with any keeps itself (Kafka's
+//     cleanupExpiredOffsets).
 func (gc *GroupCoordinator) expireOffsets() {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
@@ -399,7 +411,7 @@ func (gc *GroupCoordinator) expireOffsets() {
 				base, fromState = es.emptySince()
 			}
 			for tp, o := range gc.offsets[id] {
-				if !empty && g.isSubscribedToTopic(tp.Topic) {
+				if !empty && g.isSubscribedToTopic(tp.Topic) || gc.hasPendingTxnOffsets(id, tp) {
 					continue
 				}
 				from := o.CommitTimestamp
@@ -415,7 +427,7 @@ func (gc *GroupCoordinator) expireOffsets() {
 			delete(gc.offsets[id], tp)
 		}
 		switch {
-		case empty && len(gc.offsets[id]) == 0:
+		case empty && len(gc.offsets[id]) == 0 && !gc.hasOpenTxns(id):
 			gc.logger.Info("removing expired group", "group", id, "expired_offsets", len(expired))
 			gc.removeGroup(id)
 			gc.store.enqueue(deleteGroup(id))

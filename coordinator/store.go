@@ -230,10 +230,14 @@ func putGroup(id string, rec storedGroup) func(tx *bolt.Tx) error {
 	}
 }
 
-// deleteGroup removes a group's metadata and all its offsets.
+// deleteGroup removes a group's metadata and all its offsets, staged ones
+// included.
 func deleteGroup(id string) func(tx *bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		if err := tx.Bucket(groupsBucket).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := deleteGroupTxnOffsets(tx, id); err != nil {
 			return err
 		}
 		err := tx.Bucket(offsetsBucket).DeleteBucket([]byte(id))

@@ -102,6 +102,30 @@ func (t *txnOffsets) removeProducerGroup(pid int64, group string) map[TopicParti
 	return offs
 }
 
+// removePartition drops every producer's staged offset of group for tp
+// (Kafka replaying an offset tombstone) and returns those producers.
+func (t *txnOffsets) removePartition(group string, tp TopicPartition) []int64 {
+	pids := slices.Sorted(maps.Keys(t.open[group][tp]))
+	for _, pid := range pids {
+		delete(t.pending[pid][group], tp)
+		if len(t.pending[pid][group]) == 0 {
+			delete(t.pending[pid], group)
+		}
+		if len(t.pending[pid]) == 0 {
+			delete(t.pending, pid)
+		}
+		t.unindex(group, tp, pid)
+	}
+	return pids
+}
+
+// removeGroup drops every offset staged for group.
+func (t *txnOffsets) removeGroup(group string) {
+	for tp := range t.open[group] {
+		t.removePartition(group, tp)
+	}
+}
+
 func (t *txnOffsets) unindex(group string, tp TopicPartition, pid int64) {
 	delete(t.open[group][tp], pid)
 	if len(t.open[group][tp]) == 0 {
@@ -322,6 +346,12 @@ func (gc *GroupCoordinator) hasPendingTxnOffsets(group string, tp TopicPartition
 	return len(gc.txn.open[group][tp]) > 0
 }
 
+// hasOpenTxns reports whether any transaction holds offsets of the group,
+// which keeps the group from expiring; called with gc.mu held.
+func (gc *GroupCoordinator) hasOpenTxns(group string) bool {
+	return len(gc.txn.open[group]) > 0
+}
+
 // supersedeTxnOffsets marks what transactions staged for the partitions of
 // a regular commit as older than it, and returns the write that records
 // that, or nil; called with gc.mu held.
@@ -341,6 +371,22 @@ func (gc *GroupCoordinator) supersedeTxnOffsets(group string, commit map[TopicPa
 		writes = append(writes, putTxnOffsets(group, pid, offs))
 	}
 	return chainWrites(writes)
+}
+
+// dropTxnOffsets removes what transactions staged for tps of group, as an
+// offset tombstone does in Kafka, and returns the write, or nil; called
+// with gc.mu held.
+func (gc *GroupCoordinator) dropTxnOffsets(group string, tps []TopicPartition) func(tx *bolt.Tx) error {
+	byPID := make(map[int64][]TopicPartition)
+	for _, tp := range tps {
+		for _, pid := range gc.txn.removePartition(group, tp) {
+			byPID[pid] = append(byPID[pid], tp)
+		}
+	}
+	if len(byPID) == 0 {
+		return nil
+	}
+	return deleteTxnOffsetPartitions(group, byPID)
 }
 
 // installTxnOffsets installs staged offsets read back from the store; the
@@ -455,6 +501,42 @@ func deleteTxnOffsets(group string, pid int64) func(tx *bolt.Tx) error {
 		}
 		return pruneTxnGroupBucket(tx, group)
 	}
+}
+
+// deleteTxnOffsetPartitions removes staged offsets by producer.
+func deleteTxnOffsetPartitions(group string, byPID map[int64][]TopicPartition) func(tx *bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		gb := tx.Bucket(txnOffsetsBucket).Bucket([]byte(group))
+		if gb == nil {
+			return nil
+		}
+		for pid, tps := range byPID {
+			pb := gb.Bucket(producerKey(pid))
+			if pb == nil {
+				continue
+			}
+			for _, tp := range tps {
+				if err := pb.Delete(offsetKey(tp)); err != nil {
+					return err
+				}
+			}
+			if k, _ := pb.Cursor().First(); k == nil {
+				if err := gb.DeleteBucket(producerKey(pid)); err != nil {
+					return err
+				}
+			}
+		}
+		return pruneTxnGroupBucket(tx, group)
+	}
+}
+
+// deleteGroupTxnOffsets removes everything staged for group.
+func deleteGroupTxnOffsets(tx *bolt.Tx, group string) error {
+	err := tx.Bucket(txnOffsetsBucket).DeleteBucket([]byte(group))
+	if errors.Is(err, bolt.ErrBucketNotFound) {
+		return nil
+	}
+	return err
 }
 
 // pruneTxnGroupBucket removes a group's bucket once no producer has

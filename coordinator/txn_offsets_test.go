@@ -334,3 +334,64 @@ func TestTxnOffsetCommitConsumerGroupMember(t *testing.T) {
 		}
 	}
 }
+
+// DeleteGroups and OffsetDelete take staged offsets with the committed
+// ones (Kafka's tombstones do); expiry leaves partitions with staged
+// offsets, and groups with any, alone.
+func TestTxnOffsetsGroupLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	gc, db := newTestCoordinator(t, dir, nil)
+
+	stage(t, gc, "deleted", 1, map[int32]int64{0: 10})
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"deleted"}
+	if r := gc.DeleteGroups(del); r.Groups[0].ErrorCode != 0 {
+		t.Fatalf("DeleteGroups: %v", kerr.ErrorForCode(r.Groups[0].ErrorCode))
+	}
+	wantFetch(t, "deleted group before the marker", fetch(gc, "deleted", true, 0), map[int32]fetched{0: {-1, nil}})
+	complete(t, gc, 1, nil, true)
+	wantFetch(t, "deleted group after the marker", fetch(gc, "deleted", true, 0), map[int32]fetched{0: {-1, nil}})
+
+	gc.OffsetCommit(commitReq("od", map[int32]int64{0: 5}))
+	stage(t, gc, "od", 2, map[int32]int64{0: 10, 1: 11})
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "od"
+	od.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	if r := gc.OffsetDelete(od); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("OffsetDelete: %+v", r)
+	}
+	wantFetch(t, "after OffsetDelete", fetch(gc, "od", true, 0, 1), map[int32]fetched{0: {-1, nil}, 1: {-1, unstable}})
+
+	gc.OffsetCommit(commitReq("exp", map[int32]int64{0: 1, 1: 1}))
+	stage(t, gc, "exp", 3, map[int32]int64{0: 2})
+	stage(t, gc, "staged-only", 3, map[int32]int64{0: 2})
+	gc.mu.Lock()
+	later := gc.now().Add(gc.cfg.OffsetsRetention + time.Minute)
+	gc.now = func() time.Time { return later }
+	gc.mu.Unlock()
+	gc.expireOffsets()
+	wantFetch(t, "expired around a staged offset", fetch(gc, "exp", false), map[int32]fetched{0: {1, nil}})
+	if s := gc.stateOf("staged-only"); s != "Empty" {
+		t.Errorf("a group with only staged offsets expired: %s", s)
+	}
+	gc.Close()
+	db.Close()
+
+	gc, _ = newTestCoordinator(t, dir, nil)
+	wantFetch(t, "od after restart", fetch(gc, "od", true, 0, 1), map[int32]fetched{0: {-1, nil}, 1: {-1, unstable}})
+	if s := gc.stateOf("deleted"); s != "missing" {
+		t.Errorf("deleted group after restart: %s", s)
+	}
+	complete(t, gc, 2, nil, true)
+	wantFetch(t, "od committed", fetch(gc, "od", true, 0, 1), map[int32]fetched{0: {-1, nil}, 1: {11, nil}})
+	complete(t, gc, 3, nil, false)
+	gc.mu.Lock()
+	gc.now = func() time.Time { return later }
+	gc.mu.Unlock()
+	gc.expireOffsets()
+	for _, id := range []string{"exp", "staged-only"} {
+		if s := gc.stateOf(id); s != "missing" {
+			t.Errorf("%s after the abort and expiry: %s", id, s)
+		}
+	}
+}
