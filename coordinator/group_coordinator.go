@@ -79,6 +79,7 @@ type GroupCoordinator struct {
 	mu      sync.Mutex
 	groups  map[string]group
 	offsets map[string]map[TopicPartition]OffsetAndMetadata // committed offsets by group
+	txn     txnOffsets                                      // offsets staged by open transactions
 	closed  bool
 	done    chan struct{} // closed by Close: waiting requests give up
 	wg      sync.WaitGroup
@@ -102,12 +103,18 @@ func NewGroupCoordinator(cfg Config, db DB, topics TopicMetadata, logger *slog.L
 		now:     time.Now,
 		groups:  make(map[string]group),
 		offsets: make(map[string]map[TopicPartition]OffsetAndMetadata),
+		txn:     newTxnOffsets(),
 		done:    make(chan struct{}),
 	}
 	storedGroups, storedOffsets, err := st.load()
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("coordinator: load: %w", err)
+	}
+	storedTxnOffsets, err := st.loadTxnOffsets()
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("coordinator: load transactional offsets: %w", err)
 	}
 	gc.mu.Lock()
 	for id, rec := range storedGroups {
@@ -126,6 +133,7 @@ func NewGroupCoordinator(cfg Config, db DB, topics TopicMetadata, logger *slog.L
 			gc.groups[id] = newClassicGroup(gc, id)
 		}
 	}
+	gc.installTxnOffsets(storedTxnOffsets)
 	gc.mu.Unlock()
 	gc.wg.Add(1)
 	go gc.expireOffsetsLoop()
@@ -180,14 +188,15 @@ func (gc *GroupCoordinator) afterFunc(d time.Duration, f func()) *time.Timer {
 	})
 }
 
-// removeGroup drops a group and its offsets from memory; the caller queues
-// the deletion.
+// removeGroup drops a group, its offsets and the offsets transactions
+// staged for it from memory; the caller queues the deletion.
 func (gc *GroupCoordinator) removeGroup(id string) {
 	if g := gc.groups[id]; g != nil {
 		g.stop()
 	}
 	delete(gc.groups, id)
 	delete(gc.offsets, id)
+	gc.txn.removeGroup(id)
 }
 
 // Groups counts groups by state, for metrics.

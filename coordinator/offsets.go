@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	bolt "go.etcd.io/bbolt"
 )
 
 // OffsetCommit commits offsets for a group (Kafka's
@@ -140,7 +141,9 @@ func (gc *GroupCoordinator) resolveTopic(name string, id [16]byte, byID bool) (s
 }
 
 // storeOffsets applies committed offsets in memory, creating the group of
-// a simple commit, and queues them to disk; called with gc.mu held.
+// a simple commit, and queues them to disk; offsets transactions staged
+// earlier for the same partitions will not overwrite them. Called with
+// gc.mu held.
 func (gc *GroupCoordinator) storeOffsets(id string, commit map[TopicPartition]OffsetAndMetadata) <-chan error {
 	if gc.groups[id] == nil {
 		gc.groups[id] = newClassicGroup(gc, id)
@@ -151,7 +154,11 @@ func (gc *GroupCoordinator) storeOffsets(id string, commit map[TopicPartition]Of
 		gc.offsets[id] = m
 	}
 	maps.Copy(m, commit)
-	return gc.store.enqueue(putOffsets(id, commit))
+	write := putOffsets(id, commit)
+	if superseded := gc.supersedeTxnOffsets(id, commit); superseded != nil {
+		write = chainWrites([]func(tx *bolt.Tx) error{write, superseded})
+	}
+	return gc.store.enqueue(write)
 }
 
 // OffsetFetch returns committed offsets (Kafka's
@@ -286,17 +293,12 @@ func (gc *GroupCoordinator) fetchGroupOffsets(rg *kmsg.OffsetFetchRequestGroup, 
 	return sg
 }
 
-// hasPendingTxnOffsets reports whether an open transaction holds offsets
-// of the group for tp; transactions (issue 4) feed it.
-func (gc *GroupCoordinator) hasPendingTxnOffsets(group string, tp TopicPartition) bool {
-	return false
-}
-
 // OffsetDelete deletes a group's offsets for partitions no member consumes
 // (Kafka's OffsetMetadataManager.deleteOffsets): GROUP_ID_NOT_FOUND for an
 // unknown group, the group's own check (NON_EMPTY_GROUP for a non-consumer
 // group with members), GROUP_SUBSCRIBED_TO_TOPIC per partition of a topic
-// a member subscribes to.
+// a member subscribes to. Offsets open transactions staged for a deleted
+// partition go too, as Kafka's tombstone takes them.
 func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	var res <-chan error
@@ -312,7 +314,7 @@ func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.Of
 			resp.ErrorCode = err.Code
 			break
 		}
-		var deleted []TopicPartition
+		var deleted, touched []TopicPartition
 		for _, rt := range req.Topics {
 			st := kmsg.NewOffsetDeleteResponseTopic()
 			st.Topic = rt.Topic
@@ -332,13 +334,21 @@ func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.Of
 						delete(gc.offsets[req.Group], tp)
 						deleted = append(deleted, tp)
 					}
+					touched = append(touched, tp)
 				}
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
+		var writes []func(tx *bolt.Tx) error
 		if len(deleted) > 0 {
-			res = gc.store.enqueue(deleteOffsets(req.Group, deleted))
+			writes = append(writes, deleteOffsets(req.Group, deleted))
+		}
+		if w := gc.dropTxnOffsets(req.Group, touched); w != nil {
+			writes = append(writes, w)
+		}
+		if len(writes) > 0 {
+			res = gc.store.enqueue(chainWrites(writes))
 		}
 	}
 	gc.mu.Unlock()
@@ -379,7 +389,10 @@ type emptySincer interface{ emptySince() (ms int64, ok bool) }
 //     expires the others by commit time; a group whose protocol the broker
 //     cannot read (not "consumer") keeps everything;
 //   - an offset committed with a retention time (OffsetCommit v2-4)
-//     expires at commit time + that retention instead, when eligible.
+//     expires at commit time + that retention instead, when eligible;
+//   - a partition with offsets staged by an open transaction keeps its
+//     offset, and a group with any keeps itself (Kafka's
+//     cleanupExpiredOffsets).
 func (gc *GroupCoordinator) expireOffsets() {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
@@ -398,7 +411,7 @@ func (gc *GroupCoordinator) expireOffsets() {
 				base, fromState = es.emptySince()
 			}
 			for tp, o := range gc.offsets[id] {
-				if !empty && g.isSubscribedToTopic(tp.Topic) {
+				if !empty && g.isSubscribedToTopic(tp.Topic) || gc.hasPendingTxnOffsets(id, tp) {
 					continue
 				}
 				from := o.CommitTimestamp
@@ -414,7 +427,7 @@ func (gc *GroupCoordinator) expireOffsets() {
 			delete(gc.offsets[id], tp)
 		}
 		switch {
-		case empty && len(gc.offsets[id]) == 0:
+		case empty && len(gc.offsets[id]) == 0 && !gc.hasOpenTxns(id):
 			gc.logger.Info("removing expired group", "group", id, "expired_offsets", len(expired))
 			gc.removeGroup(id)
 			gc.store.enqueue(deleteGroup(id))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -103,13 +104,13 @@ type store struct {
 }
 
 type storeWrite struct {
-	apply func(tx *bolt.Tx) error
-	res   chan error // capacity 1; nil if nobody waits
+	apply func(tx *bolt.Tx) error // nil: a barrier, answered once what was queued before it is durable
+	res   chan error              // capacity 1; nil if nobody waits
 }
 
 func newStore(db DB) (*store, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{groupsBucket, offsetsBucket} {
+		for _, b := range [][]byte{groupsBucket, offsetsBucket, txnOffsetsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -125,7 +126,8 @@ func newStore(db DB) (*store, error) {
 }
 
 // enqueue queues a change; the returned channel yields its outcome once it
-// is durable.
+// is durable. A nil change is a barrier: it writes nothing and is answered
+// once everything queued before it is durable.
 func (s *store) enqueue(apply func(tx *bolt.Tx) error) <-chan error {
 	w := storeWrite{apply: apply, res: make(chan error, 1)}
 	s.mu.Lock()
@@ -161,14 +163,20 @@ func (s *store) flush() {
 	if len(batch) == 0 {
 		return
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, w := range batch {
-			if err := w.apply(tx); err != nil {
-				return err
+	var err error
+	if slices.ContainsFunc(batch, func(w storeWrite) bool { return w.apply != nil }) {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			for _, w := range batch {
+				if w.apply == nil {
+					continue
+				}
+				if err := w.apply(tx); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	for _, w := range batch {
 		w.res <- err
 	}
@@ -222,10 +230,14 @@ func putGroup(id string, rec storedGroup) func(tx *bolt.Tx) error {
 	}
 }
 
-// deleteGroup removes a group's metadata and all its offsets.
+// deleteGroup removes a group's metadata and all its offsets, staged ones
+// included.
 func deleteGroup(id string) func(tx *bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		if err := tx.Bucket(groupsBucket).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := deleteGroupTxnOffsets(tx, id); err != nil {
 			return err
 		}
 		err := tx.Bucket(offsetsBucket).DeleteBucket([]byte(id))
