@@ -28,8 +28,9 @@ type Config struct {
 	// 0); this one is used for what the coordinator starts itself, the
 	// aborts of timed-out and fenced transactions, as Kafka uses its
 	// metadata's transaction version there. At 2 such an abort bumps the
-	// epoch twice (fence, then the transactions-v2 end). Default 2; set 0
-	// if the broker does not advertise transaction.version 2.
+	// epoch twice (fence, then the transactions-v2 end). DefaultConfig
+	// sets 2; use 0 if the broker does not advertise transaction.version 2
+	// (the zero Config does).
 	TransactionVersion int16
 
 	// CoordinatorEpoch is stamped into every marker (Kafka: the leader

@@ -24,8 +24,8 @@
 // AddPartitionsToTxn, or the per-partition adds of a transactions-v2
 // produce, need no retry round trip. Requests that arrive while markers are
 // being written (PrepareCommit, PrepareAbort) get CONCURRENT_TRANSACTIONS,
-// as in Kafka. Neither the store nor MarkerWriter is ever called with the
-// lock held. Periodic work (aborting timed-out transactions, removing
+// as in Kafka. The disk write and MarkerWriter are never waited for with
+// the lock held (ProducerIDs is called under it). Periodic work (aborting timed-out transactions, removing
 // expired transactional ids) runs on tickers; marker retries on timers.
 //
 // # Durability

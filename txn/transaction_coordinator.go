@@ -21,9 +21,9 @@ type TopicPartition struct {
 }
 
 // ProducerIDs hands out new producer ids (Kafka's ProducerIdManager; its
-// blocks are persisted elsewhere). A *kerr.Error it returns is answered as
-// is; any other error as UNKNOWN_SERVER_ERROR, as Kafka answers an
-// exception.
+// blocks are persisted elsewhere). It is called with the coordinator's lock
+// held: it should rarely wait. A *kerr.Error it returns is answered as is;
+// any other error as UNKNOWN_SERVER_ERROR, as Kafka answers an exception.
 type ProducerIDs interface {
 	NextProducerID() (int64, error)
 }

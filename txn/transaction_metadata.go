@@ -214,6 +214,8 @@ func (m *txnMetadata) prepareAbortOrCommit(state txnState, tv transactionVersion
 // exhausted the epochs, the producer id is the next one, at epoch 0; the
 // last epoch stays what the client last saw.
 func (m *txnMetadata) prepareComplete(nowMs int64) (txnRecord, *kerr.Error) {
+	// The markers are written, so the fence (if any) was stored.
+	m.hasFailedEpochFence = false
 	next := m.txnRecord
 	next.State = stateCompleteAbort
 	if m.State == statePrepareCommit {
@@ -245,8 +247,11 @@ func (m *txnMetadata) prepareDead() (txnRecord, *kerr.Error) {
 }
 
 // mergeSorted returns the sorted union of sorted a and unsorted b, sharing
-// nothing with either.
+// nothing with either; nil if both are empty.
 func mergeSorted[T any](a, b []T, compare func(T, T) int) []T {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
 	out := make([]T, 0, len(a)+len(b))
 	out = append(out, a...)
 	out = append(out, b...)
