@@ -167,12 +167,15 @@ func (tc *TransactionCoordinator) addToTransaction(id string, pid int64, epoch i
 	}
 	m := tc.settledLocked(id)
 	switch {
+	case m != nil && m.State.isPrepared():
+		// First, as Kafka checks its pending transition first: a
+		// transactions-v2 producer may already use the producer id the
+		// end rotates to.
+		return kerr.ConcurrentTransactions
 	case m == nil || m.ProducerID != pid:
 		return kerr.InvalidProducerIDMapping
 	case m.ProducerEpoch != epoch:
 		return kerr.ProducerFenced
-	case m.State.isPrepared():
-		return kerr.ConcurrentTransactions
 	case m.State == stateOngoing && m.containsAll(tps, groups):
 		return nil // nothing to store
 	}

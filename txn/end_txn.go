@@ -18,9 +18,11 @@ import (
 //     the outcome once EndTxn returns (Kafka answers before the markers;
 //     the answer is the same). Markers that fail are retried in the
 //     background and the answer is still success: the outcome is durable.
+//   - while markers are being written, CONCURRENT_TRANSACTIONS (Kafka
+//     holds the transaction pending through the marker phase, and answers
+//     that before looking at the outcome asked for);
 //   - a retry of an EndTxn that completed, with the same outcome, is
-//     answered success; one that is still writing markers
-//     CONCURRENT_TRANSACTIONS; the other outcome, or an EndTxn with no
+//     answered success; the other outcome, or an EndTxn with no
 //     transaction open, INVALID_TXN_STATE.
 //
 // Version notes:
@@ -102,6 +104,8 @@ func (tc *TransactionCoordinator) prepareEndTxnV1Locked(m *txnMetadata, pid int6
 		return txnRecord{}, false, kerr.InvalidProducerIDMapping
 	case m.ProducerEpoch != epoch:
 		return txnRecord{}, false, kerr.ProducerFenced
+	case m.State.isPrepared():
+		return txnRecord{}, false, kerr.ConcurrentTransactions
 	}
 	switch m.State {
 	case stateOngoing:
@@ -114,10 +118,6 @@ func (tc *TransactionCoordinator) prepareEndTxnV1Locked(m *txnMetadata, pid int6
 	case stateCompleteCommit, stateCompleteAbort:
 		if commit == (m.State == stateCompleteCommit) {
 			return txnRecord{}, true, nil
-		}
-	case statePrepareCommit, statePrepareAbort:
-		if commit == (m.State == statePrepareCommit) {
-			return txnRecord{}, false, kerr.ConcurrentTransactions
 		}
 	case stateEmpty:
 	default:
@@ -156,6 +156,8 @@ func (tc *TransactionCoordinator) prepareEndTxnV2Locked(m *txnMetadata, pid int6
 		return txnRecord{}, false, kerr.InvalidProducerIDMapping
 	case !validEpoch:
 		return txnRecord{}, false, kerr.ProducerFenced
+	case m.State.isPrepared():
+		return txnRecord{}, false, kerr.ConcurrentTransactions
 	}
 
 	end := func(state txnState, noPartitionAdded bool) (txnRecord, bool, *kerr.Error) {
@@ -189,10 +191,6 @@ func (tc *TransactionCoordinator) prepareEndTxnV2Locked(m *txnMetadata, pid int6
 			return txnRecord{}, true, nil
 		case !commit:
 			return end(statePrepareAbort, true)
-		}
-	case statePrepareCommit, statePrepareAbort:
-		if commit == (m.State == statePrepareCommit) {
-			return txnRecord{}, false, kerr.ConcurrentTransactions
 		}
 	case stateEmpty:
 		if !commit {

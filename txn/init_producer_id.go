@@ -102,6 +102,9 @@ func (tc *TransactionCoordinator) initProducerID(req *kmsg.InitProducerIDRequest
 // prepareInitProducerIDLocked is prepareInitProducerIdTransit and what
 // follows it: the new producer id and epoch once stored.
 func (tc *TransactionCoordinator) prepareInitProducerIDLocked(m *txnMetadata, timeoutMs int32, expected *producerIDAndEpoch) (int64, int16, *kerr.Error) {
+	if m.State.isPrepared() {
+		return 0, 0, kerr.ConcurrentTransactions // markers being written
+	}
 	// A client's producer id is its own unless the metadata was just
 	// created (it recovers from UNKNOWN_PRODUCER_ID and gets the new one),
 	// or it is the previous id and the epoch it has is exhausted (a retry
@@ -113,9 +116,6 @@ func (tc *TransactionCoordinator) prepareInitProducerIDLocked(m *txnMetadata, ti
 	var next txnRecord
 	var err *kerr.Error
 	switch m.State {
-	case statePrepareCommit, statePrepareAbort:
-		return 0, 0, kerr.ConcurrentTransactions
-
 	case stateEmpty, stateCompleteCommit, stateCompleteAbort:
 		if isEpochExhausted(m.ProducerEpoch) && (expected == nil || expected.epoch == m.ProducerEpoch) {
 			pid, perr := tc.newProducerIDLocked()

@@ -313,7 +313,9 @@ func TestRestartMidPrepareCommit(t *testing.T) {
 	}
 	wantCode(t, "add while prepared", e.addPartitions(3, "tx", pid, epoch, t0), kerr.ConcurrentTransactions)
 	wantCode(t, "commit retry while prepared", e.endTxn(3, "tx", pid, epoch, true).ErrorCode, kerr.ConcurrentTransactions)
-	wantCode(t, "abort while prepared", e.endTxn(3, "tx", pid, epoch, false).ErrorCode, kerr.InvalidTxnState)
+	wantCode(t, "abort while prepared", e.endTxn(3, "tx", pid, epoch, false).ErrorCode, kerr.ConcurrentTransactions)
+	wantCode(t, "other producer while prepared", e.addPartitions(3, "tx", pid+1, epoch, t0), kerr.ConcurrentTransactions)
+	wantCode(t, "end by other producer while prepared", e.endTxn(3, "tx", pid+1, epoch, true).ErrorCode, kerr.InvalidProducerIDMapping)
 	_, _, code := e.initPID("tx", 60000)
 	wantCode(t, "init while prepared", code, kerr.ConcurrentTransactions)
 
