@@ -5,9 +5,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// InitProducerID: v0-5, for a transactional producer (the broker answers an
-// idempotent one, TransactionalID nil, itself). Kafka's
-// TransactionCoordinator.handleInitProducerId:
+// InitProducerID: v0-5. Kafka's TransactionCoordinator.handleInitProducerId:
+//   - with no transactional id (an idempotent producer, which the broker
+//     may answer itself), a new producer id at epoch 0;
 //   - an empty transactional id is INVALID_REQUEST; a timeout <= 0 or over
 //     transaction.max.timeout.ms INVALID_TRANSACTION_TIMEOUT;
 //   - a new transactional id gets a new producer id at epoch 0;
@@ -49,7 +49,13 @@ type producerIDAndEpoch struct {
 }
 
 func (tc *TransactionCoordinator) initProducerID(req *kmsg.InitProducerIDRequest) (int64, int16, *kerr.Error) {
-	if req.TransactionalID == nil || *req.TransactionalID == "" {
+	if req.TransactionalID == nil {
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		pid, err := tc.newProducerIDLocked()
+		return pid, 0, err
+	}
+	if *req.TransactionalID == "" {
 		return 0, 0, kerr.InvalidRequest
 	}
 	id, timeoutMs := *req.TransactionalID, req.TransactionTimeoutMillis

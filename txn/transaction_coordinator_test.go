@@ -187,6 +187,11 @@ func TestInvalidTimeout(t *testing.T) {
 	}
 	_, _, code := e.initPID("", 1000)
 	wantCode(t, "empty id", code, kerr.InvalidRequest)
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionTimeoutMillis = -1 // not checked without a transactional id
+	if r := e.tc.InitProducerID(req); r.ErrorCode != 0 || r.ProducerID < 0 || r.ProducerEpoch != 0 {
+		t.Fatalf("idempotent producer: %+v", r)
+	}
 }
 
 func TestInitKIP360(t *testing.T) {
