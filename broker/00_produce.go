@@ -96,20 +96,29 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 				donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
 				continue
 			}
-			if h.IsTransactional() {
-				if err := s.verifyTransactionalProduce(req, h, t.Name, rp.Partition); err != nil {
-					donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
-					continue
-				}
-			}
 			if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {
 				donep(rt, rp.Partition, kerr.NotEnoughReplicas, "")
 				continue
 			}
+			if h.IsTransactional() {
+				// Held until the append is done: see Server.txnAppends.
+				s.txnAppends.RLock()
+				if err := s.verifyTransactionalProduce(req, h, t.Name, rp.Partition); err != nil {
+					s.txnAppends.RUnlock()
+					donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
+					continue
+				}
+			}
 			info, err := log.AppendAsLeader(rp.Records, st.LeaderEpoch)
+			if h.IsTransactional() {
+				s.txnAppends.RUnlock()
+			}
 			if err != nil {
-				s.logger.Error("append failed", "topic", t.Name, "partition", rp.Partition, "err", err)
-				donep(rt, rp.Partition, protocol.KafkaError(err), "")
+				ke := protocol.KafkaError(err)
+				if ke == kerr.UnknownServerError {
+					s.logger.Error("append failed", "topic", t.Name, "partition", rp.Partition, "err", err)
+				}
+				donep(rt, rp.Partition, ke, "")
 				continue
 			}
 			if info.Duplicate {

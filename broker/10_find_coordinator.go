@@ -8,15 +8,15 @@ import (
 // FindCoordinator: v0-6
 //
 // Behavior (KafkaApis.handleFindCoordinatorRequest):
-// * This broker coordinates every group, answered with the advertised
-//   listener the client connected through.
+// * This broker coordinates every group and every transactional id,
+//   answered with the advertised listener the client connected through.
 // * The first group lookup creates the internal __consumer_offsets topic
 //   (offsets.topic.num.partitions partitions), as Kafka does; it stays
 //   empty, since group state lives in meta.db.
-// * Transaction coordinators (key type 1) wait for the transaction
-//   coordinator, and share groups (2) are not served: both are
-//   INVALID_REQUEST with a message saying so, not a retriable error a
-//   client would loop on.
+// * Transaction state lives in meta.db: no __transaction_state topic is
+//   created.
+// * Share groups (key type 2) are not served: INVALID_REQUEST with a
+//   message saying so, not a retriable error a client would loop on.
 //
 // Version notes:
 // * v1: KeyType, ErrorMessage
@@ -45,7 +45,7 @@ func (s *Server) handleFindCoordinator(creq *clientReq) (kmsg.Response, error) {
 			}
 			c.NodeID, c.Host, c.Port = s.cfg.NodeID, me.Host, int32(me.Port)
 		case 1:
-			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("kbroker does not serve transactions yet.")
+			c.NodeID, c.Host, c.Port = s.cfg.NodeID, me.Host, int32(me.Port)
 		case 2:
 			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("kbroker does not serve share groups.")
 		default:

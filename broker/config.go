@@ -14,6 +14,7 @@ import (
 
 	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/storage"
+	"github.com/kbroker/kbroker/txn"
 )
 
 // Config is the broker configuration. Fields carry Kafka's server.properties
@@ -53,6 +54,9 @@ type Config struct {
 
 	// Group holds the group coordinator's settings (group.*, offsets.*).
 	Group coordinator.Config
+	// Txn holds the transaction coordinator's (transaction.*,
+	// transactional.id.*).
+	Txn txn.Config
 
 	groupMaxSize, consumerMaxSize, offsetMetadataMaxBytes int32 // staged into Group
 
@@ -136,6 +140,18 @@ var brokerConfigDefs = []configDef{
 		return nil
 	}},
 	{"kbroker.metrics.per.partition.enable", "true", boolInto(func(c *Config) *bool { return &c.MetricsPerPartition })},
+
+	// The transaction coordinator (Kafka's TransactionStateManagerConfig).
+	{"transaction.max.timeout.ms", "900000", intInto(func(c *Config) *int32 { return &c.Txn.TransactionMaxTimeoutMs }, 1, math.MaxInt32)},
+	{"transactional.id.expiration.ms", "604800000", longInto(func(c *Config) *int64 { return &c.Txn.TransactionalIDExpirationMs }, 1, math.MaxInt32)},
+	{"transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", longInto(func(c *Config) *int64 { return &c.Txn.AbortTimedOutTransactionCleanupIntervalMs }, 1, math.MaxInt32)},
+	{"transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", longInto(func(c *Config) *int64 { return &c.Txn.RemoveExpiredTransactionalIDCleanupIntervalMs }, 1, math.MaxInt32)},
+	// Transaction state lives in meta.db, not in __transaction_state: its
+	// topic settings are accepted (compose files set them) and checked, and
+	// change nothing.
+	{"transaction.state.log.replication.factor", "1", longInto(func(c *Config) *int64 { return new(int64) }, 1, math.MaxInt16)},
+	{"transaction.state.log.min.isr", "1", longInto(func(c *Config) *int64 { return new(int64) }, 1, math.MaxInt32)},
+	{"transaction.state.log.num.partitions", "50", longInto(func(c *Config) *int64 { return new(int64) }, 1, math.MaxInt32)},
 
 	// The group coordinator (Kafka's GroupCoordinatorConfig).
 	{"offsets.topic.num.partitions", "50", intInto(func(c *Config) *int32 { return &c.OffsetsTopicNumPartitions }, 1, math.MaxInt32)},
@@ -245,7 +261,10 @@ func DefaultConfig() Config {
 // written for Kafka starts kbroker; an invalid value is an error naming the
 // key.
 func ParseConfig(props map[string]string) (Config, error) {
-	c := Config{LogDefaults: storage.DefaultLogConfig(), Group: coordinator.DefaultConfig(), Props: map[string]string{}}
+	c := Config{LogDefaults: storage.DefaultLogConfig(), Group: coordinator.DefaultConfig(), Txn: txn.DefaultConfig(), Props: map[string]string{}}
+	// Transactions v2 (KIP-890 part 2: Produce v12, EndTxn v5) are not
+	// advertised, so the coordinator's own aborts use version 0 too.
+	c.Txn.TransactionVersion = 0
 	for _, d := range brokerConfigDefs {
 		v, set := props[d.name]
 		if set {
@@ -337,6 +356,17 @@ func intInto(field func(*Config) *int32, lo, hi int64) func(*Config, string) err
 			return fmt.Errorf("invalid value %q (want an integer in [%d, %d])", v, lo, hi)
 		}
 		*field(c) = int32(n)
+		return nil
+	}
+}
+
+func longInto(field func(*Config) *int64, lo, hi int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("invalid value %q (want an integer in [%d, %d])", v, lo, hi)
+		}
+		*field(c) = n
 		return nil
 	}
 }

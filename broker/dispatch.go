@@ -56,6 +56,20 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleDeleteRecords(creq)
 	case protocol.InitProducerIDKey:
 		return s.handleInitProducerID(creq)
+	case protocol.AddPartitionsToTxnKey:
+		return s.handleAddPartitionsToTxn(creq)
+	case protocol.AddOffsetsToTxnKey:
+		return s.handleAddOffsetsToTxn(creq)
+	case protocol.EndTxnKey:
+		return s.handleEndTxn(creq)
+	case protocol.WriteTxnMarkersKey:
+		return s.handleWriteTxnMarkers(creq)
+	case protocol.TxnOffsetCommitKey:
+		return s.handleTxnOffsetCommit(creq)
+	case protocol.DescribeTransactionsKey:
+		return s.handleDescribeTransactions(creq)
+	case protocol.ListTransactionsKey:
+		return s.handleListTransactions(creq)
 	case protocol.OffsetForLeaderEpochKey:
 		return s.handleOffsetForLeaderEpoch(creq)
 	case protocol.DescribeLogDirsKey:

@@ -138,7 +138,7 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 		}),
 		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbroker_transactions_total",
-			Help: "Transactions ended by the transaction coordinator, by outcome: commit, abort (by the producer), or timeout (aborted after transaction.timeout.ms) and fenced (aborted by a new producer with the same transactional.id).",
+			Help: "Transactions completed by the transaction coordinator, by outcome: commit; abort (by the producer, or by a new producer with the same transactional.id fencing it); timeout (aborted by the coordinator after transaction.timeout.ms).",
 		}, []string{"outcome"}),
 		topics: make(map[string]*topicMetrics),
 	}
@@ -201,6 +201,18 @@ func (m *metrics) observeRequest(am *apiMetrics, resp kmsg.Response, handle, sen
 	am.handle.Observe(handle.Seconds())
 	if resp != nil {
 		am.send.Observe(send.Seconds())
+	}
+}
+
+// onTxnEnd counts a completed transaction by outcome.
+func (m *metrics) onTxnEnd(commit, timedOut bool) {
+	switch {
+	case commit:
+		m.transactions.WithLabelValues("commit").Inc()
+	case timedOut:
+		m.transactions.WithLabelValues("timeout").Inc()
+	default:
+		m.transactions.WithLabelValues("abort").Inc()
 	}
 }
 

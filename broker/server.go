@@ -15,6 +15,7 @@ import (
 	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/idempotence"
 	"github.com/kbroker/kbroker/storage"
+	"github.com/kbroker/kbroker/txn"
 )
 
 // Server is a running broker. Start it with Start; stop it with Close.
@@ -27,6 +28,17 @@ type Server struct {
 	groups    *coordinator.GroupCoordinator
 	// producerIDs hands out ids to idempotent producers.
 	producerIDs *idempotence.ProducerIDManager
+	txn         *txn.TransactionCoordinator
+	// txnAppends orders transactional appends against the markers that end
+	// transactions: a produce holds it shared from its verification (the
+	// partition is in the producer's Ongoing transaction) to the end of
+	// its append; marker writing holds it exclusively. The coordinator
+	// moves a transaction to PrepareCommit/PrepareAbort before writing its
+	// markers, so a produce verified after that fails, and one verified
+	// before lands before the markers: no transactional batch lands after
+	// its transaction's marker, where it would hold the last stable offset
+	// back for ever (Kafka's VerificationGuard).
+	txnAppends sync.RWMutex
 
 	mu        sync.Mutex
 	listeners []*boundListener
@@ -109,6 +121,20 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.groups = groups
 	s.producerIDs = idempotence.NewProducerIDManager(logs.Meta())
+	txnCfg := cfg.Txn
+	prevOnEnd := txnCfg.OnEnd
+	txnCfg.OnEnd = func(commit, timedOut bool) {
+		s.metrics.onTxnEnd(commit, timedOut)
+		if prevOnEnd != nil {
+			prevOnEnd(commit, timedOut)
+		}
+	}
+	coord, err := txn.New(logs.Meta(), s.producerIDs, partitionsView{logs}, transactionMarkers{s}, txnCfg, logger, time.Now)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s.txn = coord
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
 		if err != nil {
@@ -225,6 +251,9 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	if s.txn != nil {
+		s.txn.Close() // before the logs its markers go to
+	}
 	if s.groups != nil {
 		s.groups.Close() // answers parked joins and syncs, flushes group state
 	}

@@ -1,22 +1,83 @@
 package broker
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/storage"
+	"github.com/kbroker/kbroker/txn"
 )
 
-// Until the transaction coordinator is wired in, transactional producers are
-// refused.
+// The transaction coordinator and every partition live in this process, so
+// the coordinator's markers are appended directly to the logs (Kafka's
+// TransactionMarkerChannelManager sends WriteTxnMarkers to each leader).
 
-func (s *Server) initTransactionalProducer(req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
-	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
-	resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	return resp
+// transactionMarkers is the coordinator's txn.MarkerWriter.
+type transactionMarkers struct{ s *Server }
+
+func (w transactionMarkers) WriteTxnMarkers(producerID int64, epoch int16, coordinatorEpoch int32, commit bool, partitions []txn.TopicPartition, groups []string) error {
+	m := storage.EndTxnMarker{ProducerID: producerID, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}
+	w.s.txnAppends.Lock()
+	var errs []error
+	for _, tp := range partitions {
+		errs = append(errs, w.s.appendTxnMarker(tp.Topic, tp.Partition, m))
+	}
+	w.s.txnAppends.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if len(groups) > 0 {
+		// Committed with the markers: TxnOffsetCommit offsets become
+		// visible (or are dropped) with the transaction's records.
+		return w.s.groups.CompleteTxnOffsets(producerID, groups, commit)
+	}
+	return nil
 }
 
+// appendTxnMarker appends a marker to one partition and moves its high
+// watermark. A partition that no longer exists is skipped, as Kafka's
+// marker channel drops markers for deleted partitions.
+func (s *Server) appendTxnMarker(topic string, partition int32, m storage.EndTxnMarker) error {
+	t, ok := s.logs.Topic(topic)
+	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil
+	}
+	log := t.Partitions[partition]
+	if _, err := log.AppendTxnMarker(m, s.partitionState(t, partition).LeaderEpoch); err != nil {
+		if errors.Is(err, storage.ErrClosed) {
+			return nil // deleted meanwhile
+		}
+		return err
+	}
+	log.UpdateHighWatermark(log.LogEndOffset())
+	return nil
+}
+
+// partitionsView answers the coordinator's questions about partitions.
+type partitionsView struct{ logs *storage.LogManager }
+
+func (v partitionsView) PartitionExists(topic string, partition int32) bool {
+	t, ok := v.logs.Topic(topic)
+	return ok && partition >= 0 && int(partition) < len(t.Partitions)
+}
+
+// verifyTransactionalProduce checks that a transactional batch belongs to
+// the Ongoing transaction of its producer and that the transaction added
+// the partition (AddPartitionsToTxn before Produce v12; implicitly from
+// v12, transactions v2). The caller holds s.txnAppends shared until its
+// append is done. The coordinator's retriable answers become
+// NOT_ENOUGH_REPLICAS, which every producer retries (KafkaApis does the
+// same).
 func (s *Server) verifyTransactionalProduce(req *kmsg.ProduceRequest, h storage.BatchHeader, topic string, partition int32) error {
-	return kerr.InvalidTxnState
+	if req.TransactionID == nil {
+		return kerr.InvalidTxnState
+	}
+	tp := txn.TopicPartition{Topic: topic, Partition: partition}
+	err := s.txn.VerifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, txn.ProduceOperation(req.Version))
+	if errors.Is(err, kerr.ConcurrentTransactions) || errors.Is(err, kerr.CoordinatorNotAvailable) {
+		return kerr.NotEnoughReplicas
+	}
+	return err
 }

@@ -23,6 +23,11 @@ const (
 	DeleteRecordsKey           = 21
 	InitProducerIDKey          = 22
 	OffsetForLeaderEpochKey    = 23
+	AddPartitionsToTxnKey      = 24
+	AddOffsetsToTxnKey         = 25
+	EndTxnKey                  = 26
+	WriteTxnMarkersKey         = 27
+	TxnOffsetCommitKey         = 28
 	DescribeConfigsKey         = 32
 	AlterConfigsKey            = 33
 	DescribeLogDirsKey         = 35
@@ -32,6 +37,8 @@ const (
 	OffsetDeleteKey            = 47
 	DescribeClusterKey         = 60
 	DescribeProducersKey       = 61
+	DescribeTransactionsKey    = 65
+	ListTransactionsKey        = 66
 	ConsumerGroupHeartbeatKey  = 68
 	ConsumerGroupDescribeKey   = 69
 	DescribeTopicPartitionsKey = 75
@@ -48,29 +55,38 @@ var supported = map[int16]VersionRange{
 	// Produce v0-2 carry the old MessageSet format, which Kafka 4 refuses;
 	// they are advertised anyway because librdkafka < 2.10 enables its
 	// compression codecs only when Produce v2 is listed (KAFKA-18659).
-	// v12 (transactions v2, KIP-890) and v13 (topic ids) wait for txn.
+	// v12 (transactions v2, KIP-890) and v13 (topic ids) are not served.
 	ProduceKey:     {0, 11},
 	FetchKey:       {4, 17},
 	ListOffsetsKey: {1, 10},
 	MetadataKey:    {0, 13},
 	// Group APIs start where Kafka 4 starts them (KIP-896 removed older
 	// OffsetCommit, OffsetFetch and JoinGroup versions).
-	OffsetCommitKey:            {2, 10},
-	OffsetFetchKey:             {1, 10},
-	FindCoordinatorKey:         {0, 6},
-	JoinGroupKey:               {2, 9},
-	HeartbeatKey:               {0, 4},
-	LeaveGroupKey:              {0, 5},
-	SyncGroupKey:               {0, 5},
-	DescribeGroupsKey:          {0, 6},
-	ListGroupsKey:              {0, 5},
-	DeleteGroupsKey:            {0, 2},
-	OffsetDeleteKey:            {0, 0},
-	ApiVersionsKey:             {0, 4},
-	CreateTopicsKey:            {2, 7},
-	DeleteTopicsKey:            {1, 6},
-	DeleteRecordsKey:           {0, 2},
+	OffsetCommitKey:    {2, 10},
+	OffsetFetchKey:     {1, 10},
+	FindCoordinatorKey: {0, 6},
+	JoinGroupKey:       {2, 9},
+	HeartbeatKey:       {0, 4},
+	LeaveGroupKey:      {0, 5},
+	SyncGroupKey:       {0, 5},
+	DescribeGroupsKey:  {0, 6},
+	ListGroupsKey:      {0, 5},
+	DeleteGroupsKey:    {0, 2},
+	OffsetDeleteKey:    {0, 0},
+	ApiVersionsKey:     {0, 4},
+	CreateTopicsKey:    {2, 7},
+	DeleteTopicsKey:    {1, 6},
+	DeleteRecordsKey:   {0, 2},
+	// Transactions v1: EndTxn v5 and Produce v12 (transactions v2,
+	// KIP-890 part 2) are not advertised, nor transaction.version 2.
 	InitProducerIDKey:          {0, 5},
+	AddPartitionsToTxnKey:      {0, 5},
+	AddOffsetsToTxnKey:         {0, 4},
+	EndTxnKey:                  {0, 4},
+	WriteTxnMarkersKey:         {1, 1},
+	TxnOffsetCommitKey:         {0, 5},
+	DescribeTransactionsKey:    {0, 0},
+	ListTransactionsKey:        {0, 2},
 	OffsetForLeaderEpochKey:    {2, 4},
 	DescribeConfigsKey:         {1, 4},
 	AlterConfigsKey:            {0, 2},

@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/protocol"
+	"github.com/kbroker/kbroker/storage"
+)
+
+// WriteTxnMarkers: v1
+//
+// Behavior (KafkaApis.handleWriteTxnMarkersRequest): the inter-broker API a
+// transaction coordinator uses to end a transaction in the partitions a
+// broker leads. kbroker's own coordinator appends its markers directly; this
+// serves the API as Kafka 4 advertises it, for tools that write markers
+// (e.g. to abort a hanging transaction): each marker is appended to its
+// partitions, and a marker naming __consumer_offsets completes the
+// producer's staged offsets in every group.
+// * Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PRODUCER_EPOCH
+//   for a marker older than the producer's epoch,
+//   TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch.
+//
+// Version notes:
+// * v1: flexible; v0 was removed in Kafka 4 (KIP-896)
+
+func (s *Server) handleWriteTxnMarkers(creq *clientReq) (kmsg.Response, error) {
+	req := creq.Body.(*kmsg.WriteTxnMarkersRequest)
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	for _, rm := range req.Markers {
+		m := storage.EndTxnMarker{ProducerID: rm.ProducerID, ProducerEpoch: rm.ProducerEpoch, CoordinatorEpoch: rm.CoordinatorEpoch, Commit: rm.Committed}
+		sm := kmsg.NewWriteTxnMarkersResponseMarker()
+		sm.ProducerID = rm.ProducerID
+		for _, rt := range rm.Topics {
+			st := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			st.Topic = rt.Topic
+			for _, p := range rt.Partitions {
+				sp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				sp.Partition = p
+				sp.ErrorCode = s.writeTxnMarkerFor(rt.Topic, p, m)
+				st.Partitions = append(st.Partitions, sp)
+			}
+			sm.Topics = append(sm.Topics, st)
+		}
+		resp.Markers = append(resp.Markers, sm)
+	}
+	return resp, nil
+}
+
+func (s *Server) writeTxnMarkerFor(topic string, partition int32, m storage.EndTxnMarker) int16 {
+	if topic == offsetsTopic {
+		if err := s.groups.CompleteTxnOffsets(m.ProducerID, nil, m.Commit); err != nil {
+			return kerr.UnknownServerError.Code
+		}
+		return 0
+	}
+	t, ok := s.logs.Topic(topic)
+	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
+		return kerr.UnknownTopicOrPartition.Code
+	}
+	s.txnAppends.Lock()
+	defer s.txnAppends.Unlock()
+	log := t.Partitions[partition]
+	if _, err := log.AppendTxnMarker(m, s.partitionState(t, partition).LeaderEpoch); err != nil {
+		return protocol.ErrorCode(err)
+	}
+	log.UpdateHighWatermark(log.LogEndOffset())
+	return 0
+}

@@ -1,0 +1,47 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/txn"
+)
+
+// TxnOffsetCommit: v0-5
+//
+// Behavior (KafkaApis.handleTxnOffsetCommitRequest): the transaction must be
+// Ongoing with the group added by AddOffsetsToTxn, or from v5 the group is
+// added implicitly (txn.VerifyGroup; its error answers every partition);
+// then coordinator.TxnOffsetCommit stages
+// the offsets, invisible until the transaction commits (and dropped if it
+// aborts). OffsetFetch with RequireStable answers UNSTABLE_OFFSET_COMMIT
+// for them meanwhile.
+//
+// Version notes:
+// * v2: CommittedLeaderEpoch
+// * v3: flexible; GenerationID, MemberID, GroupInstanceID (KIP-447)
+// * v4: PRODUCER_FENCED etc. as in the other v4 txn APIs
+// * v5: transactions v2 clients
+
+func (s *Server) handleTxnOffsetCommit(creq *clientReq) (kmsg.Response, error) {
+	req := creq.Body.(*kmsg.TxnOffsetCommitRequest)
+	if err := s.txn.VerifyGroup(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, txn.TxnOffsetCommitOperation(req.Version)); err != nil {
+		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		code := kerr.UnknownServerError.Code
+		if ke, ok := err.(*kerr.Error); ok {
+			code = ke.Code
+		}
+		for _, rt := range req.Topics {
+			st := kmsg.NewTxnOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil
+	}
+	return s.groups.TxnOffsetCommit(req), nil
+}
