@@ -362,11 +362,18 @@ func (l *Log) AppendTxnMarker(m EndTxnMarker, leaderEpoch int32) (LogAppendInfo,
 	done, ok := l.producers.CompleteTxn(mk)
 	fu := l.producers.FirstUnstableOffset()
 	l.producers.Unlock()
-	l.firstUnstable.Store(fu)
+	// The index entry goes in before the last stable offset moves: a
+	// read_committed fetch that sees the new LSO (up to the high watermark,
+	// which may already lie past the aborted records) must see the entry
+	// that tells it to drop them.
 	if ok && done.IsAborted {
-		if err := l.activeSegment().txnIndex.append(abortedTxn(done, fu)); err != nil {
-			return info, fmt.Errorf("storage: transaction index of %s: %w", l.name(), err)
+		if err = l.activeSegment().txnIndex.append(abortedTxn(done, fu)); err != nil {
+			err = fmt.Errorf("storage: transaction index of %s: %w", l.name(), err)
 		}
+	}
+	l.firstUnstable.Store(fu)
+	if err != nil {
+		return info, err
 	}
 	return info, l.flushIfMessagesDue(info, cfg)
 }

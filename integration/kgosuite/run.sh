@@ -21,12 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waiting for what kbroker does not serve yet:
-# - idempotence and transactions (issue 4); TestIssue769 expects an
-#   InitProducerId failure;
-# - share groups (KIP-932) and SASL/SCRAM.
+# Waiting for what kbroker does not serve yet: share groups (KIP-932) and
+# SASL/SCRAM.
 waiting=(
-	TestTxnEtl TestIssue769
 	TestShareGroup TestShareGroupAckOnClose TestShareGroupETL
 	TestShareGroupOffsetsAdmin TestConsumeRegexShareSkipsInternal
 	TestSCRAMAuth TestSCRAMAuthBadCredentials
