@@ -65,7 +65,13 @@ func freeAddr(t testing.TB) string {
 // HTTP endpoint at another) and waits until it accepts connections.
 func startProcess(t testing.TB, dataDir string, extra ...string) *brokerProcess {
 	t.Helper()
-	addr, httpAddr := freeAddr(t), freeAddr(t)
+	return startProcessAt(t, dataDir, freeAddr(t), freeAddr(t), extra...)
+}
+
+// startProcessAt is startProcess on given addresses, e.g. those of a
+// killed broker, so that its clients find it again.
+func startProcessAt(t testing.TB, dataDir, addr, httpAddr string, extra ...string) *brokerProcess {
+	t.Helper()
 	args := append([]string{"--data-dir", dataDir, "--log-level", "warn", "--override", "listeners=PLAINTEXT://" + addr,
 		"--override", "http.listener=" + httpAddr}, extra...)
 	cmd := exec.Command(kbrokerBinary(t), args...)
