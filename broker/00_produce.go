@@ -9,7 +9,7 @@ import (
 	"github.com/kbroker/kbroker/protocol"
 )
 
-// Produce: v0-11 (v3+ served; v0-2 advertised for librdkafka, refused)
+// Produce: v0-12 (v3+ served; v0-2 advertised for librdkafka, refused)
 //
 // Behavior:
 // * Each partition's records must be exactly one valid RecordBatch v2
@@ -40,6 +40,7 @@ import (
 // * v5: LogStartOffset in the response
 // * v8: per-partition ErrorMessage and RecordErrors (KIP-467)
 // * v9: flexible
+// * v12: transactions v2: partitions join the transaction implicitly
 
 func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.ProduceRequest)

@@ -22,10 +22,11 @@ import (
 // * ConsumerGroupHeartbeat and ConsumerGroupDescribe are left out when
 //   "consumer" is not in group.coordinator.rebalance.protocols, as Kafka
 //   does, so clients fall back to the classic protocol.
-// * Features (v3+): only group.version, the one kbroker gates. It is
-//   supported 0-1 and finalized at 1 when the KIP-848 protocol is on (as a
-//   Kafka 4 cluster reports it), at 0 otherwise. transaction.version and
-//   the rest are not reported: their features are not served.
+// * Features (v3+): the two kbroker gates. group.version is supported 0-1
+//   and finalized at 1 when the KIP-848 protocol is on (as a Kafka 4
+//   cluster reports it), at 0 otherwise; transaction.version is supported
+//   0-2 and finalized at 2 (transactions v2, KIP-890), so clients send
+//   Produce v12 and EndTxn v5.
 //
 // Version notes:
 // * v1: ThrottleMillis
@@ -46,10 +47,15 @@ func (s *Server) handleApiVersions(creq *clientReq) (kmsg.Response, error) {
 		return resp, nil
 	}
 	resp.ApiKeys = s.apiVersionsKeys()
-	resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "group.version", MinVersion: 0, MaxVersion: 1}}
+	resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{
+		{Name: "group.version", MinVersion: 0, MaxVersion: 1},
+		{Name: "transaction.version", MinVersion: 0, MaxVersion: 2},
+	}
+	resp.FinalizedFeaturesEpoch = 1
+	tv := s.cfg.Txn.TransactionVersion
+	resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "transaction.version", MinVersionLevel: tv, MaxVersionLevel: tv}}
 	if s.cfg.Group.ConsumerProtocolEnabled {
-		resp.FinalizedFeaturesEpoch = 1
-		resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "group.version", MinVersionLevel: 1, MaxVersionLevel: 1}}
+		resp.FinalizedFeatures = append(resp.FinalizedFeatures, kmsg.ApiVersionsResponseFinalizedFeature{Name: "group.version", MinVersionLevel: 1, MaxVersionLevel: 1})
 	}
 	return resp, nil
 }

@@ -2,7 +2,7 @@ package broker
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
-// EndTxn: v0-4
+// EndTxn: v0-5
 //
 // Behavior: txn.TransactionCoordinator.EndTxn: Ongoing → PrepareCommit or
 // PrepareAbort (durable in meta.db), COMMIT or ABORT markers into every
@@ -13,7 +13,8 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // Version notes:
 // * v2: PRODUCER_FENCED (KIP-588)
 // * v3: flexible
-// * v5 (transactions v2, epoch bump on every EndTxn) is not advertised.
+// * v5: transactions v2 (KIP-890): the epoch is bumped by every EndTxn
+//   and the response carries the producer id and epoch to use next.
 
 func (s *Server) handleEndTxn(creq *clientReq) (kmsg.Response, error) {
 	return s.txn.EndTxn(creq.Body.(*kmsg.EndTxnRequest)), nil

@@ -261,10 +261,8 @@ func DefaultConfig() Config {
 // written for Kafka starts kbroker; an invalid value is an error naming the
 // key.
 func ParseConfig(props map[string]string) (Config, error) {
+	// Txn.TransactionVersion is 2: ApiVersions finalizes transaction.version 2.
 	c := Config{LogDefaults: storage.DefaultLogConfig(), Group: coordinator.DefaultConfig(), Txn: txn.DefaultConfig(), Props: map[string]string{}}
-	// Transactions v2 (KIP-890 part 2: Produce v12, EndTxn v5) are not
-	// advertised, so the coordinator's own aborts use version 0 too.
-	c.Txn.TransactionVersion = 0
 	for _, d := range brokerConfigDefs {
 		v, set := props[d.name]
 		if set {

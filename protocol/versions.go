@@ -55,8 +55,8 @@ var supported = map[int16]VersionRange{
 	// Produce v0-2 carry the old MessageSet format, which Kafka 4 refuses;
 	// they are advertised anyway because librdkafka < 2.10 enables its
 	// compression codecs only when Produce v2 is listed (KAFKA-18659).
-	// v12 (transactions v2, KIP-890) and v13 (topic ids) are not served.
-	ProduceKey:     {0, 11},
+	// v12 is transactions v2 (KIP-890 part 2); v13 (topic ids) is not served.
+	ProduceKey:     {0, 12},
 	FetchKey:       {4, 17},
 	ListOffsetsKey: {1, 10},
 	MetadataKey:    {0, 13},
@@ -77,12 +77,12 @@ var supported = map[int16]VersionRange{
 	CreateTopicsKey:    {2, 7},
 	DeleteTopicsKey:    {1, 6},
 	DeleteRecordsKey:   {0, 2},
-	// Transactions v1: EndTxn v5 and Produce v12 (transactions v2,
-	// KIP-890 part 2) are not advertised, nor transaction.version 2.
+	// Transactions v2 (KIP-890 part 2: Produce v12, EndTxn v5), with the
+	// transaction.version feature finalized at 2 as Kafka 4 does.
 	InitProducerIDKey:          {0, 5},
 	AddPartitionsToTxnKey:      {0, 5},
 	AddOffsetsToTxnKey:         {0, 4},
-	EndTxnKey:                  {0, 4},
+	EndTxnKey:                  {0, 5},
 	WriteTxnMarkersKey:         {1, 1},
 	TxnOffsetCommitKey:         {0, 5},
 	DescribeTransactionsKey:    {0, 0},
