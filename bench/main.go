@@ -245,7 +245,7 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 
 	if phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error { return createTopic(ctx, live.addr, throughputTopic, 6) }) {
 		produced := phase("produce", cfg.phaseTimeout, func(ctx context.Context) error {
-			t, err := produceThroughput(ctx, live.addr, throughputTopic, cfg.records, values, compression)
+			t, err := produceThroughput(ctx, throughputTopic, cfg.records, values, producerOpts(ctx, live.addr, compression, false))
 			if err == nil {
 				res.ProduceRecPerSec, res.ProduceMBPerSec = t.RecordsPerSec(), t.MBPerSec()
 				logf("produce: %d records in %v: %.0f rec/s, %.1f MB/s", t.Records, t.Elapsed.Round(time.Millisecond), res.ProduceRecPerSec, res.ProduceMBPerSec)
