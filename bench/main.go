@@ -1,6 +1,7 @@
 // Command bench measures kbroker side by side with franz-go's kfake: start-up
-// time, memory, produce and consume throughput and end-to-end latency. Each
-// broker runs as its own child process on 127.0.0.1, one after another.
+// time, memory, produce and consume throughput, end-to-end latency, consumer
+// groups, and idempotent produce. Each broker runs as its own child process on
+// 127.0.0.1, one after another.
 //
 //	cd bench && go run . [-brokers kbroker,kfake-mem,kfake-disk] [-records 200000] [-json out.json]
 //
@@ -35,8 +36,16 @@ type config struct {
 	phaseTimeout    time.Duration
 	groupRuns       int
 	groupHeartbeat  time.Duration
-	jsonOut         string
+	// The idempotence comparison: records per run (0 on the command
+	// line: half of records) and runs of each variant.
+	idempotenceRecords int
+	idempotenceRuns    int
+	jsonOut            string
 }
+
+// phaseFunc runs f as the named phase, bounded by timeout, and reports
+// whether it succeeded; a failure is recorded in the broker's Result.
+type phaseFunc func(name string, timeout time.Duration, f func(context.Context) error) bool
 
 var allBrokers = []string{"kbroker", "kfake-mem", "kfake-disk"}
 
@@ -59,6 +68,8 @@ func main() {
 	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each start-up, produce and consume phase (the latency phase gets -latency-duration on top)")
 	flag.IntVar(&cfg.groupRuns, "group-runs", 3, "runs of each consumer group workload, each with a new group; the median is reported")
 	flag.DurationVar(&cfg.groupHeartbeat, "group-heartbeat", 100*time.Millisecond, "group members' heartbeat interval (kgo's default, 3s, would dominate the rebalance times)")
+	flag.IntVar(&cfg.idempotenceRecords, "idempotence-records", 0, "records per run of the idempotent vs plain produce comparison (0: half of -records)")
+	flag.IntVar(&cfg.idempotenceRuns, "idempotence-runs", 5, "runs of each producer in the idempotence comparison, alternating; the median is reported")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
 
@@ -76,6 +87,12 @@ func main() {
 	}
 	if cfg.records < 1 || cfg.recordSize < 8 || cfg.latencyRate < 1 || cfg.startupRuns < 1 || cfg.groupRuns < 1 || cfg.groupHeartbeat <= 0 {
 		log.Fatal("-records, -latency-rate, -startup-runs, -group-runs and -group-heartbeat must be positive, -record-size at least 8")
+	}
+	if cfg.idempotenceRecords == 0 {
+		cfg.idempotenceRecords = max(cfg.records/2, 1)
+	}
+	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 {
+		log.Fatal("-idempotence-records and -idempotence-runs must be positive")
 	}
 
 	// Ctrl-C cancels the phases; the deferred cleanups then stop the
@@ -151,6 +168,8 @@ func run(ctx context.Context, cfg config) int {
 				"startup_runs":        cfg.startupRuns,
 				"group_runs":          cfg.groupRuns,
 				"group_heartbeat_ms":  cfg.groupHeartbeat.Milliseconds(),
+				"idempotence_records": cfg.idempotenceRecords,
+				"idempotence_runs":    cfg.idempotenceRuns,
 			},
 			Results: results,
 		}
@@ -224,7 +243,7 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 	values := payloads(cfg.recordSize, 1024)
 	const throughputTopic, latencyTopic = "bench-throughput", "bench-latency"
 	dead := false // the broker exited: no point in further phases
-	phase := func(name string, timeout time.Duration, f func(context.Context) error) bool {
+	var phase phaseFunc = func(name string, timeout time.Duration, f func(context.Context) error) bool {
 		if dead || ctx.Err() != nil {
 			return false
 		}
@@ -282,6 +301,7 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 	}
 
 	benchGroups(cfg, res, phase, live.addr, logf)
+	benchIdempotence(cfg, res, phase, live.addr, values, compression, logf)
 
 	if dead || ctx.Err() != nil {
 		return res

@@ -44,6 +44,12 @@ type Result struct {
 	RebalanceJoinMs        float64   `json:"rebalance_join_median_ms"` // all members started → partitions settled
 	RebalanceLeaveRunsMs   []float64 `json:"rebalance_leave_runs_ms,omitempty"`
 	RebalanceLeaveMs       float64   `json:"rebalance_leave_median_ms"` // one member closed → settled across the rest
+
+	IdempotencePlainRunsRecPerSec []float64 `json:"idempotence_plain_runs_records_per_sec,omitempty"`
+	IdempotencePlainRecPerSec     float64   `json:"idempotence_plain_median_records_per_sec"`
+	IdempotentRunsRecPerSec       []float64 `json:"idempotent_runs_records_per_sec,omitempty"`
+	IdempotentRecPerSec           float64   `json:"idempotent_median_records_per_sec"`
+	IdempotenceRatio              float64   `json:"idempotent_over_plain"` // of the medians
 }
 
 func (r *Result) fail(phase string, err error) {
@@ -73,6 +79,9 @@ var figures = []figure{
 	{"group join → first record", "ms", false, func(r *Result) float64 { return r.GroupJoinFirstRecordMs }},
 	{fmt.Sprintf("rebalance %d members: join", rebalanceMembers), "ms", false, func(r *Result) float64 { return r.RebalanceJoinMs }},
 	{"rebalance: 1 member leaves", "ms", false, func(r *Result) float64 { return r.RebalanceLeaveMs }},
+	{fmt.Sprintf("produce plain, %d in flight", idempotentInflight), "rec/s", true, func(r *Result) float64 { return r.IdempotencePlainRecPerSec }},
+	{"produce idempotent", "rec/s", true, func(r *Result) float64 { return r.IdempotentRecPerSec }},
+	{"idempotent / plain", "ratio", true, func(r *Result) float64 { return r.IdempotenceRatio }},
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
