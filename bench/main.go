@@ -1,7 +1,7 @@
 // Command bench measures kbroker side by side with franz-go's kfake: start-up
 // time, memory, produce and consume throughput, end-to-end latency, consumer
-// groups, and idempotent produce. Each broker runs as its own child process on
-// 127.0.0.1, one after another.
+// groups, and idempotent and transactional produce. Each broker runs as its
+// own child process on 127.0.0.1, one after another.
 //
 //	cd bench && go run . [-brokers kbroker,kfake-mem,kfake-disk] [-records 200000] [-json out.json]
 //
@@ -40,6 +40,9 @@ type config struct {
 	// line: half of records) and runs of each variant.
 	idempotenceRecords int
 	idempotenceRuns    int
+	txnRecords         int
+	txnSize            int
+	txnV1              bool // cap kgo at transactions v1 on every broker
 	jsonOut            string
 }
 
@@ -65,11 +68,14 @@ func main() {
 	flag.IntVar(&cfg.latencyRate, "latency-rate", 2000, "records per second in the end-to-end latency run")
 	flag.DurationVar(&cfg.latencyDuration, "latency-duration", 5*time.Second, "length of the end-to-end latency run")
 	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups to time; the median is reported")
-	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each start-up, produce and consume phase (the latency phase gets -latency-duration on top)")
+	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each phase: start-up, produce, consume, each group and idempotence run, transactional produce, its read_committed check (the latency phase gets -latency-duration on top)")
 	flag.IntVar(&cfg.groupRuns, "group-runs", 3, "runs of each consumer group workload, each with a new group; the median is reported")
 	flag.DurationVar(&cfg.groupHeartbeat, "group-heartbeat", 100*time.Millisecond, "group members' heartbeat interval (kgo's default, 3s, would dominate the rebalance times)")
 	flag.IntVar(&cfg.idempotenceRecords, "idempotence-records", 0, "records per run of the idempotent vs plain produce comparison (0: half of -records)")
 	flag.IntVar(&cfg.idempotenceRuns, "idempotence-runs", 5, "runs of each producer in the idempotence comparison, alternating; the median is reported")
+	flag.IntVar(&cfg.txnRecords, "txn-records", 20_000, "records produced in the transactional produce run")
+	flag.IntVar(&cfg.txnSize, "txn-size", 100, "records per transaction")
+	flag.BoolVar(&cfg.txnV1, "txn-v1", false, "cap the transactional producer at transactions v1 (no KIP-890 part 2) on every broker, for a like-for-like comparison")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
 
@@ -91,8 +97,8 @@ func main() {
 	if cfg.idempotenceRecords == 0 {
 		cfg.idempotenceRecords = max(cfg.records/2, 1)
 	}
-	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 {
-		log.Fatal("-idempotence-records and -idempotence-runs must be positive")
+	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 || cfg.txnRecords < 1 || cfg.txnSize < 1 {
+		log.Fatal("-idempotence-records, -idempotence-runs, -txn-records and -txn-size must be positive")
 	}
 
 	// Ctrl-C cancels the phases; the deferred cleanups then stop the
@@ -170,6 +176,9 @@ func run(ctx context.Context, cfg config) int {
 				"group_heartbeat_ms":  cfg.groupHeartbeat.Milliseconds(),
 				"idempotence_records": cfg.idempotenceRecords,
 				"idempotence_runs":    cfg.idempotenceRuns,
+				"txn_records":         cfg.txnRecords,
+				"txn_size":            cfg.txnSize,
+				"txn_v1":              cfg.txnV1,
 			},
 			Results: results,
 		}
@@ -302,6 +311,7 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 
 	benchGroups(cfg, res, phase, live.addr, logf)
 	benchIdempotence(cfg, res, phase, live.addr, values, compression, logf)
+	benchTransactions(cfg, res, phase, live.addr, values, compression, logf)
 
 	if dead || ctx.Err() != nil {
 		return res
