@@ -256,7 +256,7 @@ const rebalanceMembers, rebalancePartitions = 10, 20
 
 // benchGroups runs both group workloads cfg.groupRuns times, each run a phase
 // of its own with a new group, and records the medians in res.
-func benchGroups(cfg config, res *Result, phase func(string, time.Duration, func(context.Context) error) bool, addr string, logf func(string, ...any)) {
+func benchGroups(cfg config, res *Result, phase phaseFunc, addr string, logf func(string, ...any)) {
 	const joinTopic, rebalanceTopic = "bench-group-join", "bench-rebalance"
 	const joinRecords = 1000
 	if phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestPercentile(t *testing.T) {
@@ -103,8 +105,8 @@ func TestFormatValue(t *testing.T) {
 func TestPrintTable(t *testing.T) {
 	t.Parallel()
 	results := []*Result{
-		{Broker: "kbroker", StartupMedianMs: 5, ProduceRecPerSec: 300},
-		{Broker: "kfake-mem", StartupMedianMs: 10, ProduceRecPerSec: 100},
+		{Broker: "kbroker", StartupMedianMs: 5, ProduceRecPerSec: 300, TxnProtocol: "v1"},
+		{Broker: "kfake-mem", StartupMedianMs: 10, ProduceRecPerSec: 100, TxnProtocol: "v2"},
 		{Broker: "kfake-disk", Skipped: "not wanted"},
 	}
 	var buf bytes.Buffer
@@ -133,6 +135,9 @@ func TestPrintTable(t *testing.T) {
 		if got := row(prefix); got != want {
 			t.Errorf("row %q:\n got %q\nwant %q", prefix, got, want)
 		}
+	}
+	if !strings.Contains(out, "Transactions protocol as negotiated by kgo: kbroker v1, kfake-mem v2 ") {
+		t.Errorf("transactions protocols not listed:\n%s", out)
 	}
 	if !strings.Contains(out, "kfake-disk: skipped: not wanted") {
 		t.Errorf("skipped broker not reported:\n%s", out)
@@ -216,5 +221,63 @@ func TestOwnership(t *testing.T) {
 	o.update("a", []int32{2, 3}, true)
 	if !o.settled([]string{"a"}, 4) {
 		t.Fatalf("not settled after a took b's share: %v", o.owned)
+	}
+}
+
+func TestTxnSizes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		total, size, txns, last int
+	}{
+		{20000, 100, 200, 100},
+		{250, 100, 3, 50},
+		{99, 100, 1, 99},
+		{1, 1, 1, 1},
+		{0, 100, 0, 0},
+		{100, 0, 0, 0},
+	} {
+		txns, last := txnSizes(tc.total, tc.size)
+		if txns != tc.txns || last != tc.last {
+			t.Errorf("txnSizes(%d, %d) = %d, %d; want %d, %d", tc.total, tc.size, txns, last, tc.txns, tc.last)
+		}
+		if txns > 0 && (txns-1)*tc.size+last != tc.total {
+			t.Errorf("txnSizes(%d, %d) = %d, %d: does not add up", tc.total, tc.size, txns, last)
+		}
+	}
+}
+
+func TestTxnProtocol(t *testing.T) {
+	t.Parallel()
+	resp := func(features map[string]int16) *kmsg.ApiVersionsResponse {
+		r := kmsg.NewPtrApiVersionsResponse()
+		for name, level := range features {
+			f := kmsg.NewApiVersionsResponseFinalizedFeature()
+			f.Name, f.MinVersionLevel, f.MaxVersionLevel = name, level, level
+			r.FinalizedFeatures = append(r.FinalizedFeatures, f)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name     string
+		features map[string]int16
+		capped   bool
+		want     string
+	}{
+		{"no features", nil, false, "v1"},
+		{"transaction.version 1", map[string]int16{"transaction.version": 1}, false, "v1"},
+		{"transaction.version 2", map[string]int16{"transaction.version": 2, "group.version": 1}, false, "v2"},
+		{"other feature only", map[string]int16{"group.version": 2}, false, "v1"},
+		{"capped", map[string]int16{"transaction.version": 2}, true, "v1"},
+	} {
+		if got := txnProtocol(resp(tc.features), tc.capped); got != tc.want {
+			t.Errorf("%s: txnProtocol = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The cap keeps kgo below every version KIP-890 part 2 needs.
+	v := transactionsV1()
+	for key, below := range map[kmsg.Key]int16{kmsg.Produce: 12, kmsg.EndTxn: 5, kmsg.TxnOffsetCommit: 5} {
+		if got, ok := v.LookupMaxKeyVersion(int16(key)); !ok || got >= below {
+			t.Errorf("transactionsV1: %s max %d (present %v), want below %d", key.Name(), got, ok, below)
+		}
 	}
 }

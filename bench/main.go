@@ -1,6 +1,7 @@
 // Command bench measures kbroker side by side with franz-go's kfake: start-up
-// time, memory, produce and consume throughput and end-to-end latency. Each
-// broker runs as its own child process on 127.0.0.1, one after another.
+// time, memory, produce and consume throughput, end-to-end latency, consumer
+// groups, and idempotent and transactional produce. Each broker runs as its
+// own child process on 127.0.0.1, one after another.
 //
 //	cd bench && go run . [-brokers kbroker,kfake-mem,kfake-disk] [-records 200000] [-json out.json]
 //
@@ -35,8 +36,19 @@ type config struct {
 	phaseTimeout    time.Duration
 	groupRuns       int
 	groupHeartbeat  time.Duration
-	jsonOut         string
+	// The idempotence comparison: records per run (0 on the command
+	// line: half of records) and runs of each variant.
+	idempotenceRecords int
+	idempotenceRuns    int
+	txnRecords         int
+	txnSize            int
+	txnV1              bool // cap kgo at transactions v1 on every broker
+	jsonOut            string
 }
+
+// phaseFunc runs f as the named phase, bounded by timeout, and reports
+// whether it succeeded; a failure is recorded in the broker's Result.
+type phaseFunc func(name string, timeout time.Duration, f func(context.Context) error) bool
 
 var allBrokers = []string{"kbroker", "kfake-mem", "kfake-disk"}
 
@@ -56,9 +68,14 @@ func main() {
 	flag.IntVar(&cfg.latencyRate, "latency-rate", 2000, "records per second in the end-to-end latency run")
 	flag.DurationVar(&cfg.latencyDuration, "latency-duration", 5*time.Second, "length of the end-to-end latency run")
 	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups to time; the median is reported")
-	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each start-up, produce and consume phase (the latency phase gets -latency-duration on top)")
+	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each phase: start-up, produce, consume, each group and idempotence run, transactional produce, its read_committed check (the latency phase gets -latency-duration on top)")
 	flag.IntVar(&cfg.groupRuns, "group-runs", 3, "runs of each consumer group workload, each with a new group; the median is reported")
 	flag.DurationVar(&cfg.groupHeartbeat, "group-heartbeat", 100*time.Millisecond, "group members' heartbeat interval (kgo's default, 3s, would dominate the rebalance times)")
+	flag.IntVar(&cfg.idempotenceRecords, "idempotence-records", 0, "records per run of the idempotent vs plain produce comparison (0: half of -records)")
+	flag.IntVar(&cfg.idempotenceRuns, "idempotence-runs", 5, "runs of each producer in the idempotence comparison, alternating; the median is reported")
+	flag.IntVar(&cfg.txnRecords, "txn-records", 20_000, "records produced in the transactional produce run")
+	flag.IntVar(&cfg.txnSize, "txn-size", 100, "records per transaction")
+	flag.BoolVar(&cfg.txnV1, "txn-v1", false, "cap the transactional producer at transactions v1 (no KIP-890 part 2) on every broker, for a like-for-like comparison")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
 
@@ -76,6 +93,12 @@ func main() {
 	}
 	if cfg.records < 1 || cfg.recordSize < 8 || cfg.latencyRate < 1 || cfg.startupRuns < 1 || cfg.groupRuns < 1 || cfg.groupHeartbeat <= 0 {
 		log.Fatal("-records, -latency-rate, -startup-runs, -group-runs and -group-heartbeat must be positive, -record-size at least 8")
+	}
+	if cfg.idempotenceRecords == 0 {
+		cfg.idempotenceRecords = max(cfg.records/2, 1)
+	}
+	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 || cfg.txnRecords < 1 || cfg.txnSize < 1 {
+		log.Fatal("-idempotence-records, -idempotence-runs, -txn-records and -txn-size must be positive")
 	}
 
 	// Ctrl-C cancels the phases; the deferred cleanups then stop the
@@ -151,6 +174,11 @@ func run(ctx context.Context, cfg config) int {
 				"startup_runs":        cfg.startupRuns,
 				"group_runs":          cfg.groupRuns,
 				"group_heartbeat_ms":  cfg.groupHeartbeat.Milliseconds(),
+				"idempotence_records": cfg.idempotenceRecords,
+				"idempotence_runs":    cfg.idempotenceRuns,
+				"txn_records":         cfg.txnRecords,
+				"txn_size":            cfg.txnSize,
+				"txn_v1":              cfg.txnV1,
 			},
 			Results: results,
 		}
@@ -224,7 +252,7 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 	values := payloads(cfg.recordSize, 1024)
 	const throughputTopic, latencyTopic = "bench-throughput", "bench-latency"
 	dead := false // the broker exited: no point in further phases
-	phase := func(name string, timeout time.Duration, f func(context.Context) error) bool {
+	var phase phaseFunc = func(name string, timeout time.Duration, f func(context.Context) error) bool {
 		if dead || ctx.Err() != nil {
 			return false
 		}
@@ -245,7 +273,7 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 
 	if phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error { return createTopic(ctx, live.addr, throughputTopic, 6) }) {
 		produced := phase("produce", cfg.phaseTimeout, func(ctx context.Context) error {
-			t, err := produceThroughput(ctx, live.addr, throughputTopic, cfg.records, values, compression)
+			t, err := produceThroughput(ctx, throughputTopic, cfg.records, values, producerOpts(ctx, live.addr, compression, false))
 			if err == nil {
 				res.ProduceRecPerSec, res.ProduceMBPerSec = t.RecordsPerSec(), t.MBPerSec()
 				logf("produce: %d records in %v: %.0f rec/s, %.1f MB/s", t.Records, t.Elapsed.Round(time.Millisecond), res.ProduceRecPerSec, res.ProduceMBPerSec)
@@ -282,6 +310,8 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 	}
 
 	benchGroups(cfg, res, phase, live.addr, logf)
+	benchIdempotence(cfg, res, phase, live.addr, values, compression, logf)
+	benchTransactions(cfg, res, phase, live.addr, values, compression, logf)
 
 	if dead || ctx.Err() != nil {
 		return res

@@ -44,6 +44,18 @@ type Result struct {
 	RebalanceJoinMs        float64   `json:"rebalance_join_median_ms"` // all members started → partitions settled
 	RebalanceLeaveRunsMs   []float64 `json:"rebalance_leave_runs_ms,omitempty"`
 	RebalanceLeaveMs       float64   `json:"rebalance_leave_median_ms"` // one member closed → settled across the rest
+
+	IdempotencePlainRunsRecPerSec []float64 `json:"idempotence_plain_runs_records_per_sec,omitempty"`
+	IdempotencePlainRecPerSec     float64   `json:"idempotence_plain_median_records_per_sec"`
+	IdempotentRunsRecPerSec       []float64 `json:"idempotent_runs_records_per_sec,omitempty"`
+	IdempotentRecPerSec           float64   `json:"idempotent_median_records_per_sec"`
+	IdempotenceRatio              float64   `json:"idempotent_over_plain"` // of the medians
+
+	TxnProtocol    string  `json:"txn_protocol,omitempty"` // "v1" or "v2" (KIP-890 part 2), as kgo negotiated it
+	TxnRecPerSec   float64 `json:"txn_records_per_sec"`    // these four only when the read_committed check passed
+	TxnPerSec      float64 `json:"txn_per_sec"`
+	TxnCommitP50Ms float64 `json:"txn_commit_p50_ms"`
+	TxnCommitP99Ms float64 `json:"txn_commit_p99_ms"`
 }
 
 func (r *Result) fail(phase string, err error) {
@@ -73,6 +85,13 @@ var figures = []figure{
 	{"group join → first record", "ms", false, func(r *Result) float64 { return r.GroupJoinFirstRecordMs }},
 	{fmt.Sprintf("rebalance %d members: join", rebalanceMembers), "ms", false, func(r *Result) float64 { return r.RebalanceJoinMs }},
 	{"rebalance: 1 member leaves", "ms", false, func(r *Result) float64 { return r.RebalanceLeaveMs }},
+	{fmt.Sprintf("produce plain, %d in flight", idempotentInflight), "rec/s", true, func(r *Result) float64 { return r.IdempotencePlainRecPerSec }},
+	{"produce idempotent", "rec/s", true, func(r *Result) float64 { return r.IdempotentRecPerSec }},
+	{"idempotent / plain", "ratio", true, func(r *Result) float64 { return r.IdempotenceRatio }},
+	{"txn produce", "rec/s", true, func(r *Result) float64 { return r.TxnRecPerSec }},
+	{"txn produce", "txn/s", true, func(r *Result) float64 { return r.TxnPerSec }},
+	{"txn commit p50", "ms", false, func(r *Result) float64 { return r.TxnCommitP50Ms }},
+	{"txn commit p99", "ms", false, func(r *Result) float64 { return r.TxnCommitP99Ms }},
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
@@ -215,6 +234,15 @@ func printRows(w io.Writer, ran []*Result, kb *Result, others []*Result) {
 			fmt.Fprint(w, " Ratios are kbroker/kfake; the winner is in brackets.")
 		}
 		fmt.Fprintln(w)
+	}
+	var protocols []string
+	for _, r := range ran {
+		if r.TxnProtocol != "" {
+			protocols = append(protocols, r.Broker+" "+r.TxnProtocol)
+		}
+	}
+	if len(protocols) > 0 {
+		fmt.Fprintf(w, "Transactions protocol as negotiated by kgo: %s (v2 is KIP-890 part 2).\n", strings.Join(protocols, ", "))
 	}
 }
 

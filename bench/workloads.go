@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,20 +121,31 @@ type throughput struct {
 func (t throughput) RecordsPerSec() float64 { return float64(t.Records) / t.Elapsed.Seconds() }
 func (t throughput) MBPerSec() float64      { return float64(t.Bytes) / 1e6 / t.Elapsed.Seconds() }
 
-func producerOpts(addr string, compression kgo.CompressionCodec) []kgo.Opt {
-	return []kgo.Opt{
+// producerOpts are the options every bench producer shares. kgo is
+// idempotent by default; idempotent false disables it, which also drops kgo
+// to one produce request in flight per broker unless the caller raises it
+// with MaxProduceRequestsInflightPerBroker. ctx bounds the client's requests
+// too: an idempotent producer otherwise waits for in-flight records however
+// long the broker takes.
+func producerOpts(ctx context.Context, addr string, compression kgo.CompressionCodec, idempotent bool) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.WithContext(ctx),
 		kgo.SeedBrokers(addr),
-		kgo.DisableIdempotentWrite(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(compression),
 	}
+	if !idempotent {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	return opts
 }
 
-// produceThroughput sends n records as fast as the broker acknowledges them.
+// produceThroughput sends n records to topic as fast as the broker
+// acknowledges them, with a producer made from opts (see producerOpts).
 // kgo blocks Produce once MaxBufferedRecords are in flight, which bounds
 // memory without us pacing anything.
-func produceThroughput(ctx context.Context, addr, topic string, n int, values [][]byte, compression kgo.CompressionCodec) (throughput, error) {
-	opts := append(producerOpts(addr, compression),
+func produceThroughput(ctx context.Context, topic string, n int, values [][]byte, opts []kgo.Opt) (throughput, error) {
+	opts = append(slices.Clip(opts),
 		kgo.DefaultProduceTopic(topic),
 		kgo.MaxBufferedRecords(10_000),
 	)
@@ -226,7 +238,7 @@ func e2eLatency(ctx context.Context, addr, topic string, rate int, dur time.Dura
 		return nil, err
 	}
 	defer cons.Close()
-	prod, err := kgo.NewClient(append(producerOpts(addr, compression),
+	prod, err := kgo.NewClient(append(producerOpts(ctx, addr, compression, false),
 		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(0),
 	)...)
