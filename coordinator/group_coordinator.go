@@ -108,12 +108,12 @@ func NewGroupCoordinator(cfg Config, db DB, topics TopicMetadata, logger *slog.L
 	}
 	storedGroups, storedOffsets, err := st.load()
 	if err != nil {
-		st.close()
+		st.Close()
 		return nil, fmt.Errorf("coordinator: load: %w", err)
 	}
 	storedTxnOffsets, err := st.loadTxnOffsets()
 	if err != nil {
-		st.close()
+		st.Close()
 		return nil, fmt.Errorf("coordinator: load transactional offsets: %w", err)
 	}
 	gc.mu.Lock()
@@ -155,13 +155,13 @@ func (gc *GroupCoordinator) Close() {
 	}
 	gc.mu.Unlock()
 	gc.wg.Wait()
-	gc.store.close()
+	gc.store.Close()
 }
 
 // persist queues g's record; call with gc.mu held so records land in the
 // order they were made.
 func (gc *GroupCoordinator) persist(id string, g group) <-chan error {
-	return gc.store.enqueue(putGroup(id, g.record()))
+	return gc.store.Enqueue(putGroup(id, g.record()))
 }
 
 // await waits for a queued change, outside gc.mu. A change that does not

@@ -117,7 +117,7 @@ func (gc *GroupCoordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest) *kmsg.De
 			sg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
 			gc.removeGroup(id)
-			pending = append(pending, gc.store.enqueue(deleteGroup(id)))
+			pending = append(pending, gc.store.Enqueue(deleteGroup(id)))
 			gc.logger.Info("group deleted", "group", id)
 		}
 		resp.Groups = append(resp.Groups, sg)

@@ -158,7 +158,7 @@ func (gc *GroupCoordinator) storeOffsets(id string, commit map[TopicPartition]Of
 	if superseded := gc.supersedeTxnOffsets(id, commit); superseded != nil {
 		write = chainWrites([]func(tx *bolt.Tx) error{write, superseded})
 	}
-	return gc.store.enqueue(write)
+	return gc.store.Enqueue(write)
 }
 
 // OffsetFetch returns committed offsets (Kafka's
@@ -348,7 +348,7 @@ func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.Of
 			writes = append(writes, w)
 		}
 		if len(writes) > 0 {
-			res = gc.store.enqueue(chainWrites(writes))
+			res = gc.store.Enqueue(chainWrites(writes))
 		}
 	}
 	gc.mu.Unlock()
@@ -430,10 +430,10 @@ func (gc *GroupCoordinator) expireOffsets() {
 		case empty && len(gc.offsets[id]) == 0 && !gc.hasOpenTxns(id):
 			gc.logger.Info("removing expired group", "group", id, "expired_offsets", len(expired))
 			gc.removeGroup(id)
-			gc.store.enqueue(deleteGroup(id))
+			gc.store.Enqueue(deleteGroup(id))
 		case len(expired) > 0:
 			gc.logger.Info("expired offsets", "group", id, "count", len(expired), "partitions", tpsString(expired))
-			gc.store.enqueue(deleteOffsets(id, expired))
+			gc.store.Enqueue(deleteOffsets(id, expired))
 		}
 	}
 }

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/batchwriter"
 )
 
 // DB is the transactional key-value store coordinator state lives in;
@@ -90,22 +90,11 @@ func decodeOffset(v []byte) (OffsetAndMetadata, error) {
 	}, nil
 }
 
-// store is the single writer of coordinator state: changes are queued in
-// the order the coordinator makes them and applied in batches, one bbolt
-// transaction (one fsync) per batch.
+// store is coordinator state in bbolt: its buckets, read at start, and the
+// single writer every change goes through (one fsync per batch).
 type store struct {
 	db DB
-
-	mu      sync.Mutex
-	pending []storeWrite
-	wake    chan struct{} // capacity 1
-	done    chan struct{}
-	stopped chan struct{}
-}
-
-type storeWrite struct {
-	apply func(tx *bolt.Tx) error // nil: a barrier, answered once what was queued before it is durable
-	res   chan error              // capacity 1; nil if nobody waits
+	*batchwriter.Writer
 }
 
 func newStore(db DB) (*store, error) {
@@ -120,72 +109,7 @@ func newStore(db DB) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &store{db: db, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
-	go s.run()
-	return s, nil
-}
-
-// enqueue queues a change; the returned channel yields its outcome once it
-// is durable. A nil change is a barrier: it writes nothing and is answered
-// once everything queued before it is durable.
-func (s *store) enqueue(apply func(tx *bolt.Tx) error) <-chan error {
-	w := storeWrite{apply: apply, res: make(chan error, 1)}
-	s.mu.Lock()
-	s.pending = append(s.pending, w)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return w.res
-}
-
-var errStoreClosed = errors.New("coordinator: store closed")
-
-func (s *store) run() {
-	defer close(s.stopped)
-	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-			s.flush() // whatever was queued before close
-			return
-		}
-		s.flush()
-	}
-}
-
-func (s *store) flush() {
-	s.mu.Lock()
-	batch := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	var err error
-	if slices.ContainsFunc(batch, func(w storeWrite) bool { return w.apply != nil }) {
-		err = s.db.Update(func(tx *bolt.Tx) error {
-			for _, w := range batch {
-				if w.apply == nil {
-					continue
-				}
-				if err := w.apply(tx); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	for _, w := range batch {
-		w.res <- err
-	}
-}
-
-// close applies what is queued and stops the writer.
-func (s *store) close() {
-	close(s.done)
-	<-s.stopped
+	return &store{db: db, Writer: batchwriter.New(db)}, nil
 }
 
 // Writes, as closures over copies of what they store.

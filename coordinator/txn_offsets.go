@@ -238,7 +238,7 @@ func (gc *GroupCoordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) *k
 			for tp, o := range staged {
 				gc.txn.put(req.ProducerID, req.Group, tp, o)
 			}
-			res = gc.store.enqueue(putTxnOffsets(req.Group, req.ProducerID, staged))
+			res = gc.store.Enqueue(putTxnOffsets(req.Group, req.ProducerID, staged))
 		}
 	}
 	gc.mu.Unlock()
@@ -330,7 +330,7 @@ func (gc *GroupCoordinator) CompleteTxnOffsets(producerID int64, groups []string
 	if len(writes) > 0 {
 		write = chainWrites(writes)
 	}
-	res := gc.store.enqueue(write)
+	res := gc.store.Enqueue(write)
 	gc.mu.Unlock()
 	if err := <-res; err != nil {
 		gc.logger.Error("transactional offsets not completed", "producer_id", producerID, "commit", commit, "err", err)

@@ -86,7 +86,7 @@ func New(db DB, pids ProducerIDs, parts Partitions, markers MarkerWriter, cfg Co
 	}
 	stored, err := st.load()
 	if err != nil {
-		st.close()
+		st.Close()
 		return nil, fmt.Errorf("txn: load: %w", err)
 	}
 	tc := &TransactionCoordinator{
@@ -140,7 +140,7 @@ func (tc *TransactionCoordinator) Close() {
 	}
 	tc.mu.Unlock()
 	tc.wg.Wait()
-	tc.store.close()
+	tc.store.Close()
 }
 
 func (tc *TransactionCoordinator) every(d time.Duration, f func()) {
@@ -194,7 +194,7 @@ func (tc *TransactionCoordinator) transitionLocked(m *txnMetadata, next txnRecor
 	}
 	done := make(chan struct{})
 	m.pending, m.pendingState, m.pendingDone = true, next.State, done
-	res := tc.store.enqueue(apply)
+	res := tc.store.Enqueue(apply)
 	tc.mu.Unlock()
 	err := <-res
 	tc.mu.Lock()
@@ -402,7 +402,7 @@ func (tc *TransactionCoordinator) removeExpiredTransactionalIDs() {
 		}
 		done := make(chan struct{})
 		m.pending, m.pendingState, m.pendingDone = true, stateDead, done
-		exp = append(exp, expiring{m, tc.store.enqueue(deleteTxn(id)), done})
+		exp = append(exp, expiring{m, tc.store.Enqueue(deleteTxn(id)), done})
 	}
 	if len(exp) == 0 {
 		return

@@ -3,9 +3,10 @@ package txn
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/batchwriter"
 )
 
 // DB is the transactional key-value store transaction state lives in;
@@ -27,17 +28,7 @@ var transactionsBucket = []byte("transactions")
 // concurrent transactions share an fsync.
 type txnStore struct {
 	db DB
-
-	mu      sync.Mutex
-	pending []storeWrite
-	wake    chan struct{} // capacity 1
-	done    chan struct{}
-	stopped chan struct{}
-}
-
-type storeWrite struct {
-	apply func(tx *bolt.Tx) error
-	res   chan error // capacity 1
+	*batchwriter.Writer
 }
 
 func newTxnStore(db DB) (*txnStore, error) {
@@ -48,63 +39,7 @@ func newTxnStore(db DB) (*txnStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &txnStore{db: db, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
-	go s.run()
-	return s, nil
-}
-
-// enqueue queues a change; the returned channel yields its outcome once it
-// is durable. Never called after close.
-func (s *txnStore) enqueue(apply func(tx *bolt.Tx) error) <-chan error {
-	w := storeWrite{apply: apply, res: make(chan error, 1)}
-	s.mu.Lock()
-	s.pending = append(s.pending, w)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return w.res
-}
-
-func (s *txnStore) run() {
-	defer close(s.stopped)
-	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-			s.flush() // whatever was queued before close
-			return
-		}
-		s.flush()
-	}
-}
-
-func (s *txnStore) flush() {
-	s.mu.Lock()
-	batch := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, w := range batch {
-			if err := w.apply(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for _, w := range batch {
-		w.res <- err
-	}
-}
-
-// close applies what is queued and stops the writer.
-func (s *txnStore) close() {
-	close(s.done)
-	<-s.stopped
+	return &txnStore{db: db, Writer: batchwriter.New(db)}, nil
 }
 
 // putTxn stores a transactional id's record.

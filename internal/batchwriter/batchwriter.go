@@ -1,0 +1,103 @@
+// Package batchwriter is the single writer of a bbolt store that several
+// goroutines change: changes are queued in the order they are made and
+// applied in batches, one bbolt transaction (one fsync) per batch, so
+// concurrent changes share an fsync (the group commit Kafka gets from
+// appending to __consumer_offsets and __transaction_state).
+package batchwriter
+
+import (
+	"slices"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DB is what the writer needs of the store (storage.MetaStore, a bbolt.DB).
+type DB interface {
+	Update(fn func(tx *bolt.Tx) error) error
+}
+
+// Writer applies queued changes in batches on its own goroutine.
+type Writer struct {
+	db DB
+
+	mu      sync.Mutex
+	pending []write
+	wake    chan struct{} // capacity 1
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+type write struct {
+	apply func(tx *bolt.Tx) error // nil: a barrier
+	res   chan error              // capacity 1
+}
+
+// New starts a writer over db.
+func New(db DB) *Writer {
+	w := &Writer{db: db, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// Enqueue queues a change; the returned channel yields its outcome once it
+// is durable. A change of a batch that fails fails the whole batch. A nil
+// change is a barrier: it writes nothing and is answered once everything
+// queued before it is durable. Never call it after Close.
+func (w *Writer) Enqueue(apply func(tx *bolt.Tx) error) <-chan error {
+	wr := write{apply: apply, res: make(chan error, 1)}
+	w.mu.Lock()
+	w.pending = append(w.pending, wr)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return wr.res
+}
+
+// Close applies what is queued and stops the writer.
+func (w *Writer) Close() {
+	close(w.done)
+	<-w.stopped
+}
+
+func (w *Writer) run() {
+	defer close(w.stopped)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.done:
+			w.flush() // whatever was queued before Close
+			return
+		}
+		w.flush()
+	}
+}
+
+func (w *Writer) flush() {
+	w.mu.Lock()
+	batch := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	var err error
+	if slices.ContainsFunc(batch, func(wr write) bool { return wr.apply != nil }) {
+		err = w.db.Update(func(tx *bolt.Tx) error {
+			for _, wr := range batch {
+				if wr.apply == nil {
+					continue
+				}
+				if err := wr.apply(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	for _, wr := range batch {
+		wr.res <- err
+	}
+}
