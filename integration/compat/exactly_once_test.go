@@ -184,3 +184,134 @@ func take(t *testing.T, consumer sarama.Consumer, topic string, p int32, from in
 	return got
 }
 
+// Offsets sent by TxnOffsetCommit are pending until EndTxn: OffsetFetch
+// answers the last committed offset meanwhile, or UNSTABLE_OFFSET_COMMIT for
+// the partition when RequireStable is set (Kafka's
+// OffsetMetadataManager.fetchOffsets); the commit makes them the group's,
+// an abort discards them. sarama's AbortTxn never sends the offsets it was
+// given, so this test drives the requests itself, with sarama's request
+// types at the versions its transaction manager uses.
+func TestTxnOffsetCommitPendingUntilEndTxn(t *testing.T) {
+	t.Parallel()
+	addr := startBroker(t)
+	const topic, group, txnID = "pending-offsets", "pending-group", "pending-offsets"
+	createTopic(t, addr, topic, 1)
+	cfg := newConfig("")
+	cfg.Version = txnVersion
+	client, err := sarama.NewClient([]string{addr}, cfg)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	defer client.Close()
+	b, err := client.TransactionCoordinator(txnID)
+	if err != nil {
+		t.Fatalf("transaction coordinator: %v", err)
+	}
+	if gb, err := client.Coordinator(group); err != nil || gb.ID() != b.ID() {
+		t.Fatalf("group coordinator: %v %v, want broker %d", gb, err, b.ID())
+	}
+
+	id := txnID
+	init, err := b.InitProducerID(&sarama.InitProducerIDRequest{Version: 4, TransactionalID: &id, TransactionTimeout: 20 * time.Second, ProducerID: -1, ProducerEpoch: -1})
+	if err != nil || init.Err != sarama.ErrNoError {
+		t.Fatalf("InitProducerId: %+v %v", init, err)
+	}
+	pid, epoch := init.ProducerID, init.ProducerEpoch
+
+	// fetch returns the group's offset for the partition and its error.
+	fetch := func(requireStable bool) (int64, sarama.KError) {
+		t.Helper()
+		req := sarama.NewOffsetFetchRequest(txnVersion, group, map[string][]int32{topic: {0}})
+		req.RequireStable = requireStable
+		resp, err := b.FetchOffset(req)
+		if err != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		blk := resp.GetBlock(topic, 0)
+		if blk == nil {
+			t.Fatalf("OffsetFetch: no block for %s/0: %+v", topic, resp)
+		}
+		return blk.Offset, blk.Err
+	}
+	// stable polls OffsetFetch with RequireStable until the offset is no
+	// longer pending (Kafka writes the markers after answering EndTxn).
+	stable := func() int64 {
+		t.Helper()
+		deadline := time.Now().Add(waitFor)
+		for {
+			off, kerr := fetch(true)
+			if kerr == sarama.ErrNoError {
+				return off
+			}
+			if kerr != sarama.ErrUnstableOffsetCommit || time.Now().After(deadline) {
+				t.Fatalf("OffsetFetch RequireStable after EndTxn: offset %d, %v", off, kerr)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// retried sends a coordinator request until it stops answering
+	// CONCURRENT_TRANSACTIONS (the previous transaction completing).
+	retried := func(what string, f func() (sarama.KError, error)) {
+		t.Helper()
+		deadline := time.Now().Add(waitFor)
+		for {
+			kerr, err := f()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if kerr == sarama.ErrNoError {
+				return
+			}
+			if kerr != sarama.ErrConcurrentTransactions || time.Now().After(deadline) {
+				t.Fatalf("%s: %v", what, kerr)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// txn runs one transaction committing offset for the group, checks
+	// what OffsetFetch shows before EndTxn, and ends it.
+	txn := func(offset, before int64, commit bool) {
+		t.Helper()
+		retried("AddOffsetsToTxn", func() (sarama.KError, error) {
+			r, err := b.AddOffsetsToTxn(&sarama.AddOffsetsToTxnRequest{Version: 3, TransactionalID: txnID, ProducerID: pid, ProducerEpoch: epoch, GroupID: group})
+			if err != nil {
+				return 0, err
+			}
+			return r.Err, nil
+		})
+		r, err := b.TxnOffsetCommit(&sarama.TxnOffsetCommitRequest{
+			Version: 3, TransactionalID: txnID, GroupID: group, ProducerID: pid, ProducerEpoch: epoch,
+			GenerationID: sarama.GroupGenerationUndefined,
+			Topics:       map[string][]*sarama.PartitionOffsetMetadata{topic: {{Partition: 0, Offset: offset, LeaderEpoch: -1}}},
+		})
+		if err != nil || len(r.Topics[topic]) != 1 || r.Topics[topic][0].Err != sarama.ErrNoError {
+			t.Fatalf("TxnOffsetCommit %d: %+v %v", offset, r, err)
+		}
+		if off, kerr := fetch(false); off != before || kerr != sarama.ErrNoError {
+			t.Errorf("OffsetFetch with offset %d pending: %d, %v; want %d, no error", offset, off, kerr, before)
+		}
+		if _, kerr := fetch(true); kerr != sarama.ErrUnstableOffsetCommit {
+			t.Errorf("OffsetFetch RequireStable with offset %d pending: %v, want UNSTABLE_OFFSET_COMMIT", offset, kerr)
+		}
+		retried("EndTxn", func() (sarama.KError, error) {
+			r, err := b.EndTxn(&sarama.EndTxnRequest{Version: 3, TransactionalID: txnID, ProducerID: pid, ProducerEpoch: epoch, TransactionResult: commit})
+			if err != nil {
+				return 0, err
+			}
+			return r.Err, nil
+		})
+	}
+
+	txn(5, -1, true)
+	if off := stable(); off != 5 {
+		t.Errorf("after the commit: offset %d, want 5", off)
+	}
+	txn(9, 5, false)
+	if off := stable(); off != 5 {
+		t.Errorf("after the abort: offset %d, want 5 (the aborted 9 discarded)", off)
+	}
+	txn(12, 5, true)
+	if off := stable(); off != 12 {
+		t.Errorf("after the second commit: offset %d, want 12", off)
+	}
+}
