@@ -129,6 +129,14 @@ func readUntil(t *testing.T, addr, topic string, p int32, isolation sarama.Isola
 		t.Fatalf("consume %s/%d: %v", topic, p, err)
 	}
 	defer pc.Close()
+	return collectUntil(t, pc, last)
+}
+
+// collectUntil returns the records pc delivers up to and including the first
+// with value last, failing the test on a consumer error or if last has not
+// arrived within waitFor.
+func collectUntil(t *testing.T, pc sarama.PartitionConsumer, last string) []*sarama.ConsumerMessage {
+	t.Helper()
 	var got []*sarama.ConsumerMessage
 	deadline := time.After(waitFor)
 	for {
@@ -139,9 +147,9 @@ func readUntil(t *testing.T, addr, topic string, p int32, isolation sarama.Isola
 				return got
 			}
 		case err := <-pc.Errors():
-			t.Fatalf("consume %s/%d (isolation %d): %v", topic, p, isolation, err)
+			t.Fatalf("consume: %v", err)
 		case <-deadline:
-			t.Fatalf("%s/%d (isolation %d): %q not consumed within %v; got %v", topic, p, isolation, last, waitFor, values(got))
+			t.Fatalf("%q not consumed within %v; got %v", last, waitFor, values(got))
 		}
 	}
 }

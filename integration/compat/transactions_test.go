@@ -3,6 +3,7 @@ package compat
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -83,6 +84,68 @@ func TestTransactionalProducerCommitAbort(t *testing.T) {
 	}
 	if len(listed) != 1 || listed[0].TransactionalID != txnID || listed[0].ProducerID != states[txnID].ProducerID || listed[0].TransactionState != "CompleteCommit" {
 		t.Errorf("list transactions: %+v, want only %s (CompleteCommit, producer id %d)", listed, txnID, states[txnID].ProducerID)
+	}
+}
+
+// A read_committed fetch parked at the last stable offset returns when the
+// transaction commits, not when its MaxWaitTime runs out: Kafka's
+// ReplicaManager tries to complete delayed fetches after every append,
+// COMMIT markers included, and a read_committed DelayedFetch counts bytes up
+// to the last stable offset.
+func TestReadCommittedFetchReturnsOnCommit(t *testing.T) {
+	t.Parallel()
+	addr := startBroker(t)
+	const topic = "txn-wake"
+	const maxWait = 10 * time.Second
+	createTopic(t, addr, topic, 1)
+
+	p := newSyncProducer(t, addr, producerConfig("wake"))
+	txnOp(t, "BeginTxn", p.BeginTxn)
+	send(t, p, messages(topic, 0, "open-0", "open-1"))
+
+	cfg := newConfig("")
+	cfg.Version = txnVersion
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	cfg.Consumer.MaxWaitTime = maxWait
+	consumer, err := sarama.NewConsumer([]string{addr}, cfg)
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	// Not Close: it waits out the next fetch, parked for maxWait. Closing
+	// the consumer (its client) right after ends that fetch.
+	defer pc.AsyncClose()
+	// Long enough for the fetch to be parked.
+	select {
+	case m := <-pc.Messages():
+		t.Fatalf("read_committed consumed %s (offset %d) of an open transaction", m.Value, m.Offset)
+	case err := <-pc.Errors():
+		t.Fatalf("consume: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	committed := time.Now()
+	txnOp(t, "CommitTxn", p.CommitTxn)
+	var got []string
+	for len(got) < 2 {
+		select {
+		case m := <-pc.Messages():
+			got = append(got, string(m.Value))
+		case err := <-pc.Errors():
+			t.Fatalf("consume: %v", err)
+		case <-time.After(waitFor):
+			t.Fatalf("after the commit: %v within %v", got, waitFor)
+		}
+	}
+	if elapsed := time.Since(committed); elapsed > maxWait/2 {
+		t.Errorf("committed records reached the parked read_committed fetch %v after the commit; its MaxWaitTime is %v", elapsed, maxWait)
+	}
+	if !slices.Equal(got, []string{"open-0", "open-1"}) {
+		t.Errorf("after the commit: %v, want [open-0 open-1]", got)
 	}
 }
 
