@@ -1,8 +1,11 @@
 package compat
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,4 +317,208 @@ func TestTxnOffsetCommitPendingUntilEndTxn(t *testing.T) {
 	if off := stable(); off != 12 {
 		t.Errorf("after the second commit: offset %d, want 12", off)
 	}
+}
+
+// The same copy as a sarama consumer group member would run it: one
+// transaction per record, its offset committed with the session's member id
+// and generation (TxnOffsetCommit v3, KIP-447), so the coordinator can fence
+// a stale member. A commit naming the wrong generation gets
+// ILLEGAL_GENERATION, one naming a member the group does not have gets
+// UNKNOWN_MEMBER_ID (Kafka's ClassicGroup.validateOffsetCommit); sarama
+// calls both abortable, and the producer carries on after AbortTxn.
+func TestExactlyOnceConsumerGroupWithSarama(t *testing.T) {
+	t.Parallel()
+	addr := startBroker(t)
+	const in, out, group, txnID = "eosg-in", "eosg-out", "eosg-copier", "eosg-copier"
+	const partitions, perPartition = 2, 20
+	createTopic(t, addr, in, partitions)
+	createTopic(t, addr, out, partitions)
+	want := make([][]string, partitions)
+	for p := range int32(partitions) {
+		want[p] = numbered(fmt.Sprintf("p%d", p), 0, perPartition)
+		sendPlain(t, addr, in, p, want[p]...)
+	}
+
+	c := &txnCopier{
+		producer: newSyncProducer(t, addr, producerConfig(txnID)),
+		group:    group,
+		out:      out,
+		sessions: make(chan sarama.ConsumerGroupSession, 8),
+		copied:   make(chan string, partitions*perPartition),
+		errs:     make(chan error, 8),
+	}
+	cfg := newConfig("")
+	cfg.Version = txnVersion
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	cfg.Consumer.Offsets.AutoCommit.Enable = false // offsets go only through transactions
+	cg, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
+	if err != nil {
+		t.Fatalf("consumer group: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	consumed := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := cg.Consume(ctx, []string{in}, c); err != nil {
+				consumed <- err
+				return
+			}
+		}
+		consumed <- nil
+	}()
+	go func() {
+		for err := range cg.Errors() {
+			select {
+			case c.errs <- err:
+			default:
+			}
+		}
+	}()
+	stop := func() {
+		cancel()
+		if err := bounded(t, "consumer group Close", cg.Close); err != nil {
+			t.Errorf("close consumer group: %v", err)
+		}
+		select {
+		case err := <-consumed:
+			if err != nil {
+				t.Errorf("Consume: %v", err)
+			}
+		case <-time.After(waitFor):
+			t.Errorf("Consume did not return within %v of Close", waitFor)
+		}
+	}
+	defer func() {
+		if ctx.Err() == nil {
+			stop()
+		}
+	}()
+
+	seen := make(map[string]int)
+	deadline := time.After(waitFor)
+	for len(seen) < partitions*perPartition {
+		select {
+		case v := <-c.copied:
+			if seen[v]++; seen[v] > 1 {
+				t.Fatalf("%s copied twice", v)
+			}
+		case err := <-c.errs:
+			t.Fatalf("copier: %v", err)
+		case <-deadline:
+			t.Fatalf("%d of %d records copied within %v", len(seen), partitions*perPartition, waitFor)
+		}
+	}
+
+	// The member is still in the group, at its session's generation.
+	var sess sarama.ConsumerGroupSession
+	for len(c.sessions) > 0 {
+		sess = <-c.sessions
+	}
+	for _, bad := range []struct {
+		name string
+		meta *sarama.ConsumerGroupMetadata
+		want sarama.KError
+	}{
+		{"a later generation", &sarama.ConsumerGroupMetadata{GroupID: group, GenerationID: sess.GenerationID() + 1, MemberID: sess.MemberID()}, sarama.ErrIllegalGeneration},
+		{"an unknown member", &sarama.ConsumerGroupMetadata{GroupID: group, GenerationID: sess.GenerationID(), MemberID: "nobody"}, sarama.ErrUnknownMemberId},
+	} {
+		c.mu.Lock()
+		txnOp(t, "BeginTxn", c.producer.BeginTxn)
+		// Offset 0 would rewind the group, were it committed.
+		rewind := map[string][]*sarama.PartitionOffsetMetadata{in: {{Partition: 0, Offset: 0}}}
+		if err := c.producer.AddOffsetsToTxnWithGroupMetadata(rewind, bad.meta); err != nil {
+			t.Fatalf("AddOffsetsToTxnWithGroupMetadata: %v", err)
+		}
+		if err := bounded(t, "CommitTxn", c.producer.CommitTxn); !errors.Is(err, bad.want) {
+			t.Errorf("commit naming %s: %v, want %v", bad.name, err, bad.want)
+		}
+		txnOp(t, "AbortTxn", c.producer.AbortTxn)
+		c.mu.Unlock()
+	}
+	stop()
+
+	committed, err := newAdmin(t, addr).ListConsumerGroupOffsets(group, map[string][]int32{in: {0, 1}})
+	if err != nil {
+		t.Fatalf("list offsets of %s: %v", group, err)
+	}
+	for p := range int32(partitions) {
+		if b := committed.GetBlock(in, p); b == nil || b.Err != sarama.ErrNoError || b.Offset != perPartition {
+			t.Errorf("%s/%d: group %s committed %+v, want offset %d", in, p, group, b, perPartition)
+		}
+		sendPlain(t, addr, out, p, "end")
+		var wantOut []string
+		for _, v := range want[p] {
+			wantOut = append(wantOut, "copy-"+v)
+		}
+		wantOut = append(wantOut, "end")
+		if got := values(readUntil(t, addr, out, p, sarama.ReadCommitted, "end")); !slices.Equal(got, wantOut) {
+			t.Errorf("%s/%d at read_committed: %v,\nwant %v", out, p, got, wantOut)
+		}
+	}
+}
+
+// txnCopier is a consumer group handler that copies each record to the same
+// partition of out, in a transaction of its own that commits the record's
+// offset with the session's group metadata.
+type txnCopier struct {
+	producer sarama.SyncProducer
+	group    string
+	out      string
+	mu       sync.Mutex // one transaction at a time on the shared producer
+	sessions chan sarama.ConsumerGroupSession
+	copied   chan string // the value of each record whose copy committed
+	errs     chan error
+}
+
+func (c *txnCopier) Setup(s sarama.ConsumerGroupSession) error {
+	select {
+	case c.sessions <- s:
+	default:
+	}
+	return nil
+}
+
+func (c *txnCopier) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (c *txnCopier) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if err := c.copy(s, m); err != nil {
+				select {
+				case c.errs <- err:
+				default:
+				}
+				return err
+			}
+			select {
+			case c.copied <- string(m.Value):
+			case <-s.Context().Done():
+				return nil
+			}
+		case <-s.Context().Done():
+			return nil
+		}
+	}
+}
+
+func (c *txnCopier) copy(s sarama.ConsumerGroupSession, m *sarama.ConsumerMessage) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.producer.BeginTxn(); err != nil {
+		return fmt.Errorf("BeginTxn: %w", err)
+	}
+	if _, _, err := c.producer.SendMessage(&sarama.ProducerMessage{Topic: c.out, Partition: m.Partition, Value: sarama.StringEncoder("copy-" + string(m.Value))}); err != nil {
+		return fmt.Errorf("send copy of %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+	}
+	if err := c.producer.AddMessageToTxnWithGroupMetadata(m, sarama.NewConsumerGroupMetadataFromSession(s, c.group, nil), nil); err != nil {
+		return fmt.Errorf("AddMessageToTxn: %w", err)
+	}
+	if err := c.producer.CommitTxn(); err != nil {
+		return fmt.Errorf("CommitTxn after %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
+	}
+	return nil
 }
