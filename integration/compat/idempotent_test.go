@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -55,5 +56,41 @@ func TestIdempotentProducerExactlyOnceInOrder(t *testing.T) {
 	}
 	if ps := part.ActiveProducers[0]; ps.ProducerID < 0 || ps.ProducerEpoch != 0 || ps.LastSequence != n-1 || ps.CurrentTxnStartOffset != -1 {
 		t.Errorf("producer state %+v: want a producer id, epoch 0, last sequence %d, no open transaction", ps, n-1)
+	}
+}
+
+// When a batch fails for good, sarama's idempotent producer cannot reuse its
+// sequence numbers, so it bumps its epoch by itself (no InitProducerId;
+// asyncProducer.bumpIdempotentProducerEpoch) and starts again at sequence 0.
+// Kafka takes that for a producer that is not transactional: a higher epoch
+// is accepted when its first sequence is 0 (ProducerAppendInfo.checkSequence).
+func TestIdempotentProducerEpochBumpAfterFailedBatch(t *testing.T) {
+	t.Parallel()
+	addr := startBroker(t)
+	const topic = "idempotent-bump"
+	maxBytes := "1000"
+	admin := newAdmin(t, addr)
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: map[string]*string{"max.message.bytes": &maxBytes}}, false); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+
+	p := newSyncProducer(t, addr, producerConfig(""))
+	send(t, p, messages(topic, 0, numbered("before", 0, 3)...))
+	big := &sarama.ProducerMessage{Topic: topic, Partition: 0, Value: sarama.ByteEncoder(make([]byte, 2000))}
+	if err := bounded(t, "SendMessage", func() error { _, _, err := p.SendMessage(big); return err }); !errors.Is(err, sarama.ErrMessageSizeTooLarge) {
+		t.Fatalf("a batch above max.message.bytes: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	send(t, p, messages(topic, 0, numbered("after", 0, 3)...))
+
+	want := slices.Concat(numbered("before", 0, 3), numbered("after", 0, 3))
+	if got := values(readUntil(t, addr, topic, 0, sarama.ReadUncommitted, "after-2")); !slices.Equal(got, want) {
+		t.Errorf("consumed %v, want %v", got, want)
+	}
+	producers, err := admin.DescribeProducers(map[string][]int32{topic: {0}})
+	if err != nil {
+		t.Fatalf("describe producers: %v", err)
+	}
+	if part := producers[topic][0]; len(part.ActiveProducers) != 1 || part.ActiveProducers[0].ProducerEpoch != 1 || part.ActiveProducers[0].LastSequence != 2 {
+		t.Errorf("producer state %+v: want one producer at epoch 1, last sequence 2", part)
 	}
 }
