@@ -1,6 +1,9 @@
 // Package compat runs a second client family, IBM's sarama, against kbroker:
-// consumer groups with static membership (KIP-345) and committed offsets. It
-// is its own module so sarama stays out of kbroker's go.mod.
+// consumer groups with static membership (KIP-345) and committed offsets;
+// idempotent and transactional producers, read_committed consumers and
+// exactly-once copies (idempotent_test.go, transactions_test.go,
+// fencing_test.go, exactly_once_test.go). It is its own module so sarama
+// stays out of kbroker's go.mod.
 package compat
 
 import (
