@@ -61,13 +61,15 @@ func TestTransactionalProducerFenced(t *testing.T) {
 			// The second producer's InitProducerId waits out (retrying on
 			// CONCURRENT_TRANSACTIONS) the abort of the first one's
 			// transaction, then starts afresh. As in Kafka's
-			// TransactionCoordinator, the epoch goes up twice: once to fence
-			// (prepareFenceProducerEpoch; the abort markers carry it), once
-			// for the new producer (prepareIncrementProducerEpoch).
+			// TransactionCoordinator, the epoch goes up three times: to fence
+			// (prepareFenceProducerEpoch), again because the broker's own
+			// abort follows the broker's transaction.version, 2, whose ends
+			// bump the epoch (the abort markers carry that one), and once for
+			// the new producer (prepareIncrementProducerEpoch).
 			p := newSyncProducer(t, addr, producerConfig(txnID))
 			after := describeTxn(t, admin, txnID)
-			if after.TransactionState != "Empty" || after.ProducerID != before.ProducerID || after.ProducerEpoch != before.ProducerEpoch+2 {
-				t.Errorf("after the second InitProducerId: %+v, want Empty, producer id %d, epoch %d", after, before.ProducerID, before.ProducerEpoch+2)
+			if after.TransactionState != "Empty" || after.ProducerID != before.ProducerID || after.ProducerEpoch != before.ProducerEpoch+3 {
+				t.Errorf("after the second InitProducerId: %+v, want Empty, producer id %d, epoch %d", after, before.ProducerID, before.ProducerEpoch+3)
 			}
 
 			err := tc.next(t, zombie, topic)
