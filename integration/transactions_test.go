@@ -173,3 +173,61 @@ func TestTransactionsSurviveRestartAndTimeOut(t *testing.T) {
 	}
 	scrape(t, b.HTTPAddr()).expect(t, 1, "kbroker_transactions_total", "outcome", "timeout")
 }
+
+// WriteTxnMarkers, as an admin tool uses it to abort a hanging transaction:
+// an ABORT marker for the producer's epoch ends its transaction in the
+// partition, the last stable offset moves past it and read_committed
+// consumers drop its records; a marker of an older epoch is refused.
+func TestWriteTxnMarkersAbortsHangingTransaction(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, nil)
+	createTopic(t, b.admin(t), "txn-hanging", 1, nil)
+	cl := b.client(t, kgo.TransactionalID("hanging"))
+	// A first transaction: under transactions v2 its end bumps the epoch,
+	// so the hanging one has an older epoch to refuse.
+	txnProduce(t, cl, "txn-hanging", false, "aborted")
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceSync(t, cl, &kgo.Record{Topic: "txn-hanging", Value: []byte("hanging")})
+	produceSync(t, b.client(t), &kgo.Record{Topic: "txn-hanging", Value: []byte("plain")})
+
+	dreq := kmsg.NewPtrDescribeProducersRequest()
+	dt := kmsg.NewDescribeProducersRequestTopic()
+	dt.Topic, dt.Partitions = "txn-hanging", []int32{0}
+	dreq.Topics = append(dreq.Topics, dt)
+	ps := direct(t, b.client(t), dreq).(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0].ActiveProducers
+	var pid int64 = -1
+	var epoch int16
+	for _, p := range ps {
+		if p.CurrentTxnStartOffset >= 0 {
+			pid, epoch = p.ProducerID, int16(p.ProducerEpoch)
+		}
+	}
+	if pid < 0 {
+		t.Fatalf("no producer with a transaction open: %+v", ps)
+	}
+
+	marker := func(epoch int16) int16 {
+		req := kmsg.NewPtrWriteTxnMarkersRequest()
+		m := kmsg.NewWriteTxnMarkersRequestMarker()
+		m.ProducerID, m.ProducerEpoch, m.Committed = pid, epoch, false
+		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		mt.Topic, mt.Partitions = "txn-hanging", []int32{0}
+		m.Topics = append(m.Topics, mt)
+		req.Markers = append(req.Markers, m)
+		return direct(t, b.client(t), req).(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode
+	}
+	if epoch < 1 {
+		t.Fatalf("epoch %d after a transaction v2 ended", epoch)
+	}
+	if code := marker(epoch - 1); code != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("marker of an older epoch: %v", kerr.ErrorForCode(code))
+	}
+	if code := marker(epoch); code != 0 {
+		t.Fatalf("abort marker: %v", kerr.ErrorForCode(code))
+	}
+	if got := consumeAll(t, b.Addr(), "txn-hanging", kgo.FetchIsolationLevel(kgo.ReadCommitted())); fmt.Sprint(got) != "[plain]" {
+		t.Errorf("read_committed after the abort marker: %v", got)
+	}
+}
