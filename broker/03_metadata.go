@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -115,19 +117,23 @@ func metadataTopicError(rt kmsg.MetadataRequestTopic, err *kerr.Error) kmsg.Meta
 }
 
 // advertisedFor returns the advertised listener with the same name as the
-// listener a client connected through; port 0 (tests binding :0) becomes the
-// port actually bound.
+// listener a client connected through (so clients of an internal and an
+// external listener each learn an address they can reach); port 0 (tests
+// binding :0) becomes the port actually bound and an empty host this
+// machine's name. A listener left out of advertised.listeners advertises
+// itself, its wildcard address as this machine's name.
 func (s *Server) advertisedFor(l *boundListener) Listener {
-	for _, a := range s.cfg.AdvertisedListeners {
-		if a.Name == l.Name {
-			if a.Port == 0 {
-				a.Port = l.Port
-			}
-			if a.Host == "" {
-				a.Host = l.Host
-			}
-			return a
-		}
+	a := l.Listener
+	if i := slices.IndexFunc(s.cfg.AdvertisedListeners, func(a Listener) bool { return a.Name == l.Name }); i >= 0 {
+		a = s.cfg.AdvertisedListeners[i]
+	} else if a.Host == "0.0.0.0" || a.Host == "::" {
+		a.Host = ""
 	}
-	return l.Listener
+	if a.Port == 0 {
+		a.Port = l.Port
+	}
+	if a.Host == "" {
+		a.Host = s.hostname
+	}
+	return a
 }

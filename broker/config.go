@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -21,15 +22,26 @@ import (
 // names in CamelCase; ParseConfig maps from those names. The zero value is
 // not usable: start from DefaultConfig or ParseConfig.
 type Config struct {
-	NodeID                    int32      // node.id
-	Listeners                 []Listener // listeners
-	AdvertisedListeners       []Listener // advertised.listeners; defaults to listeners
-	LogDir                    string     // log.dirs (one directory)
-	NumPartitions             int32      // num.partitions
-	DefaultReplicationFactor  int16      // default.replication.factor
-	AutoCreateTopicsEnable    bool       // auto.create.topics.enable
-	DeleteTopicEnable         bool       // delete.topic.enable
-	SocketRequestMaxBytes     int32      // socket.request.max.bytes
+	NodeID int32 // node.id (broker.id is its synonym)
+	// Listeners are the broker listeners kbroker binds: listeners minus
+	// the controller listeners.
+	Listeners []Listener
+	// AdvertisedListeners are what Metadata reports to a client, per
+	// listener name: advertised.listeners, by default the listeners,
+	// without controller listeners in both cases.
+	AdvertisedListeners []Listener
+	// ControllerListeners are the listeners named in
+	// controller.listener.names. In Kafka they serve the KRaft quorum;
+	// kbroker is a single node without one and does not bind them.
+	ControllerListeners []Listener
+	// ProcessRoles is process.roles: broker, or broker and controller.
+	ProcessRoles              []string
+	LogDir                    string // log.dirs (one directory)
+	NumPartitions             int32  // num.partitions
+	DefaultReplicationFactor  int16  // default.replication.factor
+	AutoCreateTopicsEnable    bool   // auto.create.topics.enable
+	DeleteTopicEnable         bool   // delete.topic.enable
+	SocketRequestMaxBytes     int32  // socket.request.max.bytes
 	LogRetentionCheckInterval time.Duration
 	LogFlushSchedulerInterval time.Duration
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
@@ -51,6 +63,10 @@ type Config struct {
 	Gatherer   prometheus.Gatherer
 	// Version is reported by kbroker_build_info and the start-up log.
 	Version string
+	// ClusterID is the cluster id a new data directory is formatted with
+	// (the apache/kafka image's CLUSTER_ID); empty: a random one. An
+	// existing directory keeps its own.
+	ClusterID string
 
 	// Group holds the group coordinator's settings (group.*, offsets.*).
 	Group coordinator.Config
@@ -59,6 +75,11 @@ type Config struct {
 	Txn txn.Config
 
 	groupMaxSize, consumerMaxSize, offsetMetadataMaxBytes int32 // staged into Group
+
+	// Staged for resolveListeners.
+	securityProtocols       map[string]string // listener name → protocol
+	controllerListenerNames []string
+	interBrokerListenerName string
 
 	// LogDefaults are the topic-config defaults derived from the broker's
 	// log.* settings (log.segment.bytes → segment.bytes, ...).
@@ -73,11 +94,13 @@ type Config struct {
 }
 
 // Listener is one entry of listeners / advertised.listeners:
-// NAME://host:port. Only PLAINTEXT security is served for now.
+// NAME://host:port, with the security protocol listener.security.protocol.map
+// gives its name. Only PLAINTEXT is served.
 type Listener struct {
-	Name string
-	Host string
-	Port int
+	Name             string // upper case, as Kafka normalises listener names
+	SecurityProtocol string
+	Host             string // empty: every interface (advertised: this host's name)
+	Port             int
 }
 
 // Addr is host:port.
@@ -96,13 +119,78 @@ type configDef struct {
 
 var brokerConfigDefs = []configDef{
 	{"node.id", "1", intInto(func(c *Config) *int32 { return &c.NodeID }, 0, math.MaxInt32)},
+	{"broker.id", "", intInto(func(c *Config) *int32 { return new(int32) }, 0, math.MaxInt32)}, // must equal node.id: see resolveNodeID
+	{"process.roles", "broker,controller", func(c *Config, v string) error {
+		c.ProcessRoles = nil
+		for _, r := range strings.Split(v, ",") {
+			r = strings.TrimSpace(r)
+			if r != "broker" && r != "controller" {
+				return fmt.Errorf("unknown role %q (want broker, controller)", r)
+			}
+			if slices.Contains(c.ProcessRoles, r) {
+				return fmt.Errorf("role %s appears twice", r)
+			}
+			c.ProcessRoles = append(c.ProcessRoles, r)
+		}
+		if !slices.Contains(c.ProcessRoles, "broker") {
+			return fmt.Errorf("kbroker is a broker: %q lacks the broker role", v)
+		}
+		return nil
+	}},
+	// The three listener keys are parsed here and resolved together, with
+	// the protocol map and controller names, by resolveListeners.
 	{"listeners", "PLAINTEXT://localhost:9092", func(c *Config, v string) (err error) {
-		c.Listeners, err = parseListeners(v)
+		c.Listeners, err = parseListeners(v, true)
 		return err
 	}},
 	{"advertised.listeners", "", func(c *Config, v string) (err error) {
-		c.AdvertisedListeners, err = parseListeners(v)
+		c.AdvertisedListeners, err = parseListeners(v, false)
 		return err
+	}},
+	{"listener.security.protocol.map", defaultSecurityProtocolMap, func(c *Config, v string) (err error) {
+		c.securityProtocols, err = parseSecurityProtocolMap(v)
+		return err
+	}},
+	{"controller.listener.names", "", func(c *Config, v string) error {
+		c.controllerListenerNames = nil
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.ToUpper(strings.TrimSpace(n)); n != "" {
+				c.controllerListenerNames = append(c.controllerListenerNames, n)
+			}
+		}
+		return nil
+	}},
+	{"inter.broker.listener.name", "", func(c *Config, v string) error {
+		c.interBrokerListenerName = strings.ToUpper(v)
+		return nil
+	}},
+	{"security.inter.broker.protocol", "PLAINTEXT", func(c *Config, v string) error {
+		if !slices.Contains(securityProtocols, v) {
+			return fmt.Errorf("invalid value %q (want one of %s)", v, strings.Join(securityProtocols, ", "))
+		}
+		return nil
+	}},
+	// One node is its own quorum: the voters are checked for form and
+	// otherwise ignored.
+	{"controller.quorum.voters", "", func(c *Config, v string) error {
+		for _, voter := range strings.Split(v, ",") {
+			id, addr, ok := strings.Cut(strings.TrimSpace(voter), "@")
+			if _, err := strconv.ParseInt(id, 10, 32); !ok || err != nil {
+				return fmt.Errorf("voter %q is not id@host:port", voter)
+			}
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				return fmt.Errorf("voter %q is not id@host:port", voter)
+			}
+		}
+		return nil
+	}},
+	{"controller.quorum.bootstrap.servers", "", func(c *Config, v string) error {
+		for _, addr := range strings.Split(v, ",") {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil {
+				return fmt.Errorf("server %q is not host:port", addr)
+			}
+		}
+		return nil
 	}},
 	{"log.dirs", "kbroker-data", func(c *Config, v string) error {
 		dirs := strings.Split(v, ",")
@@ -277,18 +365,143 @@ func ParseConfig(props map[string]string) (Config, error) {
 			return Config{}, fmt.Errorf("config %s: %w", d.name, err)
 		}
 	}
-	if len(c.AdvertisedListeners) == 0 {
-		c.AdvertisedListeners = slices.Clone(c.Listeners)
-	}
 	c.Group.GroupMaxSize = int(c.groupMaxSize)
 	c.Group.ConsumerMaxSize = int(c.consumerMaxSize)
 	c.Group.OffsetMetadataMaxBytes = int(c.offsetMetadataMaxBytes)
-	for _, l := range c.AdvertisedListeners {
-		if !slices.ContainsFunc(c.Listeners, func(x Listener) bool { return x.Name == l.Name }) {
-			return Config{}, fmt.Errorf("config advertised.listeners: listener %s is not in listeners", l.Name)
-		}
+	if err := c.resolveNodeID(props); err != nil {
+		return Config{}, err
+	}
+	if err := c.resolveListeners(props); err != nil {
+		return Config{}, err
 	}
 	return c, nil
+}
+
+// resolveNodeID applies broker.id, node.id's synonym: either may be set
+// alone, and both must agree (KafkaConfig.populateSynonyms).
+func (c *Config) resolveNodeID(props map[string]string) error {
+	b, ok := props["broker.id"]
+	if !ok {
+		return nil
+	}
+	id, _ := strconv.ParseInt(strings.TrimSpace(b), 10, 32) // checked by its configDef
+	if _, set := props["node.id"]; set && int32(id) != c.NodeID {
+		return fmt.Errorf("config broker.id: %d differs from node.id %d: set them to the same value", id, c.NodeID)
+	}
+	c.NodeID = int32(id)
+	return nil
+}
+
+// defaultSecurityProtocolMap is Kafka's listener.security.protocol.map
+// default: each protocol is a listener name of its own.
+const defaultSecurityProtocolMap = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+
+var securityProtocols = []string{"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+
+func parseSecurityProtocolMap(v string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range strings.Split(v, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, proto, ok := strings.Cut(kv, ":")
+		name, proto = strings.ToUpper(strings.TrimSpace(name)), strings.ToUpper(strings.TrimSpace(proto))
+		if !ok || name == "" {
+			return nil, fmt.Errorf("entry %q is not NAME:PROTOCOL", kv)
+		}
+		if !slices.Contains(securityProtocols, proto) {
+			return nil, fmt.Errorf("entry %q: unknown security protocol %s (want one of %s)", kv, proto, strings.Join(securityProtocols, ", "))
+		}
+		m[name] = proto
+	}
+	return m, nil
+}
+
+// resolveListeners splits listeners into broker and controller listeners,
+// gives each its security protocol, and checks them as KafkaConfig does:
+// advertised names must be broker listeners, no advertised 0.0.0.0, an
+// explicit inter.broker.listener.name must be advertised. Broker listeners
+// must be PLAINTEXT, the one protocol kbroker serves; controller listeners
+// are not bound, so their protocol does not matter.
+func (c *Config) resolveListeners(props map[string]string) error {
+	protocols := c.securityProtocols
+	if _, set := props["listener.security.protocol.map"]; !set {
+		// With the default map, controller listeners not in it are
+		// PLAINTEXT (KafkaConfig.effectiveListenerSecurityProtocolMap).
+		protocols = maps.Clone(protocols)
+		for _, n := range c.controllerListenerNames {
+			if _, ok := protocols[n]; !ok {
+				protocols[n] = "PLAINTEXT"
+			}
+		}
+	}
+	resolve := func(key string, ls []Listener) error {
+		for i := range ls {
+			p, ok := protocols[ls[i].Name]
+			if !ok {
+				return fmt.Errorf("config %s: no security protocol for listener %s in listener.security.protocol.map", key, ls[i].Name)
+			}
+			ls[i].SecurityProtocol = p
+		}
+		return nil
+	}
+	if err := resolve("listeners", c.Listeners); err != nil {
+		return err
+	}
+	isController := func(l Listener) bool { return slices.Contains(c.controllerListenerNames, l.Name) }
+	all := c.Listeners
+	c.Listeners, c.ControllerListeners = nil, nil
+	for _, l := range all {
+		if isController(l) {
+			c.ControllerListeners = append(c.ControllerListeners, l)
+			continue
+		}
+		if l.SecurityProtocol != "PLAINTEXT" {
+			return fmt.Errorf("config listeners: listener %s uses %s (listener.security.protocol.map); kbroker serves PLAINTEXT only", l.Name, l.SecurityProtocol)
+		}
+		c.Listeners = append(c.Listeners, l)
+	}
+	if len(c.Listeners) == 0 {
+		return fmt.Errorf("config listeners: no broker listener: every listener is in controller.listener.names")
+	}
+
+	advertised := c.AdvertisedListeners
+	if _, set := props["advertised.listeners"]; !set {
+		advertised = all
+	}
+	if err := resolve("advertised.listeners", advertised); err != nil {
+		return err
+	}
+	c.AdvertisedListeners = nil
+	for _, a := range advertised {
+		if isController(a) {
+			continue
+		}
+		if !slices.ContainsFunc(c.Listeners, func(l Listener) bool { return l.Name == a.Name }) {
+			return fmt.Errorf("config advertised.listeners: listener %s is not a broker listener in listeners", a.Name)
+		}
+		if a.Host == "0.0.0.0" || a.Host == "::" {
+			key := "advertised.listeners"
+			if _, set := props[key]; !set {
+				key = "listeners (advertised when advertised.listeners is not set)"
+			}
+			return fmt.Errorf("config %s: listener %s cannot advertise the non-routable address %s: set advertised.listeners to a routable host", key, a.Name, a.Host)
+		}
+		c.AdvertisedListeners = append(c.AdvertisedListeners, a)
+	}
+	if len(c.AdvertisedListeners) == 0 {
+		return fmt.Errorf("config advertised.listeners: no broker listener is advertised")
+	}
+
+	if n := c.interBrokerListenerName; n != "" {
+		if _, set := props["security.inter.broker.protocol"]; set {
+			return fmt.Errorf("config inter.broker.listener.name: set it or security.inter.broker.protocol, not both")
+		}
+		if !slices.ContainsFunc(c.AdvertisedListeners, func(l Listener) bool { return l.Name == n }) {
+			return fmt.Errorf("config inter.broker.listener.name: %s is not an advertised broker listener", n)
+		}
+	}
+	return nil
 }
 
 // UnknownKeys returns the keys of props that kbroker does not know, for a
@@ -313,8 +526,11 @@ func configDefByName(name string) *configDef {
 	return nil
 }
 
-// parseListeners parses "NAME://host:port,NAME2://host:port".
-func parseListeners(v string) ([]Listener, error) {
+// parseListeners parses "NAME://host:port,NAME2://host:port" ([::1] for
+// IPv6; an empty host is every interface). Names are upper-cased as Kafka
+// normalises them; bound listeners need distinct ports (0 excepted: the
+// OS picks one).
+func parseListeners(v string, bound bool) ([]Listener, error) {
 	var out []Listener
 	for _, s := range strings.Split(v, ",") {
 		s = strings.TrimSpace(s)
@@ -333,11 +549,12 @@ func parseListeners(v string) ([]Listener, error) {
 		if err != nil || port < 0 || port > 65535 {
 			return nil, fmt.Errorf("listener %q: bad port", s)
 		}
-		if name != "PLAINTEXT" {
-			return nil, fmt.Errorf("listener %q: only PLAINTEXT listeners are supported", s)
-		}
+		name = strings.ToUpper(name)
 		if slices.ContainsFunc(out, func(l Listener) bool { return l.Name == name }) {
 			return nil, fmt.Errorf("listener name %s appears twice", name)
+		}
+		if bound && port != 0 && slices.ContainsFunc(out, func(l Listener) bool { return l.Port == port }) {
+			return nil, fmt.Errorf("listener %q: port %d is used by another listener", s, port)
 		}
 		out = append(out, Listener{Name: name, Host: host, Port: port})
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type Server struct {
 	logger    *slog.Logger
 	logs      *storage.LogManager
 	clusterID string
+	hostname  string // advertised for a listener with an empty host, as Kafka does
 	sessions  *fetchSessionCache
 	groups    *coordinator.GroupCoordinator
 	// producerIDs hands out ids to idempotent producers.
@@ -69,9 +71,14 @@ func Start(cfg Config) (*Server, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	began := time.Now()
+	hostname, herr := os.Hostname()
+	if herr != nil {
+		hostname = "localhost"
+	}
 	s := &Server{
 		cfg:      cfg,
 		logger:   logger,
+		hostname: hostname,
 		sessions: newFetchSessionCache(),
 		conns:    make(map[*conn]struct{}),
 		closing:  make(chan struct{}),
@@ -99,6 +106,7 @@ func Start(cfg Config) (*Server, error) {
 		FlushCheckInterval:                cfg.LogFlushSchedulerInterval,
 		ProducerIDExpiration:              cfg.ProducerIDExpiration,
 		ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
+		ClusterID:                         cfg.ClusterID,
 		Logger:                            logger,
 		OnFlush:                           func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
 	})
@@ -149,6 +157,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	for _, bl := range s.listeners {
 		s.goroutine(func() { s.acceptLoop(bl) })
+	}
+	for _, l := range cfg.ControllerListeners {
+		logger.Info("controller listener not bound: kbroker is a single node without a KRaft quorum", "listener", l.String())
 	}
 	s.ready.Store(true)
 	logger.Info("kbroker started", "version", cfg.Version, "listeners", s.Addrs(), "http", s.HTTPAddr(), "data_dir", cfg.LogDir,

@@ -54,6 +54,9 @@ type LogManagerOptions struct {
 	// (producer.id.expiration.check.interval.ms). 0 means 1 day and 10 minutes.
 	ProducerIDExpiration              time.Duration
 	ProducerIDExpirationCheckInterval time.Duration
+	// ClusterID is the cluster id a new data dir gets (see OpenMetaStore);
+	// empty: a random one.
+	ClusterID string
 }
 
 // LogManager owns every partition log under one data dir and the topic catalog in
@@ -126,7 +129,7 @@ func OpenLogManager(opts LogManagerOptions) (*LogManager, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	meta, err := OpenMetaStore(filepath.Join(opts.Dir, "meta.db"))
+	meta, err := OpenMetaStore(filepath.Join(opts.Dir, "meta.db"), opts.ClusterID)
 	if err != nil {
 		return nil, err
 	}

@@ -36,8 +36,15 @@ type MetaStore struct {
 // checks the schema version and reads the cluster id, creating it on first start
 // (Kafka keeps it in the log dir's meta.properties). A database that needs no
 // initialisation is not written to, so a restart costs no fsync here. It fails after
-// a second if another process holds the file.
-func OpenMetaStore(path string) (*MetaStore, error) {
+// a second if another process holds the file. A new database takes newClusterID
+// when it is not empty (it must be a Kafka Uuid: 16 bytes, URL-safe base64); an
+// existing one keeps its own, as `kafka-storage format --ignore-formatted` does.
+func OpenMetaStore(path, newClusterID string) (*MetaStore, error) {
+	if newClusterID != "" {
+		if raw, err := base64.RawURLEncoding.DecodeString(newClusterID); err != nil || len(raw) != 16 {
+			return nil, fmt.Errorf("storage: cluster id %q is not a Kafka Uuid (16 bytes in URL-safe base64, 22 characters)", newClusterID)
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
@@ -63,6 +70,10 @@ func OpenMetaStore(path string) (*MetaStore, error) {
 				if err := b.Put(schemaVersionKey, binary.BigEndian.AppendUint32(nil, metaSchemaVersion)); err != nil {
 					return err
 				}
+			}
+			if s.clusterID == "" && newClusterID != "" {
+				s.clusterID = newClusterID
+				return b.Put(clusterIDKey, []byte(s.clusterID))
 			}
 			if s.clusterID == "" {
 				var raw [16]byte

@@ -84,3 +84,17 @@ func envProps(environ []string) (props, from map[string]string) {
 	}
 	return props, from
 }
+
+// clusterIDVar is the apache/kafka image's variable for the cluster id it
+// formats a new data directory with; kbroker does the same.
+const clusterIDVar = "CLUSTER_ID"
+
+// lookupEnv returns the value of name in environ (os.Environ's form).
+func lookupEnv(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kbroker/kbroker/broker"
 )
 
 func TestEnvKey(t *testing.T) {
@@ -67,7 +69,7 @@ func TestSettingsPrecedence(t *testing.T) {
 func TestRunEnvErrors(t *testing.T) {
 	var stderr bytes.Buffer
 	code := run([]string{"--ephemeral", "--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", "http.listener="},
-		[]string{"KAFKA_NUM_PARTITIONS=zero", "KAFKA_PROCESS_ROLES=broker,controller"}, &stderr, &stderr)
+		[]string{"KAFKA_NUM_PARTITIONS=zero", "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR=1"}, &stderr, &stderr)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; log:\n%s", code, &stderr)
 	}
@@ -75,7 +77,7 @@ func TestRunEnvErrors(t *testing.T) {
 	if !strings.Contains(out, "num.partitions") || !strings.Contains(out, `invalid value \"zero\"`) {
 		t.Errorf("error does not name the key and value:\n%s", out)
 	}
-	if !strings.Contains(out, "unknown config ignored") || !strings.Contains(out, "process.roles") || !strings.Contains(out, "KAFKA_PROCESS_ROLES") {
+	if !strings.Contains(out, "unknown config ignored") || !strings.Contains(out, "share.coordinator.state.topic.replication.factor") || !strings.Contains(out, "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR") {
 		t.Errorf("no warning for the unknown key:\n%s", out)
 	}
 }
@@ -117,5 +119,57 @@ func TestHealthcheckWithoutBroker(t *testing.T) {
 	}
 	if got := dialAddr(":9644"); got != "127.0.0.1:9644" {
 		t.Errorf("dialAddr(:9644) = %s", got)
+	}
+}
+
+// CLUSTER_ID, as the apache/kafka image reads it, must be a Kafka Uuid.
+func TestRunBadClusterID(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run([]string{"--ephemeral", "--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", "http.listener="},
+		[]string{"CLUSTER_ID=not-a-uuid"}, &stderr, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), `cluster id \"not-a-uuid\"`) {
+		t.Errorf("exit %d, want 1 with an error naming the cluster id:\n%s", code, &stderr)
+	}
+}
+
+// The Dockerfile configures the image by ENV, as apache/kafka is
+// configured: those variables must make a valid configuration with the
+// ports and volume the image declares.
+func TestDockerfileEnvironment(t *testing.T) {
+	df, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ENV KEY=VALUE \ continued over lines, as the Dockerfile writes it.
+	var environ []string
+	inEnv := false
+	for _, line := range strings.Split(string(df), "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "ENV "); ok {
+			inEnv, line = true, rest
+		} else if !inEnv {
+			continue
+		}
+		inEnv = strings.HasSuffix(line, `\`)
+		for _, kv := range strings.Fields(strings.TrimSuffix(line, `\`)) {
+			environ = append(environ, kv)
+		}
+	}
+	if len(environ) == 0 {
+		t.Fatal("no ENV in the Dockerfile")
+	}
+	props, _ := envProps(environ)
+	cfg, err := broker.ParseConfig(props)
+	if err != nil {
+		t.Fatalf("the image's environment %q: %v", environ, err)
+	}
+	if len(cfg.Listeners) != 1 || cfg.Listeners[0].Port != 9092 || cfg.Listeners[0].Host != "0.0.0.0" {
+		t.Errorf("listeners %v, want 0.0.0.0:9092 (EXPOSE 9092)", cfg.Listeners)
+	}
+	if cfg.LogDir != "/var/lib/kbroker" || !strings.Contains(string(df), "VOLUME /var/lib/kbroker") {
+		t.Errorf("log dir %s is not the image's volume", cfg.LogDir)
+	}
+	if cfg.HTTPListener != "0.0.0.0:9644" || dialAddr(cfg.HTTPListener) != "127.0.0.1:9644" {
+		t.Errorf("http.listener %s: the healthcheck would not reach it", cfg.HTTPListener)
 	}
 }

@@ -12,6 +12,8 @@
 // "___" is "-" in a name), and the flags (--override key=value, as Kafka's
 // start script takes it, and --data-dir). Unknown keys are logged and
 // ignored; an invalid value stops the start with an error naming the key.
+// CLUSTER_ID, as in the apache/kafka image, is the cluster id of a new data
+// directory.
 // With no arguments the broker listens on localhost:9092, serves metrics
 // and health on localhost:9644 (http.listener) and keeps its data in
 // ./kbroker-data. --ephemeral uses a temporary data directory removed at
@@ -212,6 +214,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	cfg.Version = kbrokerVersion()
+	cfg.ClusterID = lookupEnv(environ, clusterIDVar)
 
 	srv, err := broker.Start(cfg)
 	if err != nil {

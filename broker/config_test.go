@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// kafkaComposeEnv is the single-node KRaft setup of Apache Kafka's docker
+// examples (docker/examples, "single node, plaintext"), as the KAFKA_*
+// variables map to configs: a listener for other containers, one for the
+// host, and a controller listener.
+var kafkaComposeEnv = map[string]string{
+	"node.id":                                  "1",
+	"listener.security.protocol.map":           "CONTROLLER:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+	"advertised.listeners":                     "PLAINTEXT_HOST://localhost:9092,PLAINTEXT://broker:19092",
+	"process.roles":                            "broker,controller",
+	"controller.quorum.voters":                 "1@broker:29093",
+	"listeners":                                "CONTROLLER://:29093,PLAINTEXT_HOST://:9092,PLAINTEXT://:19092",
+	"inter.broker.listener.name":               "PLAINTEXT",
+	"controller.listener.names":                "CONTROLLER",
+	"offsets.topic.replication.factor":         "1",
+	"group.initial.rebalance.delay.ms":         "0",
+	"transaction.state.log.min.isr":            "1",
+	"transaction.state.log.replication.factor": "1",
+	"log.dirs":                                 "/tmp/kraft-combined-logs",
+}
+
+func listenerStrings(ls []Listener) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.SecurityProtocol+" "+l.String())
+	}
+	return out
+}
+
+func TestParseConfigListeners(t *testing.T) {
+	for _, tc := range []struct {
+		name                           string
+		props                          map[string]string
+		listeners, advertised, control []string
+	}{
+		{
+			name:       "default",
+			listeners:  []string{"PLAINTEXT PLAINTEXT://localhost:9092"},
+			advertised: []string{"PLAINTEXT PLAINTEXT://localhost:9092"},
+		},
+		{
+			name:       "apache/kafka compose",
+			props:      kafkaComposeEnv,
+			listeners:  []string{"PLAINTEXT PLAINTEXT_HOST://:9092", "PLAINTEXT PLAINTEXT://:19092"},
+			advertised: []string{"PLAINTEXT PLAINTEXT_HOST://localhost:9092", "PLAINTEXT PLAINTEXT://broker:19092"},
+			control:    []string{"PLAINTEXT CONTROLLER://:29093"},
+		},
+		{
+			// With the default protocol map a controller listener is
+			// PLAINTEXT, and advertised.listeners defaults to the broker
+			// listeners.
+			name: "default map, controller listener, names in lower case",
+			props: map[string]string{
+				"listeners":                 "plaintext://127.0.0.1:9092,controller://127.0.0.1:9093",
+				"controller.listener.names": "controller",
+			},
+			listeners:  []string{"PLAINTEXT PLAINTEXT://127.0.0.1:9092"},
+			advertised: []string{"PLAINTEXT PLAINTEXT://127.0.0.1:9092"},
+			control:    []string{"PLAINTEXT CONTROLLER://127.0.0.1:9093"},
+		},
+		{
+			// A listener missing from advertised.listeners is kept; it
+			// advertises itself (see advertisedFor).
+			name: "internal and external",
+			props: map[string]string{
+				"listeners":                      "INTERNAL://0.0.0.0:29092,EXTERNAL://0.0.0.0:9092,DEBUG://127.0.0.1:9094",
+				"advertised.listeners":           "INTERNAL://kafka:29092,EXTERNAL://localhost:9092",
+				"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,DEBUG:PLAINTEXT",
+				"broker.id":                      "7",
+			},
+			listeners:  []string{"PLAINTEXT INTERNAL://0.0.0.0:29092", "PLAINTEXT EXTERNAL://0.0.0.0:9092", "PLAINTEXT DEBUG://127.0.0.1:9094"},
+			advertised: []string{"PLAINTEXT INTERNAL://kafka:29092", "PLAINTEXT EXTERNAL://localhost:9092"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig(tc.props)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := listenerStrings(c.Listeners); !slices.Equal(got, tc.listeners) {
+				t.Errorf("listeners %q, want %q", got, tc.listeners)
+			}
+			if got := listenerStrings(c.AdvertisedListeners); !slices.Equal(got, tc.advertised) {
+				t.Errorf("advertised %q, want %q", got, tc.advertised)
+			}
+			if got := listenerStrings(c.ControllerListeners); !slices.Equal(got, tc.control) {
+				t.Errorf("controller listeners %q, want %q", got, tc.control)
+			}
+		})
+	}
+	c, err := ParseConfig(map[string]string{"broker.id": "7"})
+	if err != nil || c.NodeID != 7 {
+		t.Errorf("broker.id alone: node id %d, %v; want 7", c.NodeID, err)
+	}
+	if c, err := ParseConfig(kafkaComposeEnv); err != nil || c.NodeID != 1 || !slices.Equal(c.ProcessRoles, []string{"broker", "controller"}) {
+		t.Errorf("compose: node id %d, roles %q, %v", c.NodeID, c.ProcessRoles, err)
+	}
+}
+
+// Each invalid listener setup is a start-up error naming the key at fault.
+func TestParseConfigListenerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		props   map[string]string
+		key     string // the error names it
+		message string // and says this
+	}{
+		{map[string]string{"listeners": "SSL://:9093"}, "config listeners", "uses SSL"},
+		{map[string]string{"listeners": "EXTERNAL://:9093"}, "config listeners", "no security protocol for listener EXTERNAL"},
+		{map[string]string{"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT", "controller.listener.names": "CONTROLLER"},
+			"config listeners", "no security protocol for listener CONTROLLER"},
+		{map[string]string{"listener.security.protocol.map": "PLAINTEXT:TLS"}, "config listener.security.protocol.map", "unknown security protocol TLS"},
+		{map[string]string{"listeners": "PLAINTEXT://:9092,OTHER://:9092", "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT"}, "config listeners", "port 9092 is used by another listener"},
+		{map[string]string{"listeners": "PLAINTEXT://:9092,plaintext://:9093"}, "config listeners", "appears twice"},
+		{map[string]string{"listeners": "PLAINTEXT://0.0.0.0:9092"}, "config listeners", "non-routable address 0.0.0.0"},
+		{map[string]string{"listeners": "PLAINTEXT://0.0.0.0:9092", "advertised.listeners": "PLAINTEXT://0.0.0.0:9092"}, "config advertised.listeners", "non-routable"},
+		{map[string]string{"advertised.listeners": "OTHER://h:1", "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT"}, "config advertised.listeners", "OTHER is not a broker listener"},
+		{map[string]string{"listeners": "CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"}, "config listeners", "no broker listener"},
+		{map[string]string{"inter.broker.listener.name": "INTERNAL"}, "config inter.broker.listener.name", "INTERNAL is not an advertised broker listener"},
+		{map[string]string{"inter.broker.listener.name": "PLAINTEXT", "security.inter.broker.protocol": "PLAINTEXT"}, "config inter.broker.listener.name", "not both"},
+		{map[string]string{"process.roles": "controller"}, "config process.roles", "lacks the broker role"},
+		{map[string]string{"process.roles": "broker,zookeeper"}, "config process.roles", `unknown role "zookeeper"`},
+		{map[string]string{"broker.id": "2", "node.id": "1"}, "config broker.id", "differs from node.id"},
+		{map[string]string{"controller.quorum.voters": "broker:9093"}, "config controller.quorum.voters", "not id@host:port"},
+	} {
+		_, err := ParseConfig(tc.props)
+		if err == nil || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), tc.message) {
+			t.Errorf("%v: error %v, want one naming %q and saying %q", tc.props, err, tc.key, tc.message)
+		}
+	}
+}
