@@ -10,36 +10,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/kbroker/kbroker/protocol"
 )
 
 // The cost of metrics, measured apart from the rest of the broker:
 //
 //	go test -run '^$' -bench 'RequestMetrics|Scrape' -benchmem ./broker
 
-// BenchmarkRequestMetrics is the metric work of one produce request:
-// its count and latencies, the topic's bytes and records, the batch
-// histograms.
+// BenchmarkRequestMetrics is the metric work of one produce request.
 func BenchmarkRequestMetrics(b *testing.B) {
 	m, err := newMetrics(prometheus.NewRegistry(), &Server{}, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	resp := kmsg.NewPtrProduceResponse()
-	rt := kmsg.NewProduceResponseTopic()
-	rt.Partitions = append(rt.Partitions, kmsg.NewProduceResponseTopicPartition())
-	resp.Topics = append(resp.Topics, rt)
+	resp := oneProduce()
 	b.ReportAllocs()
 	for b.Loop() {
-		am := m.forAPI(protocol.ProduceKey, 11)
-		m.observeRequest(am, resp, time.Millisecond, time.Microsecond)
-		tm := m.topic("t")
-		tm.bytesIn.Add(1024)
-		tm.recordsIn.Add(10)
-		m.batchBytes.Observe(1024)
-		m.batchRecords.Observe(10)
+		observeProduce(m, resp)
 	}
 }
 
