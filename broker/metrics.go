@@ -39,6 +39,7 @@ type metrics struct {
 	bytesIn        *prometheus.CounterVec
 	bytesOut       *prometheus.CounterVec
 	recordsIn      *prometheus.CounterVec
+	recordsOut     *prometheus.CounterVec
 	batchBytes     prometheus.Histogram
 	batchRecords   prometheus.Histogram
 	fetchWait      prometheus.Histogram
@@ -61,7 +62,7 @@ type apiMetrics struct {
 
 // topicMetrics are the per-topic counters, resolved once per topic.
 type topicMetrics struct {
-	bytesIn, bytesOut, recordsIn prometheus.Counter
+	bytesIn, bytesOut, recordsIn, recordsOut prometheus.Counter
 }
 
 // latencyBuckets span 50µs to ~26s.
@@ -101,7 +102,11 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 		}, []string{"topic"}),
 		recordsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbroker_topic_records_in_total",
-			Help: "Records appended by Produce, by topic. Records out are not counted (fetches send file regions unparsed); see kafka_consumergroup_current_offset for consumption.",
+			Help: "Records appended by Produce, by topic.",
+		}, []string{"topic"}),
+		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_topic_records_out_total",
+			Help: "Record offsets spanned by the batches sent in Fetch responses, by topic, read from batch headers (fetches send file regions unparsed): a sent batch counts whole, even when the fetch offset is inside it, and so do its control records and the records compacted away inside it.",
 		}, []string{"topic"}),
 		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kbroker_produce_batch_bytes",
@@ -160,7 +165,7 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 	buildInfo.Set(1)
 	for _, c := range []prometheus.Collector{
 		m.requests, m.requestHandle, m.requestSend, m.connsOpen, m.connsAccepted,
-		m.bytesIn, m.bytesOut, m.recordsIn, m.batchBytes, m.batchRecords, m.fetchWait, m.logFlush,
+		m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.batchBytes, m.batchRecords, m.fetchWait, m.logFlush,
 		m.rebalances, m.rebalanceTimes, m.duplicates, m.transactions, buildInfo,
 		&stateCollector{s: s},
 		collectors.NewGoCollector(),
@@ -228,9 +233,10 @@ func (m *metrics) topic(name string) *topicMetrics {
 	defer m.topicsMu.Unlock()
 	if tm = m.topics[name]; tm == nil {
 		tm = &topicMetrics{
-			bytesIn:   m.bytesIn.WithLabelValues(name),
-			bytesOut:  m.bytesOut.WithLabelValues(name),
-			recordsIn: m.recordsIn.WithLabelValues(name),
+			bytesIn:    m.bytesIn.WithLabelValues(name),
+			bytesOut:   m.bytesOut.WithLabelValues(name),
+			recordsIn:  m.recordsIn.WithLabelValues(name),
+			recordsOut: m.recordsOut.WithLabelValues(name),
 		}
 		m.topics[name] = tm
 	}
@@ -246,6 +252,7 @@ func (m *metrics) forgetTopic(name string) {
 	m.bytesIn.DeleteLabelValues(name)
 	m.bytesOut.DeleteLabelValues(name)
 	m.recordsIn.DeleteLabelValues(name)
+	m.recordsOut.DeleteLabelValues(name)
 }
 
 func (m *metrics) onRebalance(groupType string, d time.Duration) {
