@@ -161,7 +161,15 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("list offsets: %v", err)
 	}
 
+	// A request is counted after its response is written (the send time is
+	// part of it), so the client may see the answer before /metrics does.
 	ms := scrape(t, b.HTTPAddr())
+	for deadline := time.Now().Add(10 * time.Second); ; ms = scrape(t, b.HTTPAddr()) {
+		if _, found := ms.value("kbroker_requests_total", "api", "ListOffsets", "error", "UNKNOWN_TOPIC_OR_PARTITION"); found || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	ms.expect(t, 1, "kafka_brokers")
 	ms.expect(t, 2, "kafka_topic_partitions", "topic", topic)
 	ms.expect(t, n, "kafka_topic_partition_current_offset", "topic", topic, "partition", "0")
