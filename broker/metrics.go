@@ -130,11 +130,11 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 		}),
 		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbroker_group_rebalances_total",
-			Help: "Completed group rebalances (join phases), by group type.",
+			Help: "Completed group rebalances, by group type. classic: a join phase ended (every member rejoined, or the rest were dropped at the rebalance timeout; also when the group ends up Empty). consumer (KIP-848): the group reached Stable, every member reconciled to the target assignment, after its group epoch moved (a member joined, left or was fenced, a subscription or a subscribed topic changed); epochs moving before it is Stable extend the same rebalance, and one that ends with the group Empty is not counted.",
 		}, []string{"group_type"}),
 		rebalanceTimes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kbroker_group_rebalance_seconds",
-			Help:    "Duration of group rebalances from PreparingRebalance to the end of the join phase, by group type.",
+			Help:    "Duration of the rebalances counted by kbroker_group_rebalances_total, by group type. classic: from PreparingRebalance (including group.initial.rebalance.delay.ms) to the end of the join phase; the sync phase is not included. consumer: from the first group epoch bump to the group reaching Stable; 0 when a heartbeat completes it at once (a first member joining).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"group_type"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
