@@ -144,7 +144,9 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		rp.RecordBatches = []byte{}
 		if n := r.info.Records.Len(); n > 0 {
 			if t := s.fetchTopic(p.key); t != nil {
-				s.metrics.topic(t.Name).bytesOut.Add(float64(n))
+				tm := s.metrics.topic(t.Name)
+				tm.bytesOut.Add(float64(n))
+				tm.recordsOut.Add(float64(r.info.LastOffset - r.info.FirstOffset + 1))
 			}
 			rp.RecordBatches = creq.rb.Placeholder(r.info.Records)
 			served[p.key] = true

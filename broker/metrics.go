@@ -39,6 +39,7 @@ type metrics struct {
 	bytesIn        *prometheus.CounterVec
 	bytesOut       *prometheus.CounterVec
 	recordsIn      *prometheus.CounterVec
+	recordsOut     *prometheus.CounterVec
 	batchBytes     prometheus.Histogram
 	batchRecords   prometheus.Histogram
 	fetchWait      prometheus.Histogram
@@ -61,7 +62,7 @@ type apiMetrics struct {
 
 // topicMetrics are the per-topic counters, resolved once per topic.
 type topicMetrics struct {
-	bytesIn, bytesOut, recordsIn prometheus.Counter
+	bytesIn, bytesOut, recordsIn, recordsOut prometheus.Counter
 }
 
 // latencyBuckets span 50µs to ~26s.
@@ -101,7 +102,11 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 		}, []string{"topic"}),
 		recordsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbroker_topic_records_in_total",
-			Help: "Records appended by Produce, by topic. Records out are not counted (fetches send file regions unparsed); see kafka_consumergroup_current_offset for consumption.",
+			Help: "Records appended by Produce, by topic.",
+		}, []string{"topic"}),
+		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbroker_topic_records_out_total",
+			Help: "Record offsets spanned by the batches sent in Fetch responses, by topic, read from batch headers (fetches send file regions unparsed): a sent batch counts whole, even when the fetch offset is inside it, and so do its control records and the records compacted away inside it.",
 		}, []string{"topic"}),
 		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kbroker_produce_batch_bytes",
@@ -125,11 +130,11 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 		}),
 		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbroker_group_rebalances_total",
-			Help: "Completed group rebalances (join phases), by group type.",
+			Help: "Completed group rebalances, by group type. classic: a join phase ended (every member rejoined, or the rest were dropped at the rebalance timeout; also when the group ends up Empty). consumer (KIP-848): the group reached Stable, every member reconciled to the target assignment, after its group epoch moved (a member joined, left or was fenced, a subscription or a subscribed topic changed); epochs moving before it is Stable extend the same rebalance, and one that ends with the group Empty is not counted.",
 		}, []string{"group_type"}),
 		rebalanceTimes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kbroker_group_rebalance_seconds",
-			Help:    "Duration of group rebalances from PreparingRebalance to the end of the join phase, by group type.",
+			Help:    "Duration of the rebalances counted by kbroker_group_rebalances_total, by group type. classic: from PreparingRebalance (including group.initial.rebalance.delay.ms) to the end of the join phase; the sync phase is not included. consumer: from the first group epoch bump to the group reaching Stable; 0 when a heartbeat completes it at once (a first member joining).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"group_type"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
@@ -160,7 +165,7 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 	buildInfo.Set(1)
 	for _, c := range []prometheus.Collector{
 		m.requests, m.requestHandle, m.requestSend, m.connsOpen, m.connsAccepted,
-		m.bytesIn, m.bytesOut, m.recordsIn, m.batchBytes, m.batchRecords, m.fetchWait, m.logFlush,
+		m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.batchBytes, m.batchRecords, m.fetchWait, m.logFlush,
 		m.rebalances, m.rebalanceTimes, m.duplicates, m.transactions, buildInfo,
 		&stateCollector{s: s},
 		collectors.NewGoCollector(),
@@ -228,9 +233,10 @@ func (m *metrics) topic(name string) *topicMetrics {
 	defer m.topicsMu.Unlock()
 	if tm = m.topics[name]; tm == nil {
 		tm = &topicMetrics{
-			bytesIn:   m.bytesIn.WithLabelValues(name),
-			bytesOut:  m.bytesOut.WithLabelValues(name),
-			recordsIn: m.recordsIn.WithLabelValues(name),
+			bytesIn:    m.bytesIn.WithLabelValues(name),
+			bytesOut:   m.bytesOut.WithLabelValues(name),
+			recordsIn:  m.recordsIn.WithLabelValues(name),
+			recordsOut: m.recordsOut.WithLabelValues(name),
 		}
 		m.topics[name] = tm
 	}
@@ -246,6 +252,7 @@ func (m *metrics) forgetTopic(name string) {
 	m.bytesIn.DeleteLabelValues(name)
 	m.bytesOut.DeleteLabelValues(name)
 	m.recordsIn.DeleteLabelValues(name)
+	m.recordsOut.DeleteLabelValues(name)
 }
 
 func (m *metrics) onRebalance(groupType string, d time.Duration) {

@@ -27,8 +27,14 @@ type Config struct {
 	ConsumerAssignors            []string      // group.consumer.assignors, the first is the default
 
 	// OnRebalance, if set, is called (under the coordinator lock: keep it
-	// cheap) when a group finishes a join phase, with how long the
-	// rebalance took since it started; for metrics.
+	// cheap) when a group finishes a rebalance, with how long it took; for
+	// metrics. groupType "classic": the join phase, from PreparingRebalance
+	// until every member rejoined or the rest were dropped (also when that
+	// leaves the group Empty). "consumer" (KIP-848): from
+	// the group epoch moving while no rebalance ran until the group is
+	// Stable, every member reconciled to the target assignment; epochs
+	// moving meanwhile extend the same rebalance, and one that ends with
+	// the group Empty is not reported.
 	OnRebalance func(groupType string, d time.Duration)
 }
 

@@ -77,6 +77,10 @@ type ConsumerGroup struct {
 	groupEpoch            int32 // bumped by every change of members, subscriptions or subscribed topics
 	targetAssignmentEpoch int32 // the group epoch targetAssignment was computed for
 	emptySinceMs          int64 // when the last member left; offset retention counts from it
+	// rebalanceStartMs is when the running rebalance began: the group epoch
+	// was bumped while none ran. -1 when none runs. In memory only, for
+	// metrics: a group loaded mid-rebalance finishes it uncounted.
+	rebalanceStartMs int64
 
 	members          map[string]*consumerMember
 	staticMembers    map[string]string     // group.instance.id → member id
@@ -154,6 +158,7 @@ func newConsumerGroup(gc *GroupCoordinator, id string) *ConsumerGroup {
 		gc:               gc,
 		id:               id,
 		emptySinceMs:     gc.now().UnixMilli(),
+		rebalanceStartMs: -1,
 		members:          make(map[string]*consumerMember),
 		staticMembers:    make(map[string]string),
 		targetAssignment: make(map[string]assignment),
@@ -256,6 +261,7 @@ func (g *ConsumerGroup) state() consumerGroupState {
 
 func (g *ConsumerGroup) stop() {
 	g.dead = true
+	g.rebalanceStartMs = -1
 	for _, m := range g.members {
 		stopTimer(m.sessionTimer)
 		stopTimer(m.rebalanceTimer)
@@ -399,7 +405,7 @@ func (g *ConsumerGroup) scheduleSession(m *consumerMember) {
 		}
 		g.gc.logger.Info("consumer group member session expired", "group", g.id, "member", m.id, "instance_id", derefOr(m.instanceID, ""))
 		g.fenceMember(m, "session timeout")
-		g.gc.persist(g.id, g)
+		g.persist()
 	})
 }
 
@@ -415,7 +421,7 @@ func (g *ConsumerGroup) scheduleRebalanceTimeout(m *consumerMember) {
 		}
 		g.gc.logger.Info("consumer group member did not revoke in its rebalance timeout", "group", g.id, "member", m.id, "epoch", epoch)
 		g.fenceMember(m, "rebalance timeout")
-		g.gc.persist(g.id, g)
+		g.persist()
 	})
 }
 
@@ -430,11 +436,37 @@ func (g *ConsumerGroup) fenceMember(m *consumerMember, reason string) {
 	if m.instanceID != nil && g.staticMembers[*m.instanceID] == m.id {
 		delete(g.staticMembers, *m.instanceID)
 	}
-	g.groupEpoch++
+	g.bumpGroupEpoch()
 	if len(g.members) == 0 {
 		g.emptySinceMs = g.gc.now().UnixMilli()
 	}
 	g.gc.logger.Info("consumer group member removed", "group", g.id, "member", m.id, "reason", reason, "group_epoch", g.groupEpoch)
+}
+
+// bumpGroupEpoch moves the group epoch on, which starts a rebalance unless
+// one runs already: it extends to cover the new epoch too.
+func (g *ConsumerGroup) bumpGroupEpoch() {
+	g.groupEpoch++
+	if g.rebalanceStartMs < 0 {
+		g.rebalanceStartMs = g.gc.now().UnixMilli()
+	}
+}
+
+// persist queues the group's record after a change (under gc.mu), first
+// ending a running rebalance that the change completed: it completes when
+// the group is Stable, every member at the target assignment epoch, and is
+// counted once; a group left Empty ends it uncounted.
+func (g *ConsumerGroup) persist() <-chan error {
+	if g.rebalanceStartMs >= 0 {
+		switch g.state() {
+		case consumerStable:
+			g.gc.rebalanceDone(groupTypeConsumer, g.rebalanceStartMs)
+			g.rebalanceStartMs = -1
+		case consumerEmpty, consumerDead:
+			g.rebalanceStartMs = -1
+		}
+	}
+	return g.gc.persist(g.id, g)
 }
 
 // ConsumerGroupDescribe describes consumer groups (Kafka's

@@ -185,10 +185,10 @@ func (g *ConsumerGroup) leave(req *kmsg.ConsumerGroupHeartbeatRequest, resp *kms
 		g.gc.logger.Info("static member left temporarily", "group", g.id, "member", m.id, "instance_id", *m.instanceID)
 		m.previousMemberEpoch, m.memberEpoch = m.memberEpoch, leaveGroupStaticMemberEpoch
 		stopTimer(m.rebalanceTimer)
-		return g.gc.persist(g.id, g), nil
+		return g.persist(), nil
 	}
 	g.fenceMember(m, "left the group")
-	return g.gc.persist(g.id, g), nil
+	return g.persist(), nil
 }
 
 // heartbeat handles joins (epoch 0) and heartbeats.
@@ -232,7 +232,7 @@ func (g *ConsumerGroup) heartbeat(rc RequestContext, req *kmsg.ConsumerGroupHear
 		bump = true
 	}
 	if bump {
-		g.groupEpoch++
+		g.bumpGroupEpoch()
 		g.gc.logger.Info("consumer group epoch bumped", "group", g.id, "group_epoch", g.groupEpoch, "member", m.id, "new_member", isNew)
 	}
 	if g.groupEpoch > g.targetAssignmentEpoch {
@@ -269,7 +269,7 @@ func (g *ConsumerGroup) heartbeat(rc RequestContext, req *kmsg.ConsumerGroupHear
 	}
 
 	if bump || !g.memberRecordEqual(before, g.memberRecord(m)) {
-		return g.gc.persist(g.id, g), nil
+		return g.persist(), nil
 	}
 	return nil, nil
 }

@@ -3,6 +3,8 @@ package coordinator
 import (
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,4 +363,133 @@ func TestRegexSubscription(t *testing.T) {
 	if resp.ErrorCode != 0 || resp.MemberEpoch != 2 || resp.Assignment == nil || len(resp.Assignment.Topics[0].Partitions) != 2 {
 		t.Fatalf("added partition not assigned: %+v", resp)
 	}
+}
+
+// TestConsumerGroupRebalanceMetrics: a consumer group rebalance runs from a
+// group epoch bump to the group being Stable, and Config.OnRebalance hears
+// of each one once, with its duration; one ending Empty is not reported.
+func TestConsumerGroupRebalanceMetrics(t *testing.T) {
+	t.Parallel()
+	type event struct {
+		typ string
+		d   time.Duration
+	}
+	var mu sync.Mutex
+	var events []event
+	gc, _ := newTestCoordinator(t, t.TempDir(), func(c *Config) {
+		c.OnRebalance = func(typ string, d time.Duration) {
+			mu.Lock()
+			events = append(events, event{typ, d})
+			mu.Unlock()
+		}
+	})
+	var clock atomic.Int64
+	clock.Store(1_700_000_000_000)
+	gc.mu.Lock()
+	gc.now = func() time.Time { return time.UnixMilli(clock.Load()) }
+	gc.mu.Unlock()
+	tick := func() { clock.Add(1000) } // a second between heartbeats
+
+	expect := func(what string, want ...time.Duration) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		var got []time.Duration
+		for _, e := range events {
+			if e.typ != "consumer" {
+				t.Fatalf("%s: group type %q", what, e.typ)
+			}
+			got = append(got, e.d)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: rebalances %v, want %v", what, got, want)
+		}
+	}
+	// settle heartbeats every member, reporting what it owns, until the
+	// group is Stable.
+	settle := func(hs ...*heartbeater) {
+		t.Helper()
+		for range 10 {
+			if gc.stateOf("g") == "Stable" {
+				return
+			}
+			for _, h := range hs {
+				tick()
+				h.beat(true)
+			}
+		}
+		t.Fatalf("group not Stable but %s", gc.stateOf("g"))
+	}
+
+	// The first member joins: assigned and Stable in one heartbeat.
+	m1 := &heartbeater{t: t, gc: gc, id: "m1"}
+	m1.beat(true)
+	expect("first member joined", 0)
+
+	// A second member: the rebalance lasts until m1 revoked and m2 got
+	// what m1 released.
+	tick()
+	m2 := &heartbeater{t: t, gc: gc, id: "m2"}
+	m2.beat(true)
+	if gc.stateOf("g") == "Stable" {
+		t.Fatal("Stable before m1 revoked")
+	}
+	expect("second member joined, not reconciled", 0)
+	settle(m1, m2)
+	if m1.owned.size() != 2 || m2.owned.size() != 2 {
+		t.Fatalf("m1 owns %v, m2 %v", m1.owned, m2.owned)
+	}
+	mu.Lock()
+	d := events[len(events)-1].d
+	mu.Unlock()
+	if d <= 0 {
+		t.Fatalf("second rebalance took %v", d)
+	}
+	expect("second member reconciled", 0, d)
+
+	// m1 leaves: the rebalance ends when m2 has taken its partitions.
+	tick()
+	m1.epoch = leaveGroupMemberEpoch
+	m1.beat(false)
+	expect("m1 left, m2 not reconciled", 0, d)
+	tick()
+	m2.beat(true)
+	if gc.stateOf("g") != "Stable" || m2.owned.size() != 4 {
+		t.Fatalf("after m1 left: %s, m2 owns %v", gc.stateOf("g"), m2.owned)
+	}
+	expect("m2 took m1's partitions", 0, d, time.Second)
+
+	// Two members join one after the other: the second bump extends the
+	// rebalance the first started.
+	tick()
+	started := clock.Load()
+	m3 := &heartbeater{t: t, gc: gc, id: "m3"}
+	m3.beat(true)
+	tick()
+	m4 := &heartbeater{t: t, gc: gc, id: "m4"}
+	m4.beat(true)
+	settle(m2, m3, m4)
+	expect("m3 and m4 joined", 0, d, time.Second, time.Duration(clock.Load()-started)*time.Millisecond)
+
+	// Everyone leaves while a rebalance runs: the group is Empty and the
+	// rebalance is not counted; the next join starts a new one.
+	mu.Lock()
+	before := slices.Clone(events)
+	mu.Unlock()
+	for _, h := range []*heartbeater{m2, m3, m4} {
+		tick()
+		h.epoch = leaveGroupMemberEpoch
+		h.beat(false)
+	}
+	if s := gc.stateOf("g"); s != "Empty" {
+		t.Fatalf("after everyone left: %s", s)
+	}
+	tick()
+	m5 := &heartbeater{t: t, gc: gc, id: "m5"}
+	m5.beat(true)
+	var want []time.Duration
+	for _, e := range before {
+		want = append(want, e.d)
+	}
+	expect("everyone left, then m5 joined", append(want, 0)...)
 }

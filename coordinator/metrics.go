@@ -37,7 +37,8 @@ func (gc *GroupCoordinator) Describe() []GroupSummary {
 	return out
 }
 
-// rebalanceDone reports a finished join phase to Config.OnRebalance.
+// rebalanceDone reports a finished rebalance to Config.OnRebalance: a
+// classic group's join phase, or a consumer group's reaching Stable.
 func (gc *GroupCoordinator) rebalanceDone(groupType string, startedMs int64) {
 	if f := gc.cfg.OnRebalance; f != nil {
 		f(groupType, time.Duration(gc.now().UnixMilli()-startedMs)*time.Millisecond)

@@ -244,6 +244,14 @@ func TestConsumerGroup848SharesPartitions(t *testing.T) {
 	if lg, ok := listed[group]; !ok || lg.ProtocolType != "consumer" || lg.State != "Empty" {
 		t.Errorf("ListGroups: %+v (listed: %v)", lg, ok)
 	}
+
+	// Each change above was awaited until the group was Stable again: the
+	// first joins, c3 joining and c1 leaving are at least three completed
+	// rebalances. The group is Empty now, so none completes mid-scrape.
+	ms := scrape(t, b.HTTPAddr())
+	ms.expectAtLeast(t, 3, "kbroker_group_rebalances_total", "group_type", "consumer")
+	n, _ := ms.value("kbroker_group_rebalances_total", "group_type", "consumer")
+	ms.expect(t, n, "kbroker_group_rebalance_seconds", "group_type", "consumer") // histogram: sample count
 }
 
 // TestConsumerGroup848StaticMemberRejoins restarts a static member within

@@ -102,10 +102,10 @@ func httpStatus(t testing.TB, url string) int {
 	return resp.StatusCode
 }
 
-// After real traffic — N records produced one request each, read back by a
-// group that commits all of them, and a second group that committed part —
-// /metrics reports the offsets, the lags, the members and the request
-// counts exactly.
+// After real traffic — N records produced one request each, read back once
+// from the start by a group that commits all of them, and a second group that
+// committed part — /metrics reports the offsets, the lags, the members, the
+// records in and out and the request counts exactly.
 func TestMetricsAfterTraffic(t *testing.T) {
 	t.Parallel()
 	b := startBroker(t, map[string]string{"group.initial.rebalance.delay.ms": "0"})
@@ -161,7 +161,15 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("list offsets: %v", err)
 	}
 
+	// A request is counted after its response is written (the send time is
+	// part of it), so the client may see the answer before /metrics does.
 	ms := scrape(t, b.HTTPAddr())
+	for deadline := time.Now().Add(10 * time.Second); ; ms = scrape(t, b.HTTPAddr()) {
+		if _, found := ms.value("kbroker_requests_total", "api", "ListOffsets", "error", "UNKNOWN_TOPIC_OR_PARTITION"); found || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	ms.expect(t, 1, "kafka_brokers")
 	ms.expect(t, 2, "kafka_topic_partitions", "topic", topic)
 	ms.expect(t, n, "kafka_topic_partition_current_offset", "topic", topic, "partition", "0")
@@ -186,6 +194,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	ms.expect(t, n, "kbroker_request_handle_seconds", "api", "Produce") // histogram: sample count
 	ms.expect(t, n, "kbroker_request_send_seconds", "api", "Produce")
 	ms.expect(t, n, "kbroker_topic_records_in_total", "topic", topic)
+	// One record per batch, each fetched once by "reader" (its only member,
+	// which joined before fetching): records out are the records consumed.
+	ms.expect(t, float64(got), "kbroker_topic_records_out_total", "topic", topic)
 	ms.expect(t, n, "kbroker_produce_batch_records")
 	ms.expectAtLeast(t, float64(n*len(value(0))), "kbroker_topic_bytes_in_total", "topic", topic)
 	ms.expectAtLeast(t, float64(n*len(value(0))), "kbroker_topic_bytes_out_total", "topic", topic)
@@ -221,7 +232,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms = scrape(t, b.HTTPAddr())
-	for _, name := range []string{"kbroker_topic_records_in_total", "kafka_topic_partitions", "kafka_topic_partition_current_offset"} {
+	for _, name := range []string{"kbroker_topic_records_in_total", "kbroker_topic_records_out_total", "kafka_topic_partitions", "kafka_topic_partition_current_offset"} {
 		if _, found := ms.value(name, "topic", topic); found {
 			t.Errorf("%s still reports deleted topic %s", name, topic)
 		}

@@ -95,6 +95,10 @@ type LogAppendInfo struct {
 type FetchDataInfo struct {
 	Records     FileRegion
 	FirstOffset int64 // base offset of the first batch returned, -1 if empty
+	// LastOffset is the last offset of the last batch returned, -1 if empty.
+	// LastOffset-FirstOffset+1 is the offsets the batches span, a record count
+	// read from batch headers only.
+	LastOffset int64
 }
 
 // Topic is the topic this partition belongs to.
@@ -496,7 +500,7 @@ func (l *Log) roll() (*LogSegment, error) {
 // ErrOffsetOutOfRange. The bytes are not copied: the caller sends and then releases
 // the FileRegion (UnifiedLog.read / LocalLog.read).
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneMessage bool) (FetchDataInfo, error) {
-	empty := FetchDataInfo{FirstOffset: -1}
+	empty := FetchDataInfo{FirstOffset: -1, LastOffset: -1}
 	if l.closed.Load() {
 		return empty, ErrClosed
 	}
@@ -530,13 +534,13 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneMessage 
 			}
 			return empty, fmt.Errorf("%w: offset %d was deleted from %s", ErrOffsetOutOfRange, offset, l.name())
 		}
-		region, first, found, err := seg.read(offset, maxBytes, maxPos, maxOffset, minOneMessage)
+		region, first, last, found, err := seg.read(offset, maxBytes, maxPos, maxOffset, minOneMessage)
 		seg.log.release()
 		if err != nil {
 			return empty, err
 		}
 		if found {
-			return FetchDataInfo{Records: region, FirstOffset: first}, nil
+			return FetchDataInfo{Records: region, FirstOffset: first, LastOffset: last}, nil
 		}
 	}
 	return empty, nil

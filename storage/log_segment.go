@@ -247,39 +247,52 @@ func (s *LogSegment) translateOffset(offset, maxPos int64) (pos int64, h BatchHe
 // read returns whole batches from the one holding offset, at most maxBytes of them
 // (unless minOneMessage and the first is larger), ending at or before maxPos and
 // before any batch reaching maxOffset (LogSegment.read, aligned to batch boundaries).
-// found is false when the segment holds nothing at or after offset.
-func (s *LogSegment) read(offset int64, maxBytes int32, maxPos, maxOffset int64, minOneMessage bool) (region FileRegion, first int64, found bool, err error) {
+// first is the base offset of the first batch returned and last the last offset of
+// the last one, both -1 when the region is empty. found is false when the segment
+// holds nothing at or after offset.
+func (s *LogSegment) read(offset int64, maxBytes int32, maxPos, maxOffset int64, minOneMessage bool) (region FileRegion, first, last int64, found bool, err error) {
 	start, h, found, err := s.translateOffset(offset, maxPos)
 	if err != nil || !found {
-		return FileRegion{}, -1, found, err
+		return FileRegion{}, -1, -1, found, err
 	}
 	if h.LastOffset() >= maxOffset {
-		return FileRegion{}, -1, true, nil
+		return FileRegion{}, -1, -1, true, nil
 	}
 	end := start + int64(h.Size())
 	if end-start > int64(maxBytes) {
 		if !minOneMessage {
-			return FileRegion{}, -1, true, nil
+			return FileRegion{}, -1, -1, true, nil
 		}
-		return s.log.slice(start, end-start), h.BaseOffset, true, nil
+		return s.log.slice(start, end-start), h.BaseOffset, h.LastOffset(), true, nil
 	}
 	limit := min(start+int64(max(maxBytes, 0)), maxPos)
+	last = h.LastOffset() // of the last batch included so far; -1 while unknown
 	// The offset index tells where a batch starts without reading the ones before it.
-	if p, ok := s.offsetIndex.lastBatchStartBefore(end, limit, maxOffset); ok {
-		end = p
+	// Its position is kept strictly below limit so that the loop reads at least the
+	// header there: the batch ending at the jump position was not read, and its last
+	// offset is learned from the next one. (An entry exactly at limit is passed over
+	// for the one before it: only then are a few more headers read than before.)
+	if p, ok := s.offsetIndex.lastBatchStartBefore(end, limit-1, maxOffset); ok && p > end {
+		end, last = p, -1
 	}
 	var buf [BatchHeaderSize]byte
 	for end < limit {
 		next, err := s.readHeader(&buf, end, maxPos)
 		if err != nil {
-			return FileRegion{}, -1, true, err
+			return FileRegion{}, -1, -1, true, err
 		}
 		if end+int64(next.Size()) > limit || next.LastOffset() >= maxOffset {
+			if last < 0 {
+				// Batches in a segment continue each other's offsets (scan checks
+				// it on recovery; there is no LogCleaner to leave gaps yet).
+				last = next.BaseOffset - 1
+			}
 			break
 		}
+		last = next.LastOffset()
 		end += int64(next.Size())
 	}
-	return s.log.slice(start, end-start), h.BaseOffset, true, nil
+	return s.log.slice(start, end-start), h.BaseOffset, last, true, nil
 }
 
 // findOffsetByTimestamp returns the first record at or after startingOffset with a

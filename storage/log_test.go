@@ -773,3 +773,152 @@ func TestLeaderEpochFileCache(t *testing.T) {
 		}
 	}
 }
+
+// TestReadLastOffset: Read reports the last offset of the last batch it returns,
+// learned from batch headers only, also when the offset index let it skip reading
+// the headers of the batches before its jump position.
+func TestReadLastOffset(t *testing.T) {
+	t.Parallel()
+	// Batch i holds i%3+1 records, so sizes and offset spans differ between batches:
+	// offsets [0] [1,2] [3,5] [6] [7,8] [9,11] ... [21,23].
+	const nBatches, end = 12, 24
+	var batches [][]byte
+	for i := range nBatches {
+		var recs []testRec
+		for j := range i%3 + 1 {
+			recs = append(recs, rec(fmt.Sprintf("v%d-%d", i, j), int64(i)))
+		}
+		batches = append(batches, newBatch(t, batchOpts{}, recs...))
+	}
+	var pos []int64 // batch i starts at pos[i]; pos[nBatches] is the end
+	var lastOff []int64
+	p, o := int64(0), int64(-1)
+	for i, b := range batches {
+		pos = append(pos, p)
+		p += int64(len(b))
+		o += int64(i%3 + 1)
+		lastOff = append(lastOff, o)
+	}
+	pos = append(pos, p)
+
+	open := func(interval int64) *Log {
+		cfg := testLogConfig()
+		cfg.IndexIntervalBytes = interval
+		l := openTestLog(t, t.TempDir(), cfg, false, nil)
+		for _, b := range batches {
+			appendOK(t, l, b, 0)
+		}
+		return l
+	}
+	indexed := open(0)         // an index entry for every batch but the first
+	sparse := open(150)        // one every few batches
+	unindexed := open(1 << 30) // none: every header is read
+	if n := indexed.activeSegment().offsetIndex.entryCount(); n != nBatches-1 {
+		t.Fatalf("%d index entries, want %d", n, nBatches-1)
+	}
+
+	// jumps reports whether a read uses the offset index to skip batch headers
+	// (mirrors LogSegment.read).
+	jumps := func(l *Log, offset int64, maxBytes int32, maxOffset int64) bool {
+		seg := l.activeSegment()
+		start, h, found, err := seg.translateOffset(offset, seg.size())
+		if err != nil || !found {
+			t.Fatalf("translateOffset(%d): %v %v", offset, found, err)
+		}
+		next := start + int64(h.Size())
+		limit := min(start+int64(maxBytes), seg.size())
+		p, ok := seg.offsetIndex.lastBatchStartBefore(next, limit-1, maxOffset)
+		return ok && p > next
+	}
+
+	tests := []struct {
+		name        string
+		offset      int64
+		maxBytes    int32
+		maxOffset   int64
+		minOne      bool
+		wantBatches int // from the batch holding offset
+		wantFirst   int64
+		wantLast    int64
+		wantJump    bool // on the indexed log
+	}{
+		{"single batch", 3, int32(len(batches[2])), end, false, 1, 3, 5, false},
+		{"single batch, minOneMessage", 4, 1, end, true, 1, 3, 5, false},
+		{"several batches, maxBytes cuts", 1, int32(pos[4] - pos[1] + 10), end, false, 3, 1, 6, true},
+		{"index jump, next header fits", 0, int32(pos[nBatches]), end, false, nBatches, 0, 23, true},
+		{"index jump, header at the jump does not fit", 0, int32(pos[nBatches] - 1), end, false, nBatches - 1, 0, 20, true},
+		{"index entry exactly at the limit", 0, int32(pos[6]), end, false, 6, 0, 11, true},
+		{"maxOffset cut", 0, 1 << 20, 10, false, 5, 0, 8, true},
+		{"maxOffset cut inside the first batch", 10, 1 << 20, 10, false, 0, -1, -1, false},
+		{"empty at the end", end, 1 << 20, end, true, 0, -1, -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.wantBatches > 0 && jumps(indexed, tt.offset, tt.maxBytes, tt.maxOffset) != tt.wantJump {
+				t.Fatalf("index jump = %v, want %v", !tt.wantJump, tt.wantJump)
+			}
+			wantBytes := int64(0)
+			if tt.wantBatches > 0 {
+				i := 0
+				for lastOff[i] < tt.offset {
+					i++
+				}
+				wantBytes = pos[i+tt.wantBatches] - pos[i]
+			}
+			for _, l := range []*Log{indexed, sparse, unindexed} {
+				info, err := l.Read(tt.offset, tt.maxBytes, tt.maxOffset, tt.minOne)
+				info.Records.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.Records.Len() != wantBytes || info.FirstOffset != tt.wantFirst || info.LastOffset != tt.wantLast {
+					t.Fatalf("interval %d: %d bytes, offsets [%d, %d]; want %d bytes, [%d, %d]",
+						l.Config().IndexIntervalBytes, info.Records.Len(), info.FirstOffset, info.LastOffset, wantBytes, tt.wantFirst, tt.wantLast)
+				}
+			}
+		})
+	}
+
+	// Every read agrees, whatever the index holds, and LastOffset is the last offset
+	// of the last batch in the returned bytes.
+	for offset := int64(0); offset <= end; offset++ {
+		for maxBytes := int32(0); maxBytes <= int32(pos[nBatches])+1; maxBytes += 7 {
+			for _, maxOffset := range []int64{end, 10, 12} {
+				var want []byte
+				for k, l := range []*Log{unindexed, sparse, indexed} {
+					info, err := l.Read(offset, maxBytes, maxOffset, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, err := info.Records.Bytes()
+					info.Records.Release()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if k == 0 {
+						want = b
+					} else if !bytes.Equal(b, want) {
+						t.Fatalf("Read(%d, %d, %d): interval %d returns %d bytes, unindexed %d",
+							offset, maxBytes, maxOffset, l.Config().IndexIntervalBytes, len(b), len(want))
+					}
+					first, last := int64(-1), int64(-1)
+					for r := b; len(r) > 0; {
+						h, err := ParseBatchHeader(r)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if first < 0 {
+							first = h.BaseOffset
+						}
+						last = h.LastOffset()
+						r = r[h.Size():]
+					}
+					if info.FirstOffset != first || info.LastOffset != last {
+						t.Fatalf("Read(%d, %d, %d) on interval %d: offsets [%d, %d], batches span [%d, %d]",
+							offset, maxBytes, maxOffset, l.Config().IndexIntervalBytes, info.FirstOffset, info.LastOffset, first, last)
+					}
+				}
+			}
+		}
+	}
+}
