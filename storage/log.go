@@ -268,7 +268,7 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 	if dup != nil {
 		return *dup, nil
 	}
-	info, err := l.appendLocked(records, sizes, count, leaderEpoch, cfg)
+	info, err := l.appendLocked(records, sizes, count, leaderEpoch, true, cfg)
 	if err != nil {
 		return info, err
 	}
@@ -303,12 +303,8 @@ func (l *Log) checkProducerBatches(records []byte, sizes []int, cfg LogConfig) (
 		if h.ProducerID < 0 {
 			continue
 		}
-		b := idempotence.Batch{
-			ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
-			BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
-			FirstOffset: first, LastOffset: rel - 1, MaxTimestamp: h.MaxTimestamp,
-			IsTransactional: h.IsTransactional(),
-		}
+		b := idempotenceBatch(h)
+		b.FirstOffset, b.LastOffset = first, rel-1
 		l.producers.Lock()
 		dup, err := l.producers.Check(b)
 		l.producers.Unlock()
@@ -358,28 +354,75 @@ func (l *Log) AppendTxnMarker(m EndTxnMarker, leaderEpoch int32) (LogAppendInfo,
 		return LogAppendInfo{}, err
 	}
 	records := encodeEndTxnMarker(m, nowMs)
-	info, err := l.appendLocked(records, []int{len(records)}, 1, leaderEpoch, cfg)
+	info, err := l.appendLocked(records, []int{len(records)}, 1, leaderEpoch, true, cfg)
 	if err != nil {
 		return info, err
 	}
 	l.producers.Lock()
-	done, ok := l.producers.CompleteTxn(mk)
+	err = l.completeTxn(l.activeSegment(), mk)
 	fu := l.producers.FirstUnstableOffset()
 	l.producers.Unlock()
-	// The index entry goes in before the last stable offset moves: a
-	// read_committed fetch that sees the new LSO (up to the high watermark,
-	// which may already lie past the aborted records) must see the entry
-	// that tells it to drop them.
-	if ok && done.IsAborted {
-		if err = l.activeSegment().txnIndex.append(abortedTxn(done, fu)); err != nil {
-			err = fmt.Errorf("storage: transaction index of %s: %w", l.name(), err)
-		}
-	}
 	l.firstUnstable.Store(fu)
 	if err != nil {
 		return info, err
 	}
 	return info, l.flushIfMessagesDue(info, cfg)
+}
+
+// completeTxn applies a marker written at mk.Offset into seg: it closes the
+// producer's transaction and, for an abort, adds the TransactionIndex entry
+// unless the index has it already (recovery replays markers whose entries
+// survived). Leaders, followers and recovery all come here. The caller stores
+// the new first unstable offset afterwards: a read_committed fetch that sees
+// the new LSO (up to the high watermark, which may already lie past the
+// aborted records) must see the entry that tells it to drop them. Call with
+// the producer state locked.
+func (l *Log) completeTxn(seg *LogSegment, mk idempotence.Marker) error {
+	done, ok := l.producers.CompleteTxn(mk)
+	if !ok || !done.IsAborted || done.LastOffset <= seg.txnIndex.lastOffset() {
+		return nil
+	}
+	if err := seg.txnIndex.append(abortedTxn(done, l.producers.FirstUnstableOffset())); err != nil {
+		return fmt.Errorf("storage: transaction index of %s: %w", l.name(), err)
+	}
+	return nil
+}
+
+// replayBatch applies a batch that is in seg to the producer state without
+// any check, the log being the truth (recovery, and a follower, which trusts
+// its leader): a data batch through Replay, a transaction marker through
+// completeTxn. readBatch supplies the whole batch, needed for control batches
+// only. Call with the producer state locked.
+func (l *Log) replayBatch(seg *LogSegment, h BatchHeader, readBatch func() ([]byte, error)) error {
+	if h.ProducerID < 0 {
+		return nil
+	}
+	if !h.IsControl() {
+		l.producers.Replay(idempotenceBatch(h))
+		return nil
+	}
+	batch, err := readBatch()
+	if err != nil {
+		return err
+	}
+	m, err := DecodeEndTxnMarker(batch)
+	if err != nil {
+		return nil // a control record that is not a transaction marker
+	}
+	return l.completeTxn(seg, idempotence.Marker{
+		ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch,
+		Commit: m.Commit, Offset: h.BaseOffset, Timestamp: h.MaxTimestamp,
+	})
+}
+
+// idempotenceBatch is what the producer state needs of a data batch header.
+func idempotenceBatch(h BatchHeader) idempotence.Batch {
+	return idempotence.Batch{
+		ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
+		BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
+		FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp,
+		IsTransactional: h.IsTransactional(),
+	}
 }
 
 // abortedTxn is the index entry of an aborted transaction; firstUnstable is
@@ -393,8 +436,12 @@ func abortedTxn(t idempotence.CompletedTxn, firstUnstable int64) AbortedTxn {
 }
 
 // appendLocked writes whole, analyzed batches at the log end offset. Called
-// with mu held.
-func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch int32, cfg LogConfig) (LogAppendInfo, error) {
+// with mu held. With assignOffsets (a leader's append) each batch is stamped
+// as AppendAsLeader describes and leaderEpoch is recorded at the first offset;
+// without (a follower's, UnifiedLog.append with validateAndAssignOffsets
+// false) the bytes are written as they are, and each batch whose
+// PartitionLeaderEpoch is newer than the cache's latest starts that epoch.
+func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch int32, assignOffsets bool, cfg LogConfig) (LogAppendInfo, error) {
 	var err error
 	nowMs := l.now().UnixMilli()
 	first := l.LogEndOffset()
@@ -411,7 +458,7 @@ func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch
 	}
 
 	info := LogAppendInfo{FirstOffset: first, LastOffset: last, LogAppendTime: -1, RecordCount: int32(min(count, math.MaxInt32))}
-	logAppendTime := cfg.logAppendTime()
+	logAppendTime := assignOffsets && cfg.logAppendTime()
 	if logAppendTime {
 		info.LogAppendTime = nowMs
 	}
@@ -419,8 +466,10 @@ func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch
 	next := first
 	for i, pos := 0, 0; i < len(sizes); i++ {
 		b := records[pos : pos+sizes[i]]
-		binary.BigEndian.PutUint64(b[baseOffsetOffset:], uint64(next))
-		binary.BigEndian.PutUint32(b[partitionLeaderEpochOffset:], uint32(leaderEpoch))
+		if assignOffsets {
+			binary.BigEndian.PutUint64(b[baseOffsetOffset:], uint64(next))
+			binary.BigEndian.PutUint32(b[partitionLeaderEpochOffset:], uint32(leaderEpoch))
+		}
 		if logAppendTime {
 			attrs := binary.BigEndian.Uint16(b[attributesOffset:]) | timestampTypeMask
 			binary.BigEndian.PutUint16(b[attributesOffset:], attrs)
@@ -442,7 +491,19 @@ func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch
 	}
 	l.endOffset.Store(&logOffsetMetadata{offset: last + 1, segmentBase: seg.baseOffset, position: seg.size()})
 
-	if leaderEpoch >= 0 && l.epochs.assign(leaderEpoch, first) {
+	epochsChanged := false
+	if assignOffsets {
+		epochsChanged = leaderEpoch >= 0 && l.epochs.assign(leaderEpoch, first)
+	} else {
+		for i, pos := 0, 0; i < len(sizes); pos, i = pos+sizes[i], i+1 {
+			e := int32(binary.BigEndian.Uint32(records[pos+partitionLeaderEpochOffset:]))
+			if e >= 0 && e > l.epochs.latestEpoch() {
+				base := int64(binary.BigEndian.Uint64(records[pos+baseOffsetOffset:]))
+				epochsChanged = l.epochs.assign(e, base) || epochsChanged
+			}
+		}
+	}
+	if epochsChanged {
 		if err := l.epochs.flush(); err != nil {
 			// The append stands; the cache is retried on the next flush or close.
 			l.logger.Error("writing leader epoch checkpoint", "log", l.name(), "err", err)
@@ -915,33 +976,15 @@ func (l *Log) loadProducerState() error {
 			}
 			at := pos
 			pos += int64(h.Size())
-			if h.LastOffset() < from || h.ProducerID < 0 {
+			if h.LastOffset() < from {
 				continue
 			}
-			if !h.IsControl() {
-				l.producers.Replay(idempotence.Batch{
-					ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
-					BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
-					FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp,
-					IsTransactional: h.IsTransactional(),
-				})
-				continue
-			}
-			if batch, err = seg.readBatch(batch, at, h); err != nil {
-				return err
-			}
-			m, err := DecodeEndTxnMarker(batch)
-			if err != nil {
-				continue // a control record that is not a transaction marker
-			}
-			done, ok := l.producers.CompleteTxn(idempotence.Marker{
-				ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch,
-				Commit: m.Commit, Offset: h.BaseOffset, Timestamp: h.MaxTimestamp,
+			err = l.replayBatch(seg, h, func() ([]byte, error) {
+				batch, err = seg.readBatch(batch, at, h)
+				return batch, err
 			})
-			if ok && done.IsAborted && done.LastOffset > seg.txnIndex.lastOffset() {
-				if err := seg.txnIndex.append(abortedTxn(done, l.producers.FirstUnstableOffset())); err != nil {
-					return err
-				}
+			if err != nil {
+				return err
 			}
 		}
 	}
