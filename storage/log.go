@@ -286,6 +286,104 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 	return info, l.flushIfMessagesDue(info, cfg)
 }
 
+// AppendAsFollower appends batches fetched from the partition leader, as they
+// are (Kafka UnifiedLog.appendAsFollower): their base offsets and
+// PartitionLeaderEpochs were assigned by the leader and are kept, and so are
+// LogAppendTime stamps. The bytes crossed the network, so all of them are
+// checked before anything is written: whole v2 batches with matching
+// CRC-32C, record counts that match their offsets, no batch above
+// max.message.bytes or segment.bytes, and offsets that continue each other.
+// Batches wholly below the log end offset are already present and skipped;
+// the first one appended must start at the log end offset. Otherwise the
+// append is refused with ErrUnexpectedAppendOffset and the log is unchanged.
+//
+// There are no sequence checks (the leader made them) but the producer state
+// is updated as recovery replays it, so that this replica, once leader,
+// answers retries and knows the open transactions: markers close
+// transactions, aborts go to the TransactionIndex, and the last stable offset
+// follows. Segments roll and indexes grow as for a leader's append; an append
+// larger than segment.bytes is written in several parts, each of which rolls
+// as needed. The high watermark does not move: the caller sets it from the
+// leader's. With nothing new, the result has FirstOffset and LastOffset -1.
+func (l *Log) AppendAsFollower(records []byte) (LogAppendInfo, error) {
+	cfg := l.Config()
+	sizes, _, err := analyzeBatches(records, cfg.MaxMessageBytes)
+	if err != nil {
+		return LogAppendInfo{}, err
+	}
+	headers := make([]BatchHeader, len(sizes))
+	for i, pos := 0, 0; i < len(sizes); pos, i = pos+sizes[i], i+1 {
+		b := records[pos : pos+sizes[i]]
+		if err := VerifyBatchCRC(b); err != nil {
+			return LogAppendInfo{}, err
+		}
+		if int64(len(b)) > cfg.SegmentBytes {
+			return LogAppendInfo{}, fmt.Errorf("%w: batch of %d bytes exceeds segment.bytes %d", ErrRecordTooLarge, len(b), cfg.SegmentBytes)
+		}
+		h, _ := ParseBatchHeader(b)
+		if h.BaseOffset < 0 || h.LastOffset() < h.BaseOffset {
+			return LogAppendInfo{}, fmt.Errorf("%w: batch offsets [%d, %d]", ErrCorruptRecord, h.BaseOffset, h.LastOffset())
+		}
+		if i > 0 && h.BaseOffset != headers[i-1].LastOffset()+1 {
+			return LogAppendInfo{}, &UnexpectedAppendOffsetError{FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogEndOffset: headers[i-1].LastOffset() + 1}
+		}
+		headers[i] = h
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return LogAppendInfo{}, ErrClosed
+	}
+	leo := l.LogEndOffset()
+	skip, pos := 0, 0
+	for skip < len(headers) && headers[skip].LastOffset() < leo {
+		pos += sizes[skip]
+		skip++
+	}
+	if skip == len(headers) {
+		return LogAppendInfo{FirstOffset: -1, LastOffset: -1, LogAppendTime: -1, LogStartOffset: l.LogStartOffset()}, nil
+	}
+	if h := headers[skip]; h.BaseOffset != leo {
+		return LogAppendInfo{}, &UnexpectedAppendOffsetError{FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogEndOffset: leo}
+	}
+	records, sizes, headers = records[pos:], sizes[skip:], headers[skip:]
+
+	result := LogAppendInfo{FirstOffset: leo, LastOffset: -1, LogAppendTime: -1}
+	for len(sizes) > 0 {
+		// As many batches as fit one segment, bytes and relative offsets: each
+		// part may roll.
+		n, partBytes := 0, 0
+		for n < len(sizes) && int64(partBytes+sizes[n]) <= cfg.SegmentBytes &&
+			headers[n].LastOffset()-headers[0].BaseOffset <= math.MaxInt32 {
+			partBytes += sizes[n]
+			n++
+		}
+		last := headers[n-1].LastOffset()
+		info, err := l.appendLocked(records[:partBytes], sizes[:n], last-l.LogEndOffset()+1, -1, false, cfg)
+		if err != nil {
+			return LogAppendInfo{}, err
+		}
+		seg := l.activeSegment()
+		l.producers.Lock()
+		for i, at := 0, 0; i < n && err == nil; at, i = at+sizes[i], i+1 {
+			b := records[at : at+sizes[i]]
+			err = l.replayBatch(seg, headers[i], func() ([]byte, error) { return b, nil })
+		}
+		fu := l.producers.FirstUnstableOffset()
+		l.producers.Unlock()
+		l.firstUnstable.Store(fu)
+		if err != nil {
+			return LogAppendInfo{}, err
+		}
+		result.LastOffset = info.LastOffset
+		result.RecordCount = int32(min(int64(result.RecordCount)+int64(info.RecordCount), math.MaxInt32))
+		records, sizes, headers = records[partBytes:], sizes[n:], headers[n:]
+	}
+	result.LogStartOffset = l.LogStartOffset()
+	return result, l.flushIfMessagesDue(result, cfg)
+}
+
 // checkProducerBatches applies the idempotent producer checks to the batches of
 // an append (UnifiedLog.analyzeAndValidateProducerState): a retry of one of the
 // producer's last five batches is answered with the original offsets (dup), a

@@ -1,0 +1,388 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kbroker/kbroker/idempotence"
+)
+
+// replicaLogConfig rolls every few batches and indexes often, so that
+// replication and truncation cross segment and index boundaries.
+func replicaLogConfig() LogConfig {
+	cfg := testLogConfig()
+	cfg.SegmentBytes = 500
+	cfg.IndexIntervalBytes = 100
+	return cfg
+}
+
+// pbatch is a batch of producer pid (epoch, first sequence seq), transactional
+// or not, as an idempotent producer sends it.
+func pbatch(t testing.TB, o batchOpts, pid int64, epoch int16, seq int32, txn bool, recs ...testRec) []byte {
+	t.Helper()
+	b := newBatch(t, o, recs...)
+	binary.BigEndian.PutUint64(b[producerIDOffset:], uint64(pid))
+	binary.BigEndian.PutUint16(b[producerEpochOffset:], uint16(epoch))
+	binary.BigEndian.PutUint32(b[baseSequenceOffset:], uint32(seq))
+	if txn {
+		binary.BigEndian.PutUint16(b[attributesOffset:], binary.BigEndian.Uint16(b[attributesOffset:])|transactionalFlagBit)
+	}
+	setBatchCRC(b)
+	return b
+}
+
+func markerOK(t testing.TB, l *Log, pid int64, commit bool, epoch int32) LogAppendInfo {
+	t.Helper()
+	info, err := l.AppendTxnMarker(EndTxnMarker{ProducerID: pid, Commit: commit}, epoch)
+	if err != nil {
+		t.Fatalf("AppendTxnMarker: %v", err)
+	}
+	l.UpdateHighWatermark(info.LastOffset + 1)
+	return info
+}
+
+// fillLeader writes what a partition leader sees across three leader epochs:
+// plain batches of every codec, an idempotent producer (1), a committed
+// transaction (2), an aborted one (3) interleaved with other writes, and one
+// still open at the end (4). The log rolls several times.
+func fillLeader(t testing.TB, l *Log) {
+	t.Helper()
+	for i := range 5 {
+		appendOK(t, l, newBatch(t, batchOpts{codec: int8(i)}, rec(fmt.Sprintf("plain-%d", i), int64(100+i)), rec("second", int64(101+i))), 0)
+	}
+	for seq := range int32(3) {
+		appendOK(t, l, pbatch(t, batchOpts{codec: compressionLZ4}, 1, 0, seq, false, rec("idem", 200+int64(seq))), 0)
+	}
+	appendOK(t, l, pbatch(t, batchOpts{}, 2, 0, 0, true, rec("txn2-a", 300), rec("txn2-b", 301)), 3)
+	appendOK(t, l, pbatch(t, batchOpts{}, 3, 0, 0, true, rec("txn3-a", 302)), 3)
+	appendOK(t, l, newBatch(t, batchOpts{codec: compressionZstd}, rec("between", 303)), 3)
+	appendOK(t, l, pbatch(t, batchOpts{}, 2, 0, 2, true, rec("txn2-c", 304)), 3)
+	markerOK(t, l, 2, true, 3)
+	appendOK(t, l, pbatch(t, batchOpts{codec: compressionGzip}, 3, 0, 1, true, rec("txn3-b", 305)), 3)
+	markerOK(t, l, 3, false, 3)
+	appendOK(t, l, pbatch(t, batchOpts{}, 1, 0, 3, false, rec("idem", 400)), 5)
+	appendOK(t, l, pbatch(t, batchOpts{}, 4, 0, 0, true, rec("txn4", 401)), 5)
+	appendOK(t, l, newBatch(t, batchOpts{codec: compressionSnappy}, rec("last", 402), rec("last2", 403)), 5)
+	if l.NumSegments() < 4 {
+		t.Fatalf("leader has %d segments, want several", l.NumSegments())
+	}
+}
+
+// fetchAll reads [from, LEO) of l the way a follower's fetches do: Reads of
+// at most maxBytes up to the log end offset, each from one segment.
+func fetchAll(t testing.TB, l *Log, from int64, maxBytes int32) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for off := from; off < l.LogEndOffset(); {
+		info, err := l.Read(off, maxBytes, l.LogEndOffset(), true)
+		if err != nil {
+			t.Fatalf("Read(%d): %v", off, err)
+		}
+		b, err := info.Records.Bytes()
+		info.Records.Release()
+		if err != nil || len(b) == 0 {
+			t.Fatalf("Read(%d): %d bytes, %v", off, len(b), err)
+		}
+		out = append(out, b)
+		off = info.LastOffset + 1
+	}
+	return out
+}
+
+// follow appends to follower whatever leader holds past the follower's log
+// end offset, and takes over the leader's high watermark.
+func follow(t testing.TB, follower, leader *Log, maxBytes int32) {
+	t.Helper()
+	for _, b := range fetchAll(t, leader, follower.LogEndOffset(), maxBytes) {
+		if _, err := follower.AppendAsFollower(b); err != nil {
+			t.Fatalf("AppendAsFollower: %v", err)
+		}
+	}
+	follower.UpdateHighWatermark(leader.HighWatermark())
+}
+
+func epochEntries(l *Log) []epochEntry {
+	l.epochs.mu.RLock()
+	defer l.epochs.mu.RUnlock()
+	return slices.Clone(l.epochs.epochs)
+}
+
+// producerSummary renders the producer state as a snapshot keeps it: per
+// producer its epoch, last batch, last timestamp, coordinator epoch and open
+// transaction. (The live state also remembers up to four earlier batches,
+// which a state loaded from a snapshot does not.)
+func producerSummary(l *Log) string {
+	ps := l.ProducerStates()
+	slices.SortFunc(ps, func(a, b idempotence.ProducerStateEntry) int { return int(a.ProducerID - b.ProducerID) })
+	var sb strings.Builder
+	for _, e := range ps {
+		last := idempotence.BatchMetadata{FirstSeq: -1, LastSeq: -1, FirstOffset: -1, LastOffset: -1}
+		if n := len(e.Batches); n > 0 {
+			last = e.Batches[n-1]
+		}
+		fmt.Fprintf(&sb, "pid %d epoch %d last %+v ts %d coord %d txn %d\n",
+			e.ProducerID, e.ProducerEpoch, last, e.LastTimestamp, e.CoordinatorEpoch, e.CurrentTxnFirstOffset)
+	}
+	return sb.String()
+}
+
+// logImage is what two replicas of one partition must agree on.
+type logImage struct {
+	bases                []int64
+	logFiles, indexFiles [][]byte
+	logStart, logEnd, hw int64
+	lso                  int64
+	epochs               []epochEntry
+	producers            string
+	aborted              []AbortedTxn
+}
+
+func imageOf(t testing.TB, l *Log) logImage {
+	t.Helper()
+	im := logImage{
+		logStart: l.LogStartOffset(), logEnd: l.LogEndOffset(), hw: l.HighWatermark(), lso: l.LastStableOffset(),
+		epochs: epochEntries(l), producers: producerSummary(l), aborted: l.CollectAbortedTxns(0, l.LogEndOffset()),
+	}
+	for _, seg := range *l.segments.Load() {
+		im.bases = append(im.bases, seg.baseOffset)
+		im.logFiles = append(im.logFiles, readFile(t, seg.log.path))
+		im.indexFiles = append(im.indexFiles, readFile(t, seg.offsetIndex.path))
+	}
+	return im
+}
+
+// assertSameImage compares two logs' images; withIndexFiles also compares
+// the .index files byte for byte.
+func assertSameImage(t testing.TB, got, want logImage, withIndexFiles bool) {
+	t.Helper()
+	if !slices.Equal(got.bases, want.bases) {
+		t.Fatalf("segments %v, want %v", got.bases, want.bases)
+	}
+	for i := range got.logFiles {
+		if !bytes.Equal(got.logFiles[i], want.logFiles[i]) {
+			t.Fatalf("segment %d: .log differs (%d vs %d bytes)", got.bases[i], len(got.logFiles[i]), len(want.logFiles[i]))
+		}
+		if withIndexFiles && !bytes.Equal(got.indexFiles[i], want.indexFiles[i]) {
+			t.Fatalf("segment %d: .index differs:\n got %x\nwant %x", got.bases[i], got.indexFiles[i], want.indexFiles[i])
+		}
+	}
+	if got.logStart != want.logStart || got.logEnd != want.logEnd || got.hw != want.hw || got.lso != want.lso {
+		t.Fatalf("log start/end/HW/LSO %d %d %d %d, want %d %d %d %d",
+			got.logStart, got.logEnd, got.hw, got.lso, want.logStart, want.logEnd, want.hw, want.lso)
+	}
+	if !slices.Equal(got.epochs, want.epochs) {
+		t.Fatalf("leader epochs %v, want %v", got.epochs, want.epochs)
+	}
+	if got.producers != want.producers {
+		t.Fatalf("producers:\n%s\nwant:\n%s", got.producers, want.producers)
+	}
+	if !slices.Equal(got.aborted, want.aborted) {
+		t.Fatalf("aborted %+v, want %+v", got.aborted, want.aborted)
+	}
+}
+
+func TestAppendAsFollowerReplicatesLeader(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	cfg := replicaLogConfig()
+	leader := openTestLog(t, t.TempDir(), cfg, false, clock)
+	fillLeader(t, leader)
+	want := imageOf(t, leader)
+	if want.lso == want.hw || len(want.aborted) != 1 {
+		t.Fatalf("leader: LSO %d HW %d aborted %v; the test wants an open and an aborted transaction", want.lso, want.hw, want.aborted)
+	}
+	for _, maxBytes := range []int32{1, 300, 1 << 20} { // one batch per fetch, a few, a segment
+		t.Run(fmt.Sprintf("fetch %d bytes", maxBytes), func(t *testing.T) {
+			t.Parallel()
+			follower := openTestLog(t, t.TempDir(), cfg, false, clock)
+			follow(t, follower, leader, maxBytes)
+			assertSameImage(t, imageOf(t, follower), want, true)
+			if got, want := readRecords(t, follower, 0), readRecords(t, leader, 0); !slices.EqualFunc(got, want, func(a, b Record) bool {
+				return a.Offset == b.Offset && a.Timestamp == b.Timestamp && bytes.Equal(a.Value, b.Value)
+			}) {
+				t.Fatalf("records differ")
+			}
+			// A fetch of what it has already changes nothing.
+			for _, b := range fetchAll(t, leader, 0, 1<<20) {
+				info, err := follower.AppendAsFollower(b)
+				if err != nil || info.FirstOffset != -1 || info.RecordCount != 0 {
+					t.Fatalf("refetch: %+v, %v", info, err)
+				}
+			}
+			assertSameImage(t, imageOf(t, follower), want, true)
+			// The follower, now leader, dedupes a retry of producer 1's last
+			// batch and continues producer 4's transaction.
+			dup, err := follower.AppendAsLeader(pbatch(t, batchOpts{}, 1, 0, 3, false, rec("idem", 400)), 7)
+			if err != nil || !dup.Duplicate {
+				t.Fatalf("retry on the new leader: %+v, %v", dup, err)
+			}
+			markerOK(t, follower, 4, false, 7)
+			if follower.LastStableOffset() != follower.HighWatermark() {
+				t.Fatalf("LSO %d after the abort, HW %d", follower.LastStableOffset(), follower.HighWatermark())
+			}
+		})
+	}
+}
+
+func TestAppendAsFollowerReturns(t *testing.T) {
+	t.Parallel()
+	leader := openTestLog(t, t.TempDir(), testLogConfig(), false, nil)
+	for i := range 3 {
+		appendOK(t, leader, newBatch(t, batchOpts{}, rec("a", 1), rec("b", 2), rec(itoa(i), 3)), 2)
+	}
+	follower := openTestLog(t, t.TempDir(), testLogConfig(), false, nil)
+	chunks := fetchAll(t, leader, 0, 1<<20)
+	info, err := follower.AppendAsFollower(chunks[0])
+	if err != nil || info.FirstOffset != 0 || info.LastOffset != 8 || info.RecordCount != 9 || info.LogAppendTime != -1 {
+		t.Fatalf("AppendAsFollower: %+v, %v", info, err)
+	}
+	if follower.HighWatermark() != 0 {
+		t.Fatalf("the high watermark moved to %d", follower.HighWatermark())
+	}
+	if follower.LatestEpoch() != 2 {
+		t.Fatalf("latest epoch %d", follower.LatestEpoch())
+	}
+}
+
+func TestAppendAsFollowerLogAppendTime(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	cfg := testLogConfig()
+	cfg.MessageTimestampType = "LogAppendTime"
+	leader := openTestLog(t, t.TempDir(), cfg, false, clock)
+	appendOK(t, leader, newBatch(t, batchOpts{}, rec("x", 5)), 0)
+	clock.Advance(1000) // the follower must not stamp its own time
+	for _, fcfg := range []LogConfig{cfg, testLogConfig()} {
+		follower := openTestLog(t, t.TempDir(), fcfg, false, clock)
+		follow(t, follower, leader, 1<<20)
+		assertSameImage(t, imageOf(t, follower), imageOf(t, leader), true)
+	}
+}
+
+func TestAppendAsFollowerRefuses(t *testing.T) {
+	t.Parallel()
+	leader := openTestLog(t, t.TempDir(), testLogConfig(), false, nil)
+	for i := range 6 {
+		appendOK(t, leader, newBatch(t, batchOpts{codec: int8(i % 5)}, rec("v"+itoa(i), 1), rec("w", 2)), 1)
+	}
+	var batches [][]byte // each batch alone, offsets 0-1, 2-3, ...
+	for _, b := range fetchAll(t, leader, 0, 1) {
+		batches = append(batches, b)
+	}
+	at := func(b []byte, base int64) []byte { // the same batch at another offset (outside the CRC)
+		b = bytes.Clone(b)
+		binary.BigEndian.PutUint64(b, uint64(base))
+		return b
+	}
+	flip := func(b []byte, i int) []byte { b = bytes.Clone(b); b[i] ^= 0x10; return b }
+	small := testLogConfig()
+	small.MaxMessageBytes = int32(len(batches[2]) - 1)
+
+	tests := []struct {
+		name    string
+		cfg     *LogConfig
+		records []byte
+		want    error
+	}{
+		{"gap", nil, batches[3], ErrUnexpectedAppendOffset},
+		{"overlaps the log end", nil, at(batches[2], 3), ErrUnexpectedAppendOffset},
+		{"second batch leaves a gap", nil, concat(batches[2], batches[4]), ErrUnexpectedAppendOffset},
+		{"second batch overlaps", nil, concat(batches[2], at(batches[3], 5)), ErrUnexpectedAppendOffset},
+		{"second batch goes back", nil, concat(batches[2], batches[1]), ErrUnexpectedAppendOffset},
+		{"crc of the first batch", nil, flip(batches[2], len(batches[2])-1), ErrCorruptRecord},
+		{"crc of the second batch", nil, concat(batches[2], flip(batches[3], attributesOffset+2)), ErrCorruptRecord},
+		{"truncated", nil, batches[2][:len(batches[2])-1], ErrCorruptRecord},
+		{"truncated second batch", nil, concat(batches[2], batches[3][:BatchHeaderSize+2]), ErrCorruptRecord},
+		{"trailing bytes", nil, concat(batches[2], []byte{0, 0, 0}), ErrCorruptRecord},
+		{"short header", nil, batches[2][:BatchHeaderSize-1], ErrCorruptRecord},
+		{"magic 1", nil, func() []byte { b := bytes.Clone(batches[2]); b[magicOffset] = 1; return b }(), ErrCorruptRecord},
+		{"count does not match offsets", nil, func() []byte {
+			b := bytes.Clone(batches[2])
+			binary.BigEndian.PutUint32(b[recordCountOffset:], 3)
+			setBatchCRC(b)
+			return b
+		}(), ErrCorruptRecord},
+		{"negative base offset", nil, at(batches[2], -2), ErrCorruptRecord},
+		{"empty", nil, nil, ErrCorruptRecord},
+		{"max.message.bytes", &small, batches[2], ErrRecordTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			follower := openTestLog(t, t.TempDir(), testLogConfig(), false, nil)
+			if _, err := follower.AppendAsFollower(concat(batches[0], batches[1])); err != nil {
+				t.Fatal(err)
+			}
+			before := imageOf(t, follower)
+			if tt.cfg != nil {
+				follower.setConfig(*tt.cfg)
+			}
+			_, err := follower.AppendAsFollower(tt.records)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			assertSameImage(t, imageOf(t, follower), before, true)
+			follower.setConfig(testLogConfig())
+			// The log goes on from where it was.
+			if _, err := follower.AppendAsFollower(concat(batches[1], batches[2])); err != nil || follower.LogEndOffset() != 6 {
+				t.Fatalf("append after the refusal: LEO %d, %v", follower.LogEndOffset(), err)
+			}
+		})
+	}
+	var uerr *UnexpectedAppendOffsetError
+	follower := openTestLog(t, t.TempDir(), testLogConfig(), false, nil)
+	if _, err := follower.AppendAsFollower(batches[1]); !errors.As(err, &uerr) || *uerr != (UnexpectedAppendOffsetError{2, 3, 0}) {
+		t.Fatalf("got %v, want offsets [2, 3] at 0", err)
+	}
+}
+
+// FuzzAppendAsFollower feeds arbitrary bytes to a follower that already holds
+// two batches (offsets 0-2). Invariants: never panics; a refusal leaves the
+// log exactly as it was; what is accepted continues the log, and a crash
+// recovery afterwards keeps every byte of it (recovery accepts whatever
+// AppendAsFollower accepted).
+func FuzzAppendAsFollower(f *testing.F) {
+	leader := openTestLog(f, f.TempDir(), testLogConfig(), false, nil)
+	appendOK(f, leader, newBatch(f, batchOpts{}, rec("a", 1), rec("b", 2)), 0)
+	appendOK(f, leader, pbatch(f, batchOpts{codec: compressionGzip}, 7, 0, 0, true, rec("t", 3)), 1)
+	appendOK(f, leader, pbatch(f, batchOpts{codec: compressionSnappy}, 7, 0, 1, true, rec("u", 4), rec("v", 5)), 2)
+	markerOK(f, leader, 7, false, 2)
+	appendOK(f, leader, newBatch(f, batchOpts{codec: compressionZstd}, rec("z", 6)), 3)
+	chunks := fetchAll(f, leader, 0, 1)
+	prefix := concat(chunks[:2]...)
+	rest := concat(chunks[2:]...)
+	f.Add(rest)
+	f.Add(chunks[2])
+	f.Add(concat(chunks[1], chunks[2]))
+	f.Add(chunks[0])
+	f.Add(rest[:len(rest)-1])
+	f.Add(chunks[3][:BatchHeaderSize])
+	f.Add(bytes.Repeat([]byte{0xff}, 80))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		l := openTestLog(t, dir, testLogConfig(), false, nil)
+		if _, err := l.AppendAsFollower(prefix); err != nil {
+			t.Fatal(err)
+		}
+		before := imageOf(t, l)
+		info, err := l.AppendAsFollower(bytes.Clone(b))
+		if err != nil {
+			assertSameImage(t, imageOf(t, l), before, true)
+			return
+		}
+		if info.FirstOffset >= 0 && (info.FirstOffset != before.logEnd || l.LogEndOffset() != info.LastOffset+1) {
+			t.Fatalf("appended %+v to a log ending at %d, now at %d", info, before.logEnd, l.LogEndOffset())
+		}
+		after := imageOf(t, l)
+		l.close(false)
+		r := openTestLog(t, dir, testLogConfig(), false, nil)
+		r.UpdateHighWatermark(after.hw)
+		assertSameImage(t, imageOf(t, r), after, false)
+	})
+}
