@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,9 @@ type Log struct {
 	producers     *idempotence.ProducerStateManager
 	firstUnstable atomic.Int64 // first offset of the oldest open transaction, -1 if none
 
+	// flushMu orders a flush's move of the recovery point with a truncation's:
+	// a flush that began before a truncation must not set it past the new end.
+	flushMu       sync.Mutex
 	recoveryPoint atomic.Int64 // offsets below were fsynced
 	lastFlushMs   atomic.Int64
 	dirDirty      atomic.Bool // files were created or renamed since the directory was last synced
@@ -804,6 +808,166 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	return l.LogStartOffset(), err
 }
 
+// TruncateTo cuts the log back so that it ends at offset (Kafka
+// UnifiedLog.truncateTo), which a follower does where its log diverges from a
+// new leader's (OffsetForLeaderEpoch, KIP-101/279). An offset inside a batch
+// cuts before that batch: the log keeps whole batches, and ends at or below
+// offset. Nothing happens for offset >= LogEndOffset. An offset below
+// LogStartOffset (or a cut there) empties the log as TruncateFullyAndStartAt.
+//
+// Segments above the cut are deleted (renamed .deleted, removed once no
+// FileRegion uses them), the one holding it is cut and its indexes rebuilt,
+// including its TransactionIndex; the leader epoch cache is cut from the end,
+// the high watermark and the recovery point go down to the new end, and the
+// producer state is rebuilt as at start-up (the newest snapshot at or below
+// the cut, the batches after it), with the last stable offset following. New
+// reads stop at the new end before any byte goes. A crash at any point leaves
+// what recovery turns into a prefix of the log as it was; an I/O error in the
+// middle leaves a log that only a restart (recovery) makes whole again.
+func (l *Log) TruncateTo(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if offset >= l.LogEndOffset() {
+		return nil
+	}
+	if offset < l.LogStartOffset() {
+		return l.truncateFullyAndStartAt(offset)
+	}
+	cfg := l.Config()
+	segs := *l.segments.Load()
+	// The first segment starts at or below the log start offset, so i >= 0.
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].baseOffset > offset }) - 1
+	seg := segs[i]
+	pos, h, found, err := seg.translateOffset(offset, seg.size())
+	if err == nil && !found {
+		err = fmt.Errorf("%w: no batch holds offset %d below the log end", ErrCorruptRecord, offset)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: truncate %s to %d: %w", l.name(), offset, err)
+	}
+	cut := h.BaseOffset
+	if cut < l.LogStartOffset() {
+		// DeleteRecords left the log start inside the batch being cut.
+		return l.truncateFullyAndStartAt(cut)
+	}
+
+	// Hide what goes, then let it go: end offset before segments, as a reader
+	// that sees the new end must find its segment in whatever list it loads.
+	l.lowerHighWatermark(cut)
+	l.endOffset.Store(&logOffsetMetadata{offset: cut, segmentBase: seg.baseOffset, position: pos})
+	kept := slices.Clone(segs[:i+1])
+	l.segments.Store(&kept)
+	l.lowerHighWatermark(cut) // again: an UpdateHighWatermark may have read the old end
+	var errs []error
+	for j := len(segs) - 1; j > i; j-- { // from the top, so a crash leaves a prefix
+		errs = append(errs, segs[j].delete())
+	}
+	if _, err := seg.truncateTo(offset, cfg.IndexIntervalBytes, l.now().UnixMilli()); err != nil {
+		return fmt.Errorf("storage: truncate %s to %d: %w", l.name(), offset, err)
+	}
+	l.dirDirty.Store(true)
+	// The cache after the log: a crash in between leaves entries past the end,
+	// which recovery cuts, never batches whose epoch the cache lacks.
+	l.epochs.truncateFromEnd(cut)
+	if err := l.epochs.flush(); err != nil {
+		l.logger.Error("writing leader epoch checkpoint", "log", l.name(), "err", err)
+	}
+	l.lowerRecoveryPoint(cut)
+	if err := l.loadProducerState(); err != nil {
+		errs = append(errs, fmt.Errorf("storage: rebuilding producer state of %s: %w", l.name(), err))
+	}
+	l.logger.Info("truncated log", "log", l.name(), "offset", offset, "log_end_offset", cut, "segments_deleted", len(segs)-1-i)
+	return errors.Join(errs...)
+}
+
+// TruncateFullyAndStartAt empties the log and starts it again, empty, at
+// offset (Kafka UnifiedLog.truncateFullyAndStartAt): a follower does so when
+// the offset it would fetch is below the leader's log start offset. Every
+// segment is deleted (as retention deletes them) and an empty one made at
+// offset; LogStartOffset, LogEndOffset and the high watermark become offset,
+// and the log start offset is made durable as DeleteRecordsBefore does. The
+// leader epoch cache, the producer state and its snapshots are cleared.
+//
+// Crash safety comes from the order: the epoch checkpoint and the producer
+// snapshots go first (recovery rebuilds both from whatever segments are left),
+// then the segments from the top down (a prefix stays), then the new segment,
+// and the log start offset last (without it, recovery starts the empty log
+// at the old one).
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.truncateFullyAndStartAt(offset)
+}
+
+// truncateFullyAndStartAt is TruncateFullyAndStartAt with mu held.
+func (l *Log) truncateFullyAndStartAt(offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("%w: start %s at %d", ErrOffsetOutOfRange, l.name(), offset)
+	}
+	if err := l.epochs.clear(); err != nil {
+		return err
+	}
+	idempotence.DeleteSnapshotsBefore(l.dir, math.MaxInt64)
+	l.lowerHighWatermark(l.LogStartOffset()) // nothing is readable any more
+	old := *l.segments.Load()
+	var errs []error
+	for i := len(old) - 1; i >= 0; i-- {
+		errs = append(errs, old[i].delete())
+	}
+	seg, err := createSegment(l.dir, offset)
+	if err != nil {
+		return fmt.Errorf("storage: truncate %s fully: %w", l.name(), errors.Join(append(errs, err)...))
+	}
+	segs := []*LogSegment{seg}
+	l.segments.Store(&segs)
+	l.endOffset.Store(&logOffsetMetadata{offset: offset, segmentBase: offset})
+	l.logStartOffset.Store(offset)
+	l.hwMu.Lock()
+	l.highWatermark.Store(offset)
+	l.notifyLocked()
+	l.hwMu.Unlock()
+	l.flushMu.Lock()
+	l.recoveryPoint.Store(offset)
+	l.flushMu.Unlock()
+	l.dirDirty.Store(true)
+	if err := l.loadProducerState(); err != nil { // no snapshot, no batch: an empty state
+		errs = append(errs, err)
+	}
+	if l.persistLogStartOffset != nil {
+		if err := l.persistLogStartOffset(offset); err != nil {
+			errs = append(errs, fmt.Errorf("storage: persist log start offset of %s: %w", l.name(), err))
+		}
+	}
+	l.logger.Info("truncated log fully", "log", l.name(), "log_start_offset", offset, "segments_deleted", len(old))
+	return errors.Join(errs...)
+}
+
+// lowerHighWatermark moves the high watermark down to offset if it is above,
+// waking the watchers.
+func (l *Log) lowerHighWatermark(offset int64) {
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	if l.highWatermark.Load() > offset {
+		l.highWatermark.Store(offset)
+		l.notifyLocked()
+	}
+}
+
+// lowerRecoveryPoint moves the recovery point down to offset if it is above.
+func (l *Log) lowerRecoveryPoint(offset int64) {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.recoveryPoint.Load() > offset {
+		l.recoveryPoint.Store(offset)
+	}
+}
+
 // deleteOldSegments deletes segments from the oldest on while shouldDelete holds,
 // none at or beyond the high watermark (UnifiedLog.deleteOldSegments /
 // deletableSegments). If every segment goes, the active one is rolled first so the
@@ -916,6 +1080,8 @@ func (l *Log) Flush() error {
 }
 
 func (l *Log) flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
 	if l.onFlush != nil {
 		began := time.Now()
 		defer func() { l.onFlush(time.Since(began)) }()

@@ -114,8 +114,8 @@ func epochEntries(l *Log) []epochEntry {
 
 // producerSummary renders the producer state as a snapshot keeps it: per
 // producer its epoch, last batch, last timestamp, coordinator epoch and open
-// transaction. (The live state also remembers up to four earlier batches,
-// which a state loaded from a snapshot does not.)
+// transaction. (The live state also remembers up to four earlier batches and
+// each batch's own timestamp, which a state loaded from a snapshot does not.)
 func producerSummary(l *Log) string {
 	ps := l.ProducerStates()
 	slices.SortFunc(ps, func(a, b idempotence.ProducerStateEntry) int { return int(a.ProducerID - b.ProducerID) })
@@ -124,6 +124,7 @@ func producerSummary(l *Log) string {
 		last := idempotence.BatchMetadata{FirstSeq: -1, LastSeq: -1, FirstOffset: -1, LastOffset: -1}
 		if n := len(e.Batches); n > 0 {
 			last = e.Batches[n-1]
+			last.Timestamp = 0 // a snapshot keeps the producer's last timestamp only
 		}
 		fmt.Fprintf(&sb, "pid %d epoch %d last %+v ts %d coord %d txn %d\n",
 			e.ProducerID, e.ProducerEpoch, last, e.LastTimestamp, e.CoordinatorEpoch, e.CurrentTxnFirstOffset)
@@ -135,6 +136,7 @@ func producerSummary(l *Log) string {
 type logImage struct {
 	bases                []int64
 	logFiles, indexFiles [][]byte
+	all                  []byte // the .log files one after the other
 	logStart, logEnd, hw int64
 	lso                  int64
 	epochs               []epochEntry
@@ -142,6 +144,9 @@ type logImage struct {
 	aborted              []AbortedTxn
 }
 
+// imageOf takes a log's image. A trailing empty segment is left out: a
+// truncation at a segment boundary keeps one where a replica that never went
+// past the boundary has not rolled yet.
 func imageOf(t testing.TB, l *Log) logImage {
 	t.Helper()
 	im := logImage{
@@ -149,25 +154,37 @@ func imageOf(t testing.TB, l *Log) logImage {
 		epochs: epochEntries(l), producers: producerSummary(l), aborted: l.CollectAbortedTxns(0, l.LogEndOffset()),
 	}
 	for _, seg := range *l.segments.Load() {
+		b := readFile(t, seg.log.path)
+		im.all = append(im.all, b...)
+		if len(b) == 0 {
+			continue
+		}
 		im.bases = append(im.bases, seg.baseOffset)
-		im.logFiles = append(im.logFiles, readFile(t, seg.log.path))
+		im.logFiles = append(im.logFiles, b)
 		im.indexFiles = append(im.indexFiles, readFile(t, seg.offsetIndex.path))
 	}
 	return im
 }
 
-// assertSameImage compares two logs' images; withIndexFiles also compares
-// the .index files byte for byte.
-func assertSameImage(t testing.TB, got, want logImage, withIndexFiles bool) {
+// assertSameImage compares two logs' images. With sameSegments the segments
+// must match too, .log and .index files byte for byte; without, only the
+// bytes of all segments together (replicas may roll at different offsets).
+func assertSameImage(t testing.TB, got, want logImage, sameSegments bool) {
 	t.Helper()
-	if !slices.Equal(got.bases, want.bases) {
+	if !bytes.Equal(got.all, want.all) {
+		t.Fatalf("log bytes differ (%d vs %d bytes)", len(got.all), len(want.all))
+	}
+	if sameSegments && !slices.Equal(got.bases, want.bases) {
 		t.Fatalf("segments %v, want %v", got.bases, want.bases)
 	}
 	for i := range got.logFiles {
+		if !sameSegments {
+			break
+		}
 		if !bytes.Equal(got.logFiles[i], want.logFiles[i]) {
 			t.Fatalf("segment %d: .log differs (%d vs %d bytes)", got.bases[i], len(got.logFiles[i]), len(want.logFiles[i]))
 		}
-		if withIndexFiles && !bytes.Equal(got.indexFiles[i], want.indexFiles[i]) {
+		if !bytes.Equal(got.indexFiles[i], want.indexFiles[i]) {
 			t.Fatalf("segment %d: .index differs:\n got %x\nwant %x", got.bases[i], got.indexFiles[i], want.indexFiles[i])
 		}
 	}
@@ -385,4 +402,232 @@ func FuzzAppendAsFollower(f *testing.F) {
 		r.UpdateHighWatermark(after.hw)
 		assertSameImage(t, imageOf(t, r), after, false)
 	})
+}
+
+// batchRange is one batch of a log: its offsets.
+type batchRange struct{ base, last int64 }
+
+func batchesOf(t testing.TB, l *Log) []batchRange {
+	t.Helper()
+	var out []batchRange
+	for _, b := range fetchAll(t, l, l.LogStartOffset(), 1) {
+		h, _ := ParseBatchHeader(b)
+		out = append(out, batchRange{h.BaseOffset, h.LastOffset()})
+	}
+	return out
+}
+
+// reopenBoth closes two logs (flushed or as a crash leaves them) and opens
+// them again from their directories.
+func reopenBoth(t *testing.T, a, b *Log, cfg LogConfig, clean bool) (*Log, *Log) {
+	t.Helper()
+	a.close(clean)
+	b.close(clean)
+	return openTestLog(t, a.dir, cfg, clean, nil), openTestLog(t, b.dir, cfg, clean, nil)
+}
+
+func TestTruncateTo(t *testing.T) {
+	t.Parallel()
+	cfg := replicaLogConfig()
+	// The layout fillLeader makes, to pick offsets from.
+	probe := openTestLog(t, t.TempDir(), cfg, false, newFakeClock())
+	fillLeader(t, probe)
+	batches := batchesOf(t, probe)
+	var multi, abortMarker batchRange // a batch of several records in a later segment; the abort
+	for _, b := range batches[6:] {
+		if b.last > b.base && multi == (batchRange{}) {
+			multi = b
+		}
+	}
+	for _, a := range probe.CollectAbortedTxns(0, probe.LogEndOffset()) {
+		abortMarker = batchRange{a.LastOffset, a.LastOffset}
+	}
+	segBases := segmentBases(probe)
+	leo := probe.LogEndOffset()
+
+	tests := []struct {
+		name   string
+		offset int64
+		cut    int64 // where the log ends after
+	}{
+		{"inside a batch", multi.base + 1, multi.base},
+		{"at a batch boundary", batches[3].base, batches[3].base},
+		{"inside the first batch", 1, 0},
+		{"at zero", 0, 0},
+		{"at a segment boundary", segBases[2], segBases[2]},
+		{"inside the last batch of a segment", segBases[2] - 1, batches[slices.IndexFunc(batches, func(b batchRange) bool { return b.last == segBases[2]-1 })].base},
+		{"at the abort marker", abortMarker.base, abortMarker.base},
+		{"after the abort marker", abortMarker.base + 1, abortMarker.base + 1},
+		{"at the last batch", batches[len(batches)-1].base, batches[len(batches)-1].base},
+		{"at the log end", leo, leo},
+		{"past the log end", leo + 10, leo},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newFakeClock()
+			l := openTestLog(t, t.TempDir(), cfg, false, clock)
+			fillLeader(t, l)
+			// The reference: a replica that only ever had the batches below the cut.
+			ref := openTestLog(t, t.TempDir(), cfg, false, clock)
+			for _, b := range fetchAll(t, l, 0, 1) {
+				if h, _ := ParseBatchHeader(b); h.LastOffset() < tt.cut {
+					if _, err := ref.AppendAsFollower(b); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			ref.UpdateHighWatermark(tt.cut)
+
+			if err := l.TruncateTo(tt.offset); err != nil {
+				t.Fatalf("TruncateTo(%d): %v", tt.offset, err)
+			}
+			assertSameImage(t, imageOf(t, l), imageOf(t, ref), true)
+			if left := segmentFiles(t, l.dir, logFileSuffix); len(left) != l.NumSegments() {
+				t.Fatalf("segment files %v for %d segments", left, l.NumSegments())
+			}
+			for _, b := range batchesOf(t, l) { // the indexes find every batch
+				info, err := l.Read(b.last, 1, l.LogEndOffset(), true)
+				if err != nil || info.FirstOffset != b.base {
+					t.Fatalf("Read(%d): first %d, %v; want %d", b.last, info.FirstOffset, err, b.base)
+				}
+				info.Records.Release()
+			}
+			if off, _, ok, err := l.OffsetForTimestamp(0); tt.cut > 0 && (!ok || err != nil || off != 0) {
+				t.Fatalf("OffsetForTimestamp(0) = %d %v %v", off, ok, err)
+			}
+
+			// Both go on alike, as leaders and as followers: a retry of producer
+			// 1's last surviving batch is a duplicate, one of a batch that was
+			// cut is new.
+			for _, x := range []*Log{l, ref} {
+				var next int32
+				for _, p := range x.ProducerStates() {
+					if p.ProducerID == 1 {
+						last := p.Batches[len(p.Batches)-1].LastSeq
+						if dup, err := x.AppendAsLeader(pbatch(t, batchOpts{}, 1, 0, last, false, rec("idem", 400)), 9); err != nil || !dup.Duplicate {
+							t.Fatalf("retry of sequence %d: %+v, %v", last, dup, err)
+						}
+						next = last + 1
+					}
+				}
+				if info, err := x.AppendAsLeader(pbatch(t, batchOpts{}, 1, 0, next, false, rec("idem", 400)), 9); err != nil || info.Duplicate || info.FirstOffset != tt.cut {
+					t.Fatalf("sequence %d after the truncation: %+v, %v", next, info, err)
+				}
+				x.UpdateHighWatermark(x.LogEndOffset())
+				if _, err := x.AppendAsFollower(at(t, newBatch(t, batchOpts{codec: compressionLZ4}, rec("f", 500)), x.LogEndOffset(), 11)); err != nil {
+					t.Fatal(err)
+				}
+				x.UpdateHighWatermark(x.LogEndOffset())
+			}
+			assertSameImage(t, imageOf(t, l), imageOf(t, ref), false)
+			if e, end := l.EndOffsetForEpoch(9); e != 9 || end != tt.cut+1 {
+				t.Fatalf("EndOffsetForEpoch(9) = %d, %d", e, end)
+			}
+
+			for _, clean := range []bool{true, false} {
+				l, ref = reopenBoth(t, l, ref, cfg, clean)
+				assertSameImage(t, imageOf(t, l), imageOf(t, ref), false)
+			}
+		})
+	}
+}
+
+// at places a batch at base offset base with leader epoch epoch, as a leader
+// would have (neither is covered by the CRC).
+func at(t testing.TB, b []byte, base int64, epoch int32) []byte {
+	t.Helper()
+	binary.BigEndian.PutUint64(b[baseOffsetOffset:], uint64(base))
+	binary.BigEndian.PutUint32(b[partitionLeaderEpochOffset:], uint32(epoch))
+	return b
+}
+
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	t.Parallel()
+	cfg := replicaLogConfig()
+	tests := []struct {
+		name        string
+		deleteUntil int64 // DeleteRecordsBefore first, 0: no
+		offset      int64
+		truncateTo  bool // through TruncateTo below the log start offset
+	}{
+		{"past the log end", 0, 100, false},
+		{"inside the log", 0, 7, false},
+		{"at zero", 0, 0, false},
+		{"below a deleted prefix", 12, 4, false},
+		{"TruncateTo below the log start", 12, 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			m := openTestManager(t, dir, newFakeClock(), LogConfig{})
+			tp, err := m.CreateTopic("f", 1, map[string]string{"segment.bytes": itoa(int(cfg.SegmentBytes)), "index.interval.bytes": "100"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := tp.Partitions[0]
+			fillLeader(t, l)
+			if tt.deleteUntil > 0 {
+				if _, err := l.DeleteRecordsBefore(tt.deleteUntil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.truncateTo {
+				err = l.TruncateTo(tt.offset)
+			} else {
+				err = l.TruncateFullyAndStartAt(tt.offset)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(l *Log) {
+				t.Helper()
+				if l.LogStartOffset() != tt.offset || l.LogEndOffset() != tt.offset || l.HighWatermark() != tt.offset ||
+					l.LastStableOffset() != tt.offset || l.NumSegments() != 1 || l.Size() != 0 {
+					t.Fatalf("log start %d end %d HW %d LSO %d, %d segments of %d bytes", l.LogStartOffset(), l.LogEndOffset(),
+						l.HighWatermark(), l.LastStableOffset(), l.NumSegments(), l.Size())
+				}
+				if l.LatestEpoch() != -1 || len(l.ProducerStates()) != 0 || len(l.CollectAbortedTxns(0, 1000)) != 0 {
+					t.Fatalf("epoch %d, producers %v, aborted %v", l.LatestEpoch(), l.ProducerStates(), l.CollectAbortedTxns(0, 1000))
+				}
+				if snaps := segmentFiles(t, l.dir, ".snapshot"); len(snaps) != 0 {
+					t.Fatalf("snapshots left: %v", snaps)
+				}
+				if _, err := l.Read(tt.offset-1, 1000, tt.offset, true); tt.offset > 0 && !errors.Is(err, ErrOffsetOutOfRange) {
+					t.Fatalf("read below the start: %v", err)
+				}
+			}
+			check(l)
+			if files := segmentFiles(t, l.dir, ""); len(files) > 5 { // .log .index .timeindex, no leftovers
+				t.Fatalf("files left: %v", files)
+			}
+			crash(m) // the new start is durable before it returns
+			m = openTestManager(t, dir, newFakeClock(), LogConfig{})
+			tp, _ = m.Topic("f")
+			l = tp.Partitions[0]
+			check(l)
+			// It continues at offset, as a follower and as a leader, and a
+			// retry of producer 1 is new to it.
+			b := at(t, pbatch(t, batchOpts{}, 1, 0, 3, false, rec("idem", 400)), tt.offset, 6)
+			setBatchCRC(b)
+			if info, err := l.AppendAsFollower(b); err != nil || info.FirstOffset != tt.offset {
+				t.Fatalf("AppendAsFollower: %+v, %v", info, err)
+			}
+			if info := appendOK(t, l, pbatch(t, batchOpts{}, 1, 0, 4, false, rec("idem", 401)), 7); info.FirstOffset != tt.offset+1 || info.Duplicate {
+				t.Fatalf("AppendAsLeader: %+v", info)
+			}
+			if e, end := l.EndOffsetForEpoch(6); e != 6 || end != tt.offset+1 {
+				t.Fatalf("EndOffsetForEpoch(6) = %d, %d", e, end)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			m = openTestManager(t, dir, newFakeClock(), LogConfig{})
+			tp, _ = m.Topic("f")
+			if l := tp.Partitions[0]; l.LogStartOffset() != tt.offset || l.LogEndOffset() != tt.offset+2 || len(readRecords(t, l, tt.offset)) != 2 {
+				t.Fatalf("after a clean restart: log start %d end %d", l.LogStartOffset(), l.LogEndOffset())
+			}
+		})
+	}
 }
