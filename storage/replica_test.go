@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -628,6 +630,68 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 			if l := tp.Partitions[0]; l.LogStartOffset() != tt.offset || l.LogEndOffset() != tt.offset+2 || len(readRecords(t, l, tt.offset)) != 2 {
 				t.Fatalf("after a clean restart: log start %d end %d", l.LogStartOffset(), l.LogEndOffset())
 			}
+		})
+	}
+}
+
+// TestTruncateCrashLeavesPrefix recovers the states a crash in the middle of
+// TruncateTo can leave on disk (segments above the cut gone or not, the
+// holding segment cut or not, the epoch checkpoint and producer snapshots
+// not yet updated) and checks each is a prefix of the log, with the epochs,
+// producers and aborted transactions of a replica that only had that prefix.
+func TestTruncateCrashLeavesPrefix(t *testing.T) {
+	t.Parallel()
+	cfg := replicaLogConfig()
+	dir := t.TempDir()
+	orig := openTestLog(t, dir, cfg, false, newFakeClock())
+	fillLeader(t, orig)
+	bases := segmentBases(orig)
+	var all []byte
+	for _, seg := range *orig.segments.Load() {
+		all = append(all, readFile(t, seg.log.path)...)
+	}
+	orig.close(true)
+	orig = openTestLog(t, dir, cfg, true, nil)
+	holding := readFile(t, segmentFile(dir, bases[1], logFileSuffix))
+	first, _ := ParseBatchHeader(holding)
+	cutPos := first.Size() // the cut: the second batch of the second segment
+
+	removeTop := func(d string) {
+		for _, base := range bases[2:] {
+			for _, suffix := range []string{logFileSuffix, indexFileSuffix, timeIndexFileSuffix, txnIndexFileSuffix} {
+				os.Remove(segmentFile(d, base, suffix))
+			}
+		}
+	}
+	cutHolding := func(d string) { os.Truncate(segmentFile(d, bases[1], logFileSuffix), int64(cutPos)) }
+	tests := []struct {
+		name   string
+		mutate func(d string)
+	}{
+		{"segments above deleted", removeTop},
+		{"holding segment cut, segments above still there", cutHolding},
+		{"all cut, checkpoint and snapshots stale", func(d string) { removeTop(d); cutHolding(d) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				os.WriteFile(filepath.Join(d, e.Name()), readFile(t, filepath.Join(dir, e.Name())), 0o644)
+			}
+			tt.mutate(d)
+			r := openTestLog(t, d, cfg, false, nil)
+			checkValidPrefix(t, r, all)
+			ref := openTestLog(t, t.TempDir(), cfg, false, nil)
+			for _, b := range fetchAll(t, orig, 0, 1) {
+				if h, _ := ParseBatchHeader(b); h.LastOffset() < r.LogEndOffset() {
+					if _, err := ref.AppendAsFollower(b); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			ref.UpdateHighWatermark(ref.LogEndOffset())
+			assertSameImage(t, imageOf(t, r), imageOf(t, ref), false)
 		})
 	}
 }
