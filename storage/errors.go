@@ -1,6 +1,9 @@
 package storage
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Callers test them with errors.Is; the broker maps them to Kafka
 // error codes in one place (protocol), so storage carries no Kafka codes itself.
@@ -39,6 +42,14 @@ var (
 	// UnifiedLog.append do.
 	ErrRecordTooLarge = errors.New("storage: record too large")
 
+	// ErrUnexpectedAppendOffset is returned by AppendAsFollower when the batches do
+	// not continue the log: the first one not already present does not start at
+	// the log end offset, or a batch does not start right after the one before it
+	// (Kafka UnexpectedAppendOffsetException / OffsetsOutOfOrderException, both
+	// UNKNOWN_SERVER_ERROR). The log is unchanged; the caller logs it and fetches
+	// again, or truncates first. The error is an *UnexpectedAppendOffsetError.
+	ErrUnexpectedAppendOffset = errors.New("storage: unexpected append offset")
+
 	// ErrClosed is returned by operations on a closed Log or LogManager (a deleted
 	// topic's logs are closed too).
 	ErrClosed = errors.New("storage: closed")
@@ -47,3 +58,19 @@ var (
 	// Recovery rebuilds such an index from the log, so callers normally never see it.
 	ErrCorruptIndex = errors.New("storage: corrupt index")
 )
+
+// UnexpectedAppendOffsetError says where a follower append did not fit. When a
+// leader's log start offset lies inside a batch, a follower fetching from it
+// gets that whole batch; Kafka's Partition then starts the empty log at the
+// batch's first offset (TruncateFullyAndStartAt(FirstOffset)) and appends again.
+type UnexpectedAppendOffsetError struct {
+	FirstOffset  int64 // base offset of the offending batch
+	LastOffset   int64 // its last offset
+	LogEndOffset int64 // where it should have started
+}
+
+func (e *UnexpectedAppendOffsetError) Error() string {
+	return fmt.Sprintf("%v: batch [%d, %d] does not continue the log at %d", ErrUnexpectedAppendOffset, e.FirstOffset, e.LastOffset, e.LogEndOffset)
+}
+
+func (e *UnexpectedAppendOffsetError) Unwrap() error { return ErrUnexpectedAppendOffset }

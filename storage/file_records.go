@@ -65,7 +65,8 @@ func (f *FileRecords) append(b []byte) (int64, error) {
 
 func (f *FileRecords) readAt(p []byte, off int64) (int, error) { return f.file.ReadAt(p, off) }
 
-// truncateTo cuts the file to size bytes (recovery only: no readers yet).
+// truncateTo cuts the file to size bytes: recovery, before there are readers,
+// and Log.TruncateTo, after it has hidden the bytes past size from new reads.
 func (f *FileRecords) truncateTo(size int64) error {
 	if err := f.file.Truncate(size); err != nil {
 		return err

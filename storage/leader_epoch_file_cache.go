@@ -199,6 +199,21 @@ func (c *LeaderEpochFileCache) truncateFromStart(startOffset int64) {
 	c.dirty = true
 }
 
+// clear empties the cache and removes the checkpoint file
+// (LeaderEpochFileCache.clearAndFlush, for a log about to be emptied). Removing
+// it, not writing an empty one, is what keeps a crash safe: until the segments
+// are gone, recovery rebuilds a missing checkpoint from them, whereas it would
+// trust an empty one. The file is written again on the next change.
+func (c *LeaderEpochFileCache) clear() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epochs, c.dirty = nil, false
+	if err := os.Remove(c.path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("storage: remove %s: %w", c.path, err)
+	}
+	return nil
+}
+
 // flush writes the checkpoint if the cache changed since the last write.
 func (c *LeaderEpochFileCache) flush() error {
 	c.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,9 @@ type Log struct {
 	producers     *idempotence.ProducerStateManager
 	firstUnstable atomic.Int64 // first offset of the oldest open transaction, -1 if none
 
+	// flushMu orders a flush's move of the recovery point with a truncation's:
+	// a flush that began before a truncation must not set it past the new end.
+	flushMu       sync.Mutex
 	recoveryPoint atomic.Int64 // offsets below were fsynced
 	lastFlushMs   atomic.Int64
 	dirDirty      atomic.Bool // files were created or renamed since the directory was last synced
@@ -268,7 +272,7 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 	if dup != nil {
 		return *dup, nil
 	}
-	info, err := l.appendLocked(records, sizes, count, leaderEpoch, cfg)
+	info, err := l.appendLocked(records, sizes, count, leaderEpoch, true, cfg)
 	if err != nil {
 		return info, err
 	}
@@ -284,6 +288,104 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 		l.producers.Unlock()
 	}
 	return info, l.flushIfMessagesDue(info, cfg)
+}
+
+// AppendAsFollower appends batches fetched from the partition leader, as they
+// are (Kafka UnifiedLog.appendAsFollower): their base offsets and
+// PartitionLeaderEpochs were assigned by the leader and are kept, and so are
+// LogAppendTime stamps. The bytes crossed the network, so all of them are
+// checked before anything is written: whole v2 batches with matching
+// CRC-32C, record counts that match their offsets, no batch above
+// max.message.bytes or segment.bytes, and offsets that continue each other.
+// Batches wholly below the log end offset are already present and skipped;
+// the first one appended must start at the log end offset. Otherwise the
+// append is refused with ErrUnexpectedAppendOffset and the log is unchanged.
+//
+// There are no sequence checks (the leader made them) but the producer state
+// is updated as recovery replays it, so that this replica, once leader,
+// answers retries and knows the open transactions: markers close
+// transactions, aborts go to the TransactionIndex, and the last stable offset
+// follows. Segments roll and indexes grow as for a leader's append; an append
+// larger than segment.bytes is written in several parts, each of which rolls
+// as needed. The high watermark does not move: the caller sets it from the
+// leader's. With nothing new, the result has FirstOffset and LastOffset -1.
+func (l *Log) AppendAsFollower(records []byte) (LogAppendInfo, error) {
+	cfg := l.Config()
+	sizes, _, err := analyzeBatches(records, cfg.MaxMessageBytes)
+	if err != nil {
+		return LogAppendInfo{}, err
+	}
+	headers := make([]BatchHeader, len(sizes))
+	for i, pos := 0, 0; i < len(sizes); pos, i = pos+sizes[i], i+1 {
+		b := records[pos : pos+sizes[i]]
+		if err := VerifyBatchCRC(b); err != nil {
+			return LogAppendInfo{}, err
+		}
+		if int64(len(b)) > cfg.SegmentBytes {
+			return LogAppendInfo{}, fmt.Errorf("%w: batch of %d bytes exceeds segment.bytes %d", ErrRecordTooLarge, len(b), cfg.SegmentBytes)
+		}
+		h, _ := ParseBatchHeader(b)
+		if h.BaseOffset < 0 || h.LastOffset() < h.BaseOffset {
+			return LogAppendInfo{}, fmt.Errorf("%w: batch offsets [%d, %d]", ErrCorruptRecord, h.BaseOffset, h.LastOffset())
+		}
+		if i > 0 && h.BaseOffset != headers[i-1].LastOffset()+1 {
+			return LogAppendInfo{}, &UnexpectedAppendOffsetError{FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogEndOffset: headers[i-1].LastOffset() + 1}
+		}
+		headers[i] = h
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return LogAppendInfo{}, ErrClosed
+	}
+	leo := l.LogEndOffset()
+	skip, pos := 0, 0
+	for skip < len(headers) && headers[skip].LastOffset() < leo {
+		pos += sizes[skip]
+		skip++
+	}
+	if skip == len(headers) {
+		return LogAppendInfo{FirstOffset: -1, LastOffset: -1, LogAppendTime: -1, LogStartOffset: l.LogStartOffset()}, nil
+	}
+	if h := headers[skip]; h.BaseOffset != leo {
+		return LogAppendInfo{}, &UnexpectedAppendOffsetError{FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogEndOffset: leo}
+	}
+	records, sizes, headers = records[pos:], sizes[skip:], headers[skip:]
+
+	result := LogAppendInfo{FirstOffset: leo, LastOffset: -1, LogAppendTime: -1}
+	for len(sizes) > 0 {
+		// As many batches as fit one segment, bytes and relative offsets: each
+		// part may roll.
+		n, partBytes := 0, 0
+		for n < len(sizes) && int64(partBytes+sizes[n]) <= cfg.SegmentBytes &&
+			headers[n].LastOffset()-headers[0].BaseOffset <= math.MaxInt32 {
+			partBytes += sizes[n]
+			n++
+		}
+		last := headers[n-1].LastOffset()
+		info, err := l.appendLocked(records[:partBytes], sizes[:n], last-l.LogEndOffset()+1, -1, false, cfg)
+		if err != nil {
+			return LogAppendInfo{}, err
+		}
+		seg := l.activeSegment()
+		l.producers.Lock()
+		for i, at := 0, 0; i < n && err == nil; at, i = at+sizes[i], i+1 {
+			b := records[at : at+sizes[i]]
+			err = l.replayBatch(seg, headers[i], func() ([]byte, error) { return b, nil })
+		}
+		fu := l.producers.FirstUnstableOffset()
+		l.producers.Unlock()
+		l.firstUnstable.Store(fu)
+		if err != nil {
+			return LogAppendInfo{}, err
+		}
+		result.LastOffset = info.LastOffset
+		result.RecordCount = int32(min(int64(result.RecordCount)+int64(info.RecordCount), math.MaxInt32))
+		records, sizes, headers = records[partBytes:], sizes[n:], headers[n:]
+	}
+	result.LogStartOffset = l.LogStartOffset()
+	return result, l.flushIfMessagesDue(result, cfg)
 }
 
 // checkProducerBatches applies the idempotent producer checks to the batches of
@@ -303,12 +405,8 @@ func (l *Log) checkProducerBatches(records []byte, sizes []int, cfg LogConfig) (
 		if h.ProducerID < 0 {
 			continue
 		}
-		b := idempotence.Batch{
-			ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
-			BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
-			FirstOffset: first, LastOffset: rel - 1, MaxTimestamp: h.MaxTimestamp,
-			IsTransactional: h.IsTransactional(),
-		}
+		b := idempotenceBatch(h)
+		b.FirstOffset, b.LastOffset = first, rel-1
 		l.producers.Lock()
 		dup, err := l.producers.Check(b)
 		l.producers.Unlock()
@@ -358,28 +456,75 @@ func (l *Log) AppendTxnMarker(m EndTxnMarker, leaderEpoch int32) (LogAppendInfo,
 		return LogAppendInfo{}, err
 	}
 	records := encodeEndTxnMarker(m, nowMs)
-	info, err := l.appendLocked(records, []int{len(records)}, 1, leaderEpoch, cfg)
+	info, err := l.appendLocked(records, []int{len(records)}, 1, leaderEpoch, true, cfg)
 	if err != nil {
 		return info, err
 	}
 	l.producers.Lock()
-	done, ok := l.producers.CompleteTxn(mk)
+	err = l.completeTxn(l.activeSegment(), mk)
 	fu := l.producers.FirstUnstableOffset()
 	l.producers.Unlock()
-	// The index entry goes in before the last stable offset moves: a
-	// read_committed fetch that sees the new LSO (up to the high watermark,
-	// which may already lie past the aborted records) must see the entry
-	// that tells it to drop them.
-	if ok && done.IsAborted {
-		if err = l.activeSegment().txnIndex.append(abortedTxn(done, fu)); err != nil {
-			err = fmt.Errorf("storage: transaction index of %s: %w", l.name(), err)
-		}
-	}
 	l.firstUnstable.Store(fu)
 	if err != nil {
 		return info, err
 	}
 	return info, l.flushIfMessagesDue(info, cfg)
+}
+
+// completeTxn applies a marker written at mk.Offset into seg: it closes the
+// producer's transaction and, for an abort, adds the TransactionIndex entry
+// unless the index has it already (recovery replays markers whose entries
+// survived). Leaders, followers and recovery all come here. The caller stores
+// the new first unstable offset afterwards: a read_committed fetch that sees
+// the new LSO (up to the high watermark, which may already lie past the
+// aborted records) must see the entry that tells it to drop them. Call with
+// the producer state locked.
+func (l *Log) completeTxn(seg *LogSegment, mk idempotence.Marker) error {
+	done, ok := l.producers.CompleteTxn(mk)
+	if !ok || !done.IsAborted || done.LastOffset <= seg.txnIndex.lastOffset() {
+		return nil
+	}
+	if err := seg.txnIndex.append(abortedTxn(done, l.producers.FirstUnstableOffset())); err != nil {
+		return fmt.Errorf("storage: transaction index of %s: %w", l.name(), err)
+	}
+	return nil
+}
+
+// replayBatch applies a batch that is in seg to the producer state without
+// any check, the log being the truth (recovery, and a follower, which trusts
+// its leader): a data batch through Replay, a transaction marker through
+// completeTxn. readBatch supplies the whole batch, needed for control batches
+// only. Call with the producer state locked.
+func (l *Log) replayBatch(seg *LogSegment, h BatchHeader, readBatch func() ([]byte, error)) error {
+	if h.ProducerID < 0 {
+		return nil
+	}
+	if !h.IsControl() {
+		l.producers.Replay(idempotenceBatch(h))
+		return nil
+	}
+	batch, err := readBatch()
+	if err != nil {
+		return err
+	}
+	m, err := DecodeEndTxnMarker(batch)
+	if err != nil {
+		return nil // a control record that is not a transaction marker
+	}
+	return l.completeTxn(seg, idempotence.Marker{
+		ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch,
+		Commit: m.Commit, Offset: h.BaseOffset, Timestamp: h.MaxTimestamp,
+	})
+}
+
+// idempotenceBatch is what the producer state needs of a data batch header.
+func idempotenceBatch(h BatchHeader) idempotence.Batch {
+	return idempotence.Batch{
+		ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
+		BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
+		FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp,
+		IsTransactional: h.IsTransactional(),
+	}
 }
 
 // abortedTxn is the index entry of an aborted transaction; firstUnstable is
@@ -393,8 +538,12 @@ func abortedTxn(t idempotence.CompletedTxn, firstUnstable int64) AbortedTxn {
 }
 
 // appendLocked writes whole, analyzed batches at the log end offset. Called
-// with mu held.
-func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch int32, cfg LogConfig) (LogAppendInfo, error) {
+// with mu held. With assignOffsets (a leader's append) each batch is stamped
+// as AppendAsLeader describes and leaderEpoch is recorded at the first offset;
+// without (a follower's, UnifiedLog.append with validateAndAssignOffsets
+// false) the bytes are written as they are, and each batch whose
+// PartitionLeaderEpoch is newer than the cache's latest starts that epoch.
+func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch int32, assignOffsets bool, cfg LogConfig) (LogAppendInfo, error) {
 	var err error
 	nowMs := l.now().UnixMilli()
 	first := l.LogEndOffset()
@@ -411,7 +560,7 @@ func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch
 	}
 
 	info := LogAppendInfo{FirstOffset: first, LastOffset: last, LogAppendTime: -1, RecordCount: int32(min(count, math.MaxInt32))}
-	logAppendTime := cfg.logAppendTime()
+	logAppendTime := assignOffsets && cfg.logAppendTime()
 	if logAppendTime {
 		info.LogAppendTime = nowMs
 	}
@@ -419,8 +568,10 @@ func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch
 	next := first
 	for i, pos := 0, 0; i < len(sizes); i++ {
 		b := records[pos : pos+sizes[i]]
-		binary.BigEndian.PutUint64(b[baseOffsetOffset:], uint64(next))
-		binary.BigEndian.PutUint32(b[partitionLeaderEpochOffset:], uint32(leaderEpoch))
+		if assignOffsets {
+			binary.BigEndian.PutUint64(b[baseOffsetOffset:], uint64(next))
+			binary.BigEndian.PutUint32(b[partitionLeaderEpochOffset:], uint32(leaderEpoch))
+		}
 		if logAppendTime {
 			attrs := binary.BigEndian.Uint16(b[attributesOffset:]) | timestampTypeMask
 			binary.BigEndian.PutUint16(b[attributesOffset:], attrs)
@@ -442,7 +593,19 @@ func (l *Log) appendLocked(records []byte, sizes []int, count int64, leaderEpoch
 	}
 	l.endOffset.Store(&logOffsetMetadata{offset: last + 1, segmentBase: seg.baseOffset, position: seg.size()})
 
-	if leaderEpoch >= 0 && l.epochs.assign(leaderEpoch, first) {
+	epochsChanged := false
+	if assignOffsets {
+		epochsChanged = leaderEpoch >= 0 && l.epochs.assign(leaderEpoch, first)
+	} else {
+		for i, pos := 0, 0; i < len(sizes); pos, i = pos+sizes[i], i+1 {
+			e := int32(binary.BigEndian.Uint32(records[pos+partitionLeaderEpochOffset:]))
+			if e >= 0 && e > l.epochs.latestEpoch() {
+				base := int64(binary.BigEndian.Uint64(records[pos+baseOffsetOffset:]))
+				epochsChanged = l.epochs.assign(e, base) || epochsChanged
+			}
+		}
+	}
+	if epochsChanged {
 		if err := l.epochs.flush(); err != nil {
 			// The append stands; the cache is retried on the next flush or close.
 			l.logger.Error("writing leader epoch checkpoint", "log", l.name(), "err", err)
@@ -645,6 +808,166 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	return l.LogStartOffset(), err
 }
 
+// TruncateTo cuts the log back so that it ends at offset (Kafka
+// UnifiedLog.truncateTo), which a follower does where its log diverges from a
+// new leader's (OffsetForLeaderEpoch, KIP-101/279). An offset inside a batch
+// cuts before that batch: the log keeps whole batches, and ends at or below
+// offset. Nothing happens for offset >= LogEndOffset. An offset below
+// LogStartOffset (or a cut there) empties the log as TruncateFullyAndStartAt.
+//
+// Segments above the cut are deleted (renamed .deleted, removed once no
+// FileRegion uses them), the one holding it is cut and its indexes rebuilt,
+// including its TransactionIndex; the leader epoch cache is cut from the end,
+// the high watermark and the recovery point go down to the new end, and the
+// producer state is rebuilt as at start-up (the newest snapshot at or below
+// the cut, the batches after it), with the last stable offset following. New
+// reads stop at the new end before any byte goes. A crash at any point leaves
+// what recovery turns into a prefix of the log as it was; an I/O error in the
+// middle leaves a log that only a restart (recovery) makes whole again.
+func (l *Log) TruncateTo(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if offset >= l.LogEndOffset() {
+		return nil
+	}
+	if offset < l.LogStartOffset() {
+		return l.truncateFullyAndStartAt(offset)
+	}
+	cfg := l.Config()
+	segs := *l.segments.Load()
+	// The first segment starts at or below the log start offset, so i >= 0.
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].baseOffset > offset }) - 1
+	seg := segs[i]
+	pos, h, found, err := seg.translateOffset(offset, seg.size())
+	if err == nil && !found {
+		err = fmt.Errorf("%w: no batch holds offset %d below the log end", ErrCorruptRecord, offset)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: truncate %s to %d: %w", l.name(), offset, err)
+	}
+	cut := h.BaseOffset
+	if cut < l.LogStartOffset() {
+		// DeleteRecords left the log start inside the batch being cut.
+		return l.truncateFullyAndStartAt(cut)
+	}
+
+	// Hide what goes, then let it go: end offset before segments, as a reader
+	// that sees the new end must find its segment in whatever list it loads.
+	l.lowerHighWatermark(cut)
+	l.endOffset.Store(&logOffsetMetadata{offset: cut, segmentBase: seg.baseOffset, position: pos})
+	kept := slices.Clone(segs[:i+1])
+	l.segments.Store(&kept)
+	l.lowerHighWatermark(cut) // again: an UpdateHighWatermark may have read the old end
+	var errs []error
+	for j := len(segs) - 1; j > i; j-- { // from the top, so a crash leaves a prefix
+		errs = append(errs, segs[j].delete())
+	}
+	if _, err := seg.truncateTo(offset, cfg.IndexIntervalBytes, l.now().UnixMilli()); err != nil {
+		return fmt.Errorf("storage: truncate %s to %d: %w", l.name(), offset, err)
+	}
+	l.dirDirty.Store(true)
+	// The cache after the log: a crash in between leaves entries past the end,
+	// which recovery cuts, never batches whose epoch the cache lacks.
+	l.epochs.truncateFromEnd(cut)
+	if err := l.epochs.flush(); err != nil {
+		l.logger.Error("writing leader epoch checkpoint", "log", l.name(), "err", err)
+	}
+	l.lowerRecoveryPoint(cut)
+	if err := l.loadProducerState(); err != nil {
+		errs = append(errs, fmt.Errorf("storage: rebuilding producer state of %s: %w", l.name(), err))
+	}
+	l.logger.Info("truncated log", "log", l.name(), "offset", offset, "log_end_offset", cut, "segments_deleted", len(segs)-1-i)
+	return errors.Join(errs...)
+}
+
+// TruncateFullyAndStartAt empties the log and starts it again, empty, at
+// offset (Kafka UnifiedLog.truncateFullyAndStartAt): a follower does so when
+// the offset it would fetch is below the leader's log start offset. Every
+// segment is deleted (as retention deletes them) and an empty one made at
+// offset; LogStartOffset, LogEndOffset and the high watermark become offset,
+// and the log start offset is made durable as DeleteRecordsBefore does. The
+// leader epoch cache, the producer state and its snapshots are cleared.
+//
+// Crash safety comes from the order: the epoch checkpoint and the producer
+// snapshots go first (recovery rebuilds both from whatever segments are left),
+// then the segments from the top down (a prefix stays), then the new segment,
+// and the log start offset last (without it, recovery starts the empty log
+// at the old one).
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.truncateFullyAndStartAt(offset)
+}
+
+// truncateFullyAndStartAt is TruncateFullyAndStartAt with mu held.
+func (l *Log) truncateFullyAndStartAt(offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("%w: start %s at %d", ErrOffsetOutOfRange, l.name(), offset)
+	}
+	if err := l.epochs.clear(); err != nil {
+		return err
+	}
+	idempotence.DeleteSnapshotsBefore(l.dir, math.MaxInt64)
+	l.lowerHighWatermark(l.LogStartOffset()) // nothing is readable any more
+	old := *l.segments.Load()
+	var errs []error
+	for i := len(old) - 1; i >= 0; i-- {
+		errs = append(errs, old[i].delete())
+	}
+	seg, err := createSegment(l.dir, offset)
+	if err != nil {
+		return fmt.Errorf("storage: truncate %s fully: %w", l.name(), errors.Join(append(errs, err)...))
+	}
+	segs := []*LogSegment{seg}
+	l.segments.Store(&segs)
+	l.endOffset.Store(&logOffsetMetadata{offset: offset, segmentBase: offset})
+	l.logStartOffset.Store(offset)
+	l.hwMu.Lock()
+	l.highWatermark.Store(offset)
+	l.notifyLocked()
+	l.hwMu.Unlock()
+	l.flushMu.Lock()
+	l.recoveryPoint.Store(offset)
+	l.flushMu.Unlock()
+	l.dirDirty.Store(true)
+	if err := l.loadProducerState(); err != nil { // no snapshot, no batch: an empty state
+		errs = append(errs, err)
+	}
+	if l.persistLogStartOffset != nil {
+		if err := l.persistLogStartOffset(offset); err != nil {
+			errs = append(errs, fmt.Errorf("storage: persist log start offset of %s: %w", l.name(), err))
+		}
+	}
+	l.logger.Info("truncated log fully", "log", l.name(), "log_start_offset", offset, "segments_deleted", len(old))
+	return errors.Join(errs...)
+}
+
+// lowerHighWatermark moves the high watermark down to offset if it is above,
+// waking the watchers.
+func (l *Log) lowerHighWatermark(offset int64) {
+	l.hwMu.Lock()
+	defer l.hwMu.Unlock()
+	if l.highWatermark.Load() > offset {
+		l.highWatermark.Store(offset)
+		l.notifyLocked()
+	}
+}
+
+// lowerRecoveryPoint moves the recovery point down to offset if it is above.
+func (l *Log) lowerRecoveryPoint(offset int64) {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.recoveryPoint.Load() > offset {
+		l.recoveryPoint.Store(offset)
+	}
+}
+
 // deleteOldSegments deletes segments from the oldest on while shouldDelete holds,
 // none at or beyond the high watermark (UnifiedLog.deleteOldSegments /
 // deletableSegments). If every segment goes, the active one is rolled first so the
@@ -757,6 +1080,8 @@ func (l *Log) Flush() error {
 }
 
 func (l *Log) flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
 	if l.onFlush != nil {
 		began := time.Now()
 		defer func() { l.onFlush(time.Since(began)) }()
@@ -915,33 +1240,15 @@ func (l *Log) loadProducerState() error {
 			}
 			at := pos
 			pos += int64(h.Size())
-			if h.LastOffset() < from || h.ProducerID < 0 {
+			if h.LastOffset() < from {
 				continue
 			}
-			if !h.IsControl() {
-				l.producers.Replay(idempotence.Batch{
-					ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
-					BaseSequence: h.BaseSequence, LastSequence: idempotence.LastSeq(h.BaseSequence, h.LastOffsetDelta),
-					FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), MaxTimestamp: h.MaxTimestamp,
-					IsTransactional: h.IsTransactional(),
-				})
-				continue
-			}
-			if batch, err = seg.readBatch(batch, at, h); err != nil {
-				return err
-			}
-			m, err := DecodeEndTxnMarker(batch)
-			if err != nil {
-				continue // a control record that is not a transaction marker
-			}
-			done, ok := l.producers.CompleteTxn(idempotence.Marker{
-				ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch,
-				Commit: m.Commit, Offset: h.BaseOffset, Timestamp: h.MaxTimestamp,
+			err = l.replayBatch(seg, h, func() ([]byte, error) {
+				batch, err = seg.readBatch(batch, at, h)
+				return batch, err
 			})
-			if ok && done.IsAborted && done.LastOffset > seg.txnIndex.lastOffset() {
-				if err := seg.txnIndex.append(abortedTxn(done, l.producers.FirstUnstableOffset())); err != nil {
-					return err
-				}
+			if err != nil {
+				return err
 			}
 		}
 	}

@@ -156,14 +156,7 @@ func openLog(p logParams) (*Log, error) {
 
 	active := segs[len(segs)-1]
 	nowMs := p.now().UnixMilli()
-	if active.size() > 0 {
-		// segment.ms counts from the first append; after a restart Kafka uses the first
-		// batch's timestamp, which must not lie in the future.
-		active.rollingBasedTime = nowMs
-		if ts := active.firstBatchTimestamp(); ts >= 0 && ts < nowMs {
-			active.rollingBasedTime = ts
-		}
-	}
+	active.loadRollingBasedTime(nowMs)
 
 	l := &Log{
 		dir:                   p.dir,

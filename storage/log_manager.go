@@ -456,6 +456,21 @@ func (m *LogManager) publish(t *Topic, remove bool) {
 // ErrInvalidConfig for a bad override (configs are kept as given, including keys
 // storage does not act on).
 func (m *LogManager) CreateTopic(name string, partitions int32, configs map[string]string) (*Topic, error) {
+	return m.createTopic(name, nil, partitions, configs)
+}
+
+// CreateTopicWithID is CreateTopic with the id the cluster controller chose.
+// It is idempotent, as a broker replaying the metadata log after a restart
+// needs: a topic of that name and id is returned as it is, with no error; one
+// of that name with another id is returned with an error wrapping
+// ErrTopicExists. An id that is zero or reserved (Kafka's Uuid.ZERO_UUID,
+// METADATA_TOPIC_ID) is ErrInvalidTopic, and so is one that another topic has.
+func (m *LogManager) CreateTopicWithID(name string, id TopicID, partitions int32, configs map[string]string) (*Topic, error) {
+	return m.createTopic(name, &id, partitions, configs)
+}
+
+// createTopic creates a topic with the given id, or a new random one if id is nil.
+func (m *LogManager) createTopic(name string, id *TopicID, partitions int32, configs map[string]string) (*Topic, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed.Load() {
@@ -465,8 +480,22 @@ func (m *LogManager) CreateTopic(name string, partitions int32, configs map[stri
 		return nil, err
 	}
 	cat := m.catalog.Load()
-	if _, ok := cat.byName[name]; ok {
+	if t, ok := cat.byName[name]; ok {
+		if id != nil && t.ID == *id {
+			return t, nil
+		}
+		if id != nil {
+			return t, fmt.Errorf("%w: %q has id %s, not %s", ErrTopicExists, name, t.ID, *id)
+		}
 		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	if id != nil {
+		if *id == (TopicID{}) || *id == (TopicID{15: 1}) {
+			return nil, fmt.Errorf("%w: reserved topic id %s", ErrInvalidTopic, *id)
+		}
+		if other, ok := cat.byID[*id]; ok {
+			return nil, fmt.Errorf("%w: id %s belongs to topic %q", ErrInvalidTopic, *id, other.Name)
+		}
 	}
 	for other := range cat.byName {
 		if unifyTopicName(other) == unifyTopicName(name) {
@@ -480,7 +509,12 @@ func (m *LogManager) CreateTopic(name string, partitions int32, configs map[stri
 	if err != nil {
 		return nil, err
 	}
-	t := &Topic{Name: name, ID: newTopicID(cat.byID), Configs: maps.Clone(configs), Config: cfg}
+	t := &Topic{Name: name, Configs: maps.Clone(configs), Config: cfg}
+	if id != nil {
+		t.ID = *id
+	} else {
+		t.ID = newTopicID(cat.byID)
+	}
 	if t.Configs == nil {
 		t.Configs = map[string]string{}
 	}

@@ -317,3 +317,51 @@ func TestOpenLogManagerErrors(t *testing.T) {
 		t.Fatal("second open succeeded")
 	}
 }
+
+func TestCreateTopicWithID(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m := openTestManager(t, dir, nil, LogConfig{})
+	id := TopicID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	tp, err := m.CreateTopicWithID("r", id, 2, map[string]string{"retention.ms": "1000"})
+	if err != nil || tp.ID != id || len(tp.Partitions) != 2 || tp.Config.RetentionMs != 1000 {
+		t.Fatalf("CreateTopicWithID: %+v, %v", tp, err)
+	}
+	if again, err := m.CreateTopicWithID("r", id, 2, nil); err != nil || again != tp {
+		t.Fatalf("replayed create: %p %v, want %p and no error", again, err, tp)
+	}
+	other := TopicID{15: 9}
+	tests := []struct {
+		name       string
+		id         TopicID
+		partitions int32
+		want       error
+	}{
+		{"r", other, 2, ErrTopicExists},
+		{"s", id, 1, ErrInvalidTopic}, // the id is r's
+		{"s", TopicID{}, 1, ErrInvalidTopic},
+		{"s", TopicID{15: 1}, 1, ErrInvalidTopic},
+		{"bad name", other, 1, ErrInvalidTopic},
+		{"s", other, 0, ErrInvalidPartitions},
+	}
+	for _, tt := range tests {
+		got, err := m.CreateTopicWithID(tt.name, tt.id, tt.partitions, nil)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("CreateTopicWithID(%q, %s, %d): %v, want %v", tt.name, tt.id, tt.partitions, err, tt.want)
+		}
+		if errors.Is(err, ErrTopicExists) != (got == tp) {
+			t.Errorf("CreateTopicWithID(%q, %s): returned %p", tt.name, tt.id, got)
+		}
+	}
+	if names := topicNames(m); names != "r" {
+		t.Fatalf("failed creates left topics: %s", names)
+	}
+	crash(m) // durable when it returns
+	m = openTestManager(t, dir, nil, LogConfig{})
+	if tp, ok := m.TopicByID(id); !ok || tp.Name != "r" || len(tp.Partitions) != 2 || tp.Configs["retention.ms"] != "1000" {
+		t.Fatalf("after a restart: %+v, %v", tp, ok)
+	}
+	if _, err := m.CreateTopicWithID("r", id, 2, nil); err != nil {
+		t.Fatalf("replayed create after a restart: %v", err)
+	}
+}

@@ -544,6 +544,53 @@ func (s *LogSegment) loadTail(verifyCRC bool, indexIntervalBytes int64) (int64, 
 	return res.nextOffset, nil
 }
 
+// truncateTo cuts the segment before the batch holding offset, or after its
+// last batch below offset, so that it keeps whole batches (LogSegment.truncateTo);
+// the indexes are rebuilt from what is left, as recovery does, and
+// TransactionIndex entries of markers cut off are dropped. It returns the
+// segment's new next offset. FileRegions already handed out past the cut read
+// short (SendTo fails); the Log hides those bytes from new reads first.
+func (s *LogSegment) truncateTo(offset, indexIntervalBytes, nowMs int64) (int64, error) {
+	pos, _, found, err := s.translateOffset(offset, s.size())
+	if err != nil {
+		return 0, err
+	}
+	if found {
+		if err := s.log.truncateTo(pos); err != nil {
+			return 0, err
+		}
+	}
+	res, err := s.scan(0, s.baseOffset, -1, false, indexIntervalBytes)
+	if err == nil {
+		err = res.err
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.rebuildIndexes(res)
+	if err := s.txnIndex.truncateTo(res.nextOffset); err != nil {
+		return 0, err
+	}
+	if s.size() == 0 {
+		s.rollingBasedTime = -1
+	}
+	s.loadRollingBasedTime(nowMs)
+	return res.nextOffset, nil
+}
+
+// loadRollingBasedTime starts segment.ms for a segment that has batches but no
+// append time yet (loaded, or made active again by a truncation): Kafka uses
+// the first batch's timestamp, unless it lies in the future.
+func (s *LogSegment) loadRollingBasedTime(nowMs int64) {
+	if s.size() == 0 || s.rollingBasedTime >= 0 {
+		return
+	}
+	s.rollingBasedTime = nowMs
+	if ts := s.firstBatchTimestamp(); ts >= 0 && ts < nowMs {
+		s.rollingBasedTime = ts
+	}
+}
+
 // firstBatchTimestamp is the first batch's MaxTimestamp, or -1 (Kafka bases segment.ms
 // on it after a restart).
 func (s *LogSegment) firstBatchTimestamp() int64 {
