@@ -33,7 +33,11 @@ type DB interface {
 // id is never handed out twice, not even across a crash; the ids left in a
 // block when the broker stops are skipped.
 type ProducerIDManager struct {
-	db   DB
+	db DB
+	// allocate, when set, reserves blocks elsewhere instead of in db: in a
+	// cluster the controller hands them out, so brokers never collide
+	// (Kafka's RPCProducerIdManager and AllocateProducerIds).
+	allocate func() (first, count int64, err error)
 	mu   sync.Mutex
 	next int64 // next id to hand out
 	end  int64 // end of the current block (exclusive)
@@ -43,6 +47,12 @@ type ProducerIDManager struct {
 // block on the first call.
 func NewProducerIDManager(db DB) *ProducerIDManager {
 	return &ProducerIDManager{db: db}
+}
+
+// NewRemoteProducerIDManager returns a manager that takes its blocks from
+// allocate, which must never hand out an id twice.
+func NewRemoteProducerIDManager(allocate func() (first, count int64, err error)) *ProducerIDManager {
+	return &ProducerIDManager{allocate: allocate}
 }
 
 // NextProducerID returns an id no one has had.
@@ -60,6 +70,17 @@ func (m *ProducerIDManager) NextProducerID() (int64, error) {
 }
 
 func (m *ProducerIDManager) reserveBlock() error {
+	if m.allocate != nil {
+		first, count, err := m.allocate()
+		if err != nil {
+			return fmt.Errorf("idempotence: allocate producer ids: %w", err)
+		}
+		if count <= 0 {
+			return fmt.Errorf("idempotence: allocate producer ids: empty block")
+		}
+		m.next, m.end = first, first+count
+		return nil
+	}
 	var start int64
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(producerIDsBucket)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -232,5 +233,30 @@ func TestProducerIDsNeverReused(t *testing.T) {
 			seen[id] = true
 		}
 		db.Close()
+	}
+}
+
+// A remote manager hands out the blocks its allocator grants, in order,
+// and asks for the next block only when one is spent.
+func TestRemoteProducerIDBlocks(t *testing.T) {
+	var calls int
+	m := NewRemoteProducerIDManager(func() (int64, int64, error) {
+		calls++
+		return int64(calls) * 1000, 2, nil // blocks [1000,1001], [2000,2001]
+	})
+	var got []int64
+	for range 4 {
+		id, err := m.NextProducerID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	if want := []int64{1000, 1001, 2000, 2001}; !slices.Equal(got, want) || calls != 2 {
+		t.Fatalf("ids %v after %d allocations, want %v after 2", got, calls, want)
+	}
+	failing := NewRemoteProducerIDManager(func() (int64, int64, error) { return 0, 0, errors.New("no controller") })
+	if _, err := failing.NextProducerID(); err == nil {
+		t.Fatal("an allocation failure must fail NextProducerID")
 	}
 }
