@@ -49,7 +49,7 @@ type Client struct {
 	r      *bufio.Reader
 	f      *kmsg.RequestFormatter
 	corr   int32
-	buf    []byte
+	buf    []byte // request encoding, reused
 	closed bool
 }
 
@@ -121,9 +121,9 @@ func (c *Client) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response
 		return nil, err
 	}
 	resp := req.ResponseKind()
-	var err error
-	c.buf, err = ReadResponse(c.r, c.MaxResponseBytes, c.corr, resp, c.buf)
-	if err != nil {
+	// A fresh buffer per response: kmsg's decoded []byte fields (record
+	// batches, tag values) alias the frame, and the caller keeps them.
+	if _, err := ReadResponse(c.r, c.MaxResponseBytes, c.corr, resp, nil); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -54,6 +54,7 @@ func serveTiny(t *testing.T) string {
 							rt := kmsg.NewMetadataResponseTopic()
 							rt.Topic = tp.Topic
 							r.Topics = append(r.Topics, rt)
+							r.UnknownTags.Set(99, []byte(*tp.Topic))
 						}
 						resp = r
 					default:
@@ -114,6 +115,40 @@ func TestClientRequest(t *testing.T) {
 		if v >= 2 && (mr.ClusterID == nil || *mr.ClusterID != "kbroker-test") {
 			t.Fatalf("Metadata v%d: client id not sent: %v", v, mr.ClusterID)
 		}
+	}
+}
+
+// TestClientResponsesOwnTheirBytes: decoded []byte fields alias the
+// response frame, so a later request must not overwrite them.
+func TestClientResponsesOwnTheirBytes(t *testing.T) {
+	t.Parallel()
+	addr := serveTiny(t)
+	ctx := context.Background()
+	c, err := Dial(ctx, addr, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	meta := func(topic string) *kmsg.MetadataResponse {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 12
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		resp, err := c.Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.MetadataResponse)
+	}
+	tag := func(r *kmsg.MetadataResponse) (v string) {
+		r.UnknownTags.Each(func(k uint32, b []byte) { v = string(b) })
+		return v
+	}
+	first := meta("aaaa")
+	meta("bbbb")
+	if got := tag(first); got != "aaaa" {
+		t.Fatalf("first response's bytes overwritten: %q", got)
 	}
 }
 
