@@ -244,6 +244,7 @@ func (c *Controller) startRaft(selfAddr string) error {
 	c.fsm = newFSM(c.logger, cfg.OnImage)
 	r, err := raft.NewRaft(rc, c.fsm, store, store, snaps, c.transport)
 	if err != nil {
+		c.transport.Close()
 		return fmt.Errorf("controller: raft: %w", err)
 	}
 	c.raft = r
@@ -310,9 +311,8 @@ func (c *Controller) watchLeadership() {
 				c.active.Store(false)
 				continue
 			}
-			if err := c.raft.Barrier(applyTimeout).Error(); err != nil {
-				c.logger.Warn("barrier after election failed", "err", err)
-				continue // raft notifies again on the next change
+			if !c.barrier() {
+				continue
 			}
 			c.writeMu.Lock()
 			c.sessions = map[int32]*brokerSession{}
@@ -325,6 +325,25 @@ func (c *Controller) watchLeadership() {
 			c.logger.Info("active controller", "offset", c.fsm.image().Offset)
 		}
 	}
+}
+
+// barrier waits until every entry committed before this term is applied,
+// retrying while this node is still the leader. It reports whether the
+// node may act as the active controller.
+func (c *Controller) barrier() bool {
+	for c.raft.State() == raft.Leader {
+		err := c.raft.Barrier(applyTimeout).Error()
+		if err == nil {
+			return true
+		}
+		c.logger.Warn("barrier after election failed", "err", err)
+		select {
+		case <-c.closing:
+			return false
+		case <-time.After(minBackoff):
+		}
+	}
+	return false
 }
 
 // errNotController is NOT_CONTROLLER: retry at the (new) active controller.
@@ -352,10 +371,9 @@ func (c *Controller) writeLocked(plan func(img *Image) ([]record, error)) (uint6
 	}
 	f := c.raft.Apply(encodeEntry(recs), applyTimeout)
 	if err := f.Error(); err != nil {
-		// Lost leadership or shutting down: the entry may or may not
-		// commit; the caller retries at the new controller, whose plan
-		// sees the outcome.
-		c.active.Store(false)
+		// Lost leadership (raft's notification will deactivate us) or
+		// shutting down: the entry may or may not commit; the caller
+		// retries at the active controller, whose plan sees the outcome.
 		return 0, fmt.Errorf("%w (%v)", errNotController(c.cfg.NodeID), err)
 	}
 	if err, _ := f.Response().(error); err != nil {
