@@ -1,0 +1,119 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// fsm is the raft state machine: it applies metadata entries to the image
+// (Kafka's MetadataLoader feeding MetadataPublishers). raft calls Apply,
+// Restore and Snapshot from its one FSM goroutine.
+type fsm struct {
+	logger  *slog.Logger
+	onImage func(*Image)
+
+	mu      sync.Mutex
+	img     *Image
+	changed chan struct{} // closed and replaced on every new image
+}
+
+func newFSM(logger *slog.Logger, onImage func(*Image)) *fsm {
+	return &fsm{logger: logger, onImage: onImage, img: emptyImage(), changed: make(chan struct{})}
+}
+
+func (f *fsm) image() *Image {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.img
+}
+
+// imageAndChanged returns the image and a channel closed when it is
+// replaced, for waiting without missing an update.
+func (f *fsm) imageAndChanged() (*Image, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.img, f.changed
+}
+
+func (f *fsm) publish(img *Image) {
+	f.mu.Lock()
+	f.img = img
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	if f.onImage != nil {
+		f.onImage(img)
+	}
+}
+
+// Apply applies one entry. An entry that does not decode or does not fit
+// the image is refused whole, identically on every node; the offset still
+// advances so that waiters on it wake. The returned error reaches the
+// leader's ApplyFuture.Response.
+func (f *fsm) Apply(l *raft.Log) any {
+	cur := f.image()
+	recs, err := decodeEntry(l.Data)
+	var next *Image
+	if err == nil {
+		next, err = cur.apply(l.Index, recs)
+	}
+	if err != nil {
+		f.logger.Error("refusing metadata entry", "offset", l.Index, "err", err)
+		n := *cur
+		n.Offset = l.Index
+		next = &n
+	}
+	f.publish(next)
+	return err
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return fsmSnapshot{f.image()}, nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	img, err := decodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	f.publish(img)
+	return nil
+}
+
+// waitOffset waits until the image has applied offset.
+func (f *fsm) waitOffset(ctx context.Context, offset uint64) (*Image, error) {
+	for {
+		img, ch := f.imageAndChanged()
+		if img.Offset >= offset {
+			return img, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// fsmSnapshot is an image being written out; images are immutable, so
+// Persist may run concurrently with Apply.
+type fsmSnapshot struct{ img *Image }
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(encodeSnapshot(s.img)); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (fsmSnapshot) Release() {}
