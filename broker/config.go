@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kbroker/kbroker/controller"
 	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/storage"
 	"github.com/kbroker/kbroker/txn"
@@ -35,7 +36,27 @@ type Config struct {
 	// kbroker is a single node without one and does not bind them.
 	ControllerListeners []Listener
 	// ProcessRoles is process.roles: broker, or broker and controller.
-	ProcessRoles              []string
+	ProcessRoles []string
+	// QuorumVoters is controller.quorum.voters. More than one voter makes
+	// this node a combined broker+controller of a replicated cluster (see
+	// cluster.go) and binds its controller listener; none, or this node
+	// alone, keeps the single-node path untouched.
+	QuorumVoters []controller.Voter
+	BrokerRack   string // broker.rack
+	// Replication (Kafka's ReplicaManager and ReplicaFetcherThread settings).
+	ReplicaLagTimeMax            time.Duration // replica.lag.time.max.ms
+	ReplicaFetchWaitMax          time.Duration // replica.fetch.wait.max.ms
+	ReplicaFetchMinBytes         int32         // replica.fetch.min.bytes
+	ReplicaFetchMaxBytes         int32         // replica.fetch.max.bytes
+	ReplicaFetchResponseMaxBytes int32         // replica.fetch.response.max.bytes
+	ReplicaFetchBackoff          time.Duration // replica.fetch.backoff.ms
+	// The broker's session with the controller (BrokerLifecycleManager).
+	BrokerSessionTimeout    time.Duration // broker.session.timeout.ms
+	BrokerHeartbeatInterval time.Duration // broker.heartbeat.interval.ms
+	QuorumElectionTimeout   time.Duration // controller.quorum.election.timeout.ms
+	// ControlledShutdownEnable is controlled.shutdown.enable: Close first
+	// moves leadership off this broker.
+	ControlledShutdownEnable  bool
 	LogDir                    string // log.dirs (one directory)
 	NumPartitions             int32  // num.partitions
 	DefaultReplicationFactor  int16  // default.replication.factor
@@ -45,6 +66,8 @@ type Config struct {
 	LogRetentionCheckInterval time.Duration
 	LogFlushSchedulerInterval time.Duration
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor.
+	OffsetsTopicReplicationFactor int16
 	// ProducerIDExpiration is producer.id.expiration.ms, checked every
 	// ProducerIDExpirationCheckInterval (producer.id.expiration.check.interval.ms).
 	ProducerIDExpiration              time.Duration
@@ -170,19 +193,15 @@ var brokerConfigDefs = []configDef{
 		}
 		return nil
 	}},
-	// One node is its own quorum: the voters are checked for form and
-	// otherwise ignored.
-	{"controller.quorum.voters", "", func(c *Config, v string) error {
-		for _, voter := range strings.Split(v, ",") {
-			id, addr, ok := strings.Cut(strings.TrimSpace(voter), "@")
-			if _, err := strconv.ParseInt(id, 10, 32); !ok || err != nil {
-				return fmt.Errorf("voter %q is not id@host:port", voter)
-			}
-			if _, _, err := net.SplitHostPort(addr); err != nil {
-				return fmt.Errorf("voter %q is not id@host:port", voter)
-			}
+	// One voter (or none) is a single node; more make a cluster whose
+	// metadata quorum runs on the controller listeners (resolveQuorum).
+	{"controller.quorum.voters", "", func(c *Config, v string) (err error) {
+		c.QuorumVoters = nil
+		if strings.TrimSpace(v) == "" {
+			return nil
 		}
-		return nil
+		c.QuorumVoters, err = controller.ParseVoters(v)
+		return err
 	}},
 	{"controller.quorum.bootstrap.servers", "", func(c *Config, v string) error {
 		for _, addr := range strings.Split(v, ",") {
@@ -192,6 +211,17 @@ var brokerConfigDefs = []configDef{
 		}
 		return nil
 	}},
+	{"broker.rack", "", func(c *Config, v string) error { c.BrokerRack = v; return nil }},
+	{"replica.lag.time.max.ms", "30000", msInto(func(c *Config) *time.Duration { return &c.ReplicaLagTimeMax }, 1, time.Millisecond)},
+	{"replica.fetch.wait.max.ms", "500", msInto(func(c *Config) *time.Duration { return &c.ReplicaFetchWaitMax }, 0, time.Millisecond)},
+	{"replica.fetch.min.bytes", "1", intInto(func(c *Config) *int32 { return &c.ReplicaFetchMinBytes }, 1, math.MaxInt32)},
+	{"replica.fetch.max.bytes", "1048576", intInto(func(c *Config) *int32 { return &c.ReplicaFetchMaxBytes }, 0, math.MaxInt32)},
+	{"replica.fetch.response.max.bytes", "10485760", intInto(func(c *Config) *int32 { return &c.ReplicaFetchResponseMaxBytes }, 0, math.MaxInt32)},
+	{"replica.fetch.backoff.ms", "1000", msInto(func(c *Config) *time.Duration { return &c.ReplicaFetchBackoff }, 0, time.Millisecond)},
+	{"broker.session.timeout.ms", "9000", msInto(func(c *Config) *time.Duration { return &c.BrokerSessionTimeout }, 1, time.Millisecond)},
+	{"broker.heartbeat.interval.ms", "2000", msInto(func(c *Config) *time.Duration { return &c.BrokerHeartbeatInterval }, 1, time.Millisecond)},
+	{"controller.quorum.election.timeout.ms", "1000", msInto(func(c *Config) *time.Duration { return &c.QuorumElectionTimeout }, 1, time.Millisecond)},
+	{"controlled.shutdown.enable", "true", boolInto(func(c *Config) *bool { return &c.ControlledShutdownEnable })},
 	{"log.dirs", "kbroker-data", func(c *Config, v string) error {
 		dirs := strings.Split(v, ",")
 		if len(dirs) != 1 || strings.TrimSpace(dirs[0]) == "" {
@@ -243,11 +273,15 @@ var brokerConfigDefs = []configDef{
 
 	// The group coordinator (Kafka's GroupCoordinatorConfig).
 	{"offsets.topic.num.partitions", "50", intInto(func(c *Config) *int32 { return &c.OffsetsTopicNumPartitions }, 1, math.MaxInt32)},
+	// One broker: every internal topic has one replica. A cluster's
+	// __consumer_offsets gets this many.
 	{"offsets.topic.replication.factor", "1", func(c *Config, v string) error {
-		if n, err := strconv.ParseInt(v, 10, 16); err != nil || n < 1 {
+		n, err := strconv.ParseInt(v, 10, 16)
+		if err != nil || n < 1 {
 			return fmt.Errorf("invalid value %q", v)
 		}
-		return nil // one broker: every internal topic has one replica
+		c.OffsetsTopicReplicationFactor = int16(n)
+		return nil
 	}},
 	{"group.initial.rebalance.delay.ms", "3000", msInto(func(c *Config) *time.Duration { return &c.Group.GroupInitialRebalanceDelay }, 0, time.Millisecond)},
 	{"group.min.session.timeout.ms", "6000", msInto(func(c *Config) *time.Duration { return &c.Group.GroupMinSessionTimeout }, 0, time.Millisecond)},
@@ -374,7 +408,46 @@ func ParseConfig(props map[string]string) (Config, error) {
 	if err := c.resolveListeners(props); err != nil {
 		return Config{}, err
 	}
+	if err := c.resolveQuorum(); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// Clustered reports whether this node is one of several voters of a
+// metadata quorum: a replicated cluster rather than a single node.
+func (c *Config) Clustered() bool { return len(c.QuorumVoters) > 1 }
+
+// resolveQuorum checks a cluster's quorum settings: kbroker nodes are
+// combined broker+controller nodes (KRaft combined mode), each a voter
+// whose controller listener is the address the voters name.
+func (c *Config) resolveQuorum() error {
+	if !c.Clustered() {
+		return nil
+	}
+	i := slices.IndexFunc(c.QuorumVoters, func(v controller.Voter) bool { return v.ID == c.NodeID })
+	if i < 0 {
+		return fmt.Errorf("config controller.quorum.voters: node.id %d is not a voter: kbroker cluster nodes are combined broker+controller nodes", c.NodeID)
+	}
+	if !slices.Contains(c.ProcessRoles, "controller") {
+		return fmt.Errorf("config process.roles: a node in controller.quorum.voters must have the controller role")
+	}
+	if len(c.ControllerListeners) != 1 {
+		return fmt.Errorf("config controller.listener.names: a cluster node needs exactly one controller listener in listeners, found %d", len(c.ControllerListeners))
+	}
+	if self := c.QuorumVoters[i]; c.ControllerListeners[0].Port != 0 && c.ControllerListeners[0].Port != self.Port {
+		return fmt.Errorf("config listeners: controller listener %s does not listen on this voter's port %d", c.ControllerListeners[0], self.Port)
+	}
+	return nil
+}
+
+// InterBrokerListener is the advertised listener other brokers reach this
+// one on: inter.broker.listener.name, else the first advertised listener.
+func (c *Config) InterBrokerListener() string {
+	if c.interBrokerListenerName != "" {
+		return c.interBrokerListenerName
+	}
+	return c.AdvertisedListeners[0].Name
 }
 
 // resolveNodeID applies broker.id, node.id's synonym: either may be set
