@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/protocol"
+	"github.com/kbroker/kbroker/storage"
 )
 
 // Produce: v0-12 (v3+ served; v0-2 advertised for librdkafka, refused)
@@ -17,10 +18,18 @@ import (
 //   the whole request.
 // * The batch is stored as sent (compressed batches stay compressed) with
 //   its base offset and leader epoch stamped in; one write per batch.
-// * The high watermark moves to the log end offset at once: this broker is
-//   the partition's only in-sync replica, so acks=1 and acks=all are both
-//   satisfied by the local append. acks=all is refused with
-//   NOT_ENOUGH_REPLICAS when the ISR is smaller than min.insync.replicas.
+// * On a single node the high watermark moves to the log end offset at
+//   once: this broker is the partition's only in-sync replica, so acks=1
+//   and acks=all are both satisfied by the local append.
+// * In a cluster only the partition's leader appends (others answer
+//   NOT_LEADER_OR_FOLLOWER with the current leader, KIP-951); the high
+//   watermark moves as the ISR's followers fetch, and acks=all waits for it
+//   to cover the batch (Kafka's DelayedProduce) until the request's
+//   timeout (REQUEST_TIMED_OUT); if the ISR has shrunk below
+//   min.insync.replicas meanwhile the answer is
+//   NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+// * acks=all is refused with NOT_ENOUGH_REPLICAS when the ISR is smaller
+//   than min.insync.replicas.
 // * acks=0 gets no response; if any partition failed the connection is
 //   closed so the client refreshes its metadata (Kafka does the same).
 // * Unknown topics are auto-created when auto.create.topics.enable is set.
@@ -40,6 +49,7 @@ import (
 // * v5: LogStartOffset in the response
 // * v8: per-partition ErrorMessage and RecordErrors (KIP-467)
 // * v9: flexible
+// * v10: CurrentLeader and NodeEndpoints on NOT_LEADER_OR_FOLLOWER (KIP-951)
 // * v12: transactions v2: partitions join the transaction implicitly
 
 func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
@@ -47,6 +57,7 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 
 	failed := false
+	var waits []pendingProduce // acks=all appends waiting for the ISR
 	donep := func(rt *kmsg.ProduceResponseTopic, p int32, err *kerr.Error, msg string) {
 		failed = true
 		sp := kmsg.NewProduceResponseTopicPartition()
@@ -91,6 +102,14 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			}
 			log := t.Partitions[rp.Partition]
 			st := s.partitionState(t, rp.Partition)
+			var part *Partition // this broker's replica, in a cluster
+			if s.cluster != nil {
+				if part = s.cluster.partition(t.Name, rp.Partition); part == nil || st.Leader != s.cfg.NodeID {
+					donep(rt, rp.Partition, kerr.NotLeaderForPartition, "")
+					s.currentLeader(resp, &rt.Partitions[len(rt.Partitions)-1], t.Name, creq.conn.listener)
+					continue
+				}
+			}
 			cfg := log.Config()
 			h, err := protocol.ValidateProduceBatch(rp.Records, cfg, time.Now())
 			if err != nil {
@@ -110,7 +129,12 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 					continue
 				}
 			}
-			info, err := log.AppendAsLeader(rp.Records, st.LeaderEpoch)
+			var info storage.LogAppendInfo
+			if part != nil {
+				info, err = part.appendRecordsToLeader(rp.Records, req.Acks, cfg.MinInsyncReplicas)
+			} else {
+				info, err = log.AppendAsLeader(rp.Records, st.LeaderEpoch)
+			}
 			if h.IsTransactional() {
 				s.txnAppends.RUnlock()
 			}
@@ -120,13 +144,18 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 					s.logger.Error("append failed", "topic", t.Name, "partition", rp.Partition, "err", err)
 				}
 				donep(rt, rp.Partition, ke, "")
+				if ke == kerr.NotLeaderForPartition {
+					s.currentLeader(resp, &rt.Partitions[len(rt.Partitions)-1], t.Name, creq.conn.listener)
+				}
 				continue
 			}
 			if info.Duplicate {
 				s.metrics.duplicates.Inc()
 			} else {
-				// The leader is the whole ISR: the append is committed.
-				log.UpdateHighWatermark(log.LogEndOffset())
+				if part == nil {
+					// The leader is the whole ISR: the append is committed.
+					log.UpdateHighWatermark(log.LogEndOffset())
+				}
 				tm := s.metrics.topic(t.Name)
 				tm.bytesIn.Add(float64(len(rp.Records)))
 				tm.recordsIn.Add(float64(info.RecordCount))
@@ -140,8 +169,14 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			sp.LogAppendTime = info.LogAppendTime
 			sp.LogStartOffset = info.LogStartOffset
 			rt.Partitions = append(rt.Partitions, sp)
+			if part != nil && req.Acks == -1 {
+				// Even a duplicate waits: its first append may not be
+				// committed yet.
+				waits = append(waits, pendingProduce{part: part, topic: len(resp.Topics) - 1, partition: len(rt.Partitions) - 1, offset: info.LastOffset + 1, minISR: cfg.MinInsyncReplicas})
+			}
 		}
 	}
+	s.waitForProduce(resp, waits, time.Duration(req.TimeoutMillis)*time.Millisecond, creq.conn.listener)
 
 	if req.Acks == 0 {
 		if failed {

@@ -26,8 +26,11 @@ import (
 //   topics, and incremental responses that carry only partitions with news.
 // * Errors are per partition: UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID
 //   for v13+), OFFSET_OUT_OF_RANGE, FENCED/UNKNOWN_LEADER_EPOCH.
-// * Follower fetches (replica id >= 0) are not served: there is no
-//   replication yet.
+// * Follower fetches (replica id >= 0) are served in a cluster only, by the
+//   partition's leader: they read up to the log end offset, wait for
+//   appends rather than high watermark moves, and their fetch offset is the
+//   follower's log end offset, from which the leader moves the high
+//   watermark and grows or shrinks the ISR.
 //
 // Version notes:
 // * v4: IsolationLevel, LastStableOffset, AbortedTransactions
@@ -49,8 +52,8 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
-	if replicaID >= 0 {
-		resp.ErrorCode = kerr.UnknownServerError.Code
+	if replicaID >= 0 && s.cluster == nil {
+		resp.ErrorCode = kerr.UnknownServerError.Code // no replicas on a single node
 		return resp, nil
 	}
 
@@ -107,7 +110,7 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		resp.SessionID = session.id
 	}
 
-	results := s.waitForFetch(req, parts)
+	results := s.waitForFetch(req, parts, replicaID)
 
 	// Assemble the response in partition order, grouping consecutive
 	// partitions of one topic as Kafka does.
@@ -203,8 +206,8 @@ func (r *fetchResult) news(p *sessionPartition) bool {
 
 // waitForFetch reads parts and, while fewer than MinBytes are ready, waits
 // for appends until MaxWaitMillis, then reads again.
-func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition) []fetchResult {
-	results, bytes, failed := s.readPartitions(req, parts)
+func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition, replicaID int32) []fetchResult {
+	results, bytes, failed := s.readPartitions(req, parts, replicaID)
 	if req.MaxWaitMillis <= 0 || bytes >= int64(req.MinBytes) || failed || len(parts) == 0 {
 		s.metrics.fetchWait.Observe(0)
 		return results
@@ -216,16 +219,24 @@ func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition)
 	// wait below is not missed.
 	wake := make(chan struct{}, 1)
 	for _, p := range parts {
-		if t := s.fetchTopic(p.key); t != nil && p.key.partition >= 0 && int(p.key.partition) < len(t.Partitions) {
-			log := t.Partitions[p.key.partition]
-			defer log.Watch(wake)()
+		t := s.fetchTopic(p.key)
+		switch {
+		case t == nil || p.key.partition < 0 || int(p.key.partition) >= len(t.Partitions):
+		case replicaID >= 0:
+			// A follower waits for appends: they do not move the high
+			// watermark until it fetches them.
+			if part := s.cluster.partition(t.Name, p.key.partition); part != nil {
+				defer part.watchAppends(wake)()
+			}
+		default:
+			defer t.Partitions[p.key.partition].Watch(wake)()
 		}
 	}
 	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	defer timer.Stop()
 	for {
 		releaseAll(results)
-		results, bytes, failed = s.readPartitions(req, parts)
+		results, bytes, failed = s.readPartitions(req, parts, replicaID)
 		if bytes >= int64(req.MinBytes) || failed {
 			return results
 		}
@@ -266,7 +277,11 @@ func releaseAll(results []fetchResult) {
 // readPartitions reads every partition once, within the byte limits. It
 // returns the bytes ready and whether any partition failed (which, as in
 // Kafka, answers at once instead of waiting).
-func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartition) ([]fetchResult, int64, bool) {
+//
+// A follower (replicaID >= 0) reads up to the log end offset, and its fetch
+// offset tells the leader how far its log reaches (Kafka's
+// updateFollowerFetchState), which may move the high watermark and the ISR.
+func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartition, replicaID int32) ([]fetchResult, int64, bool) {
 	results := make([]fetchResult, len(parts))
 	remaining := int64(req.MaxBytes)
 	if remaining <= 0 {
@@ -292,15 +307,29 @@ func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartitio
 			fail(err)
 			continue
 		}
+		if replicaID >= 0 {
+			part := s.cluster.partition(t.Name, p.key.partition)
+			if part == nil {
+				fail(kerr.NotLeaderForPartition)
+				continue
+			}
+			part.updateFollowerFetch(replicaID, p.fetchOffset, time.Now())
+			s.cluster.maybeAlterISR(part)
+		}
 		hw, lso := log.HighWatermark(), log.LastStableOffset()
 		maxOffset := hw
-		if req.IsolationLevel == readCommitted {
+		switch {
+		case replicaID >= 0:
+			maxOffset = log.LogEndOffset()
+		case req.IsolationLevel == readCommitted:
 			maxOffset = lso
 		}
 		maxBytes := min(int64(p.maxBytes), remaining)
 		info, rerr := log.Read(p.fetchOffset, int32(max(maxBytes, 0)), maxOffset, minOneMessage)
 		if rerr != nil {
 			fail(protocol.KafkaError(rerr))
+			// A follower behind the log start restarts from it.
+			r.logStartOffset = log.LogStartOffset()
 			continue
 		}
 		r.highWatermark, r.lastStableOffset, r.logStartOffset = hw, lso, log.LogStartOffset()

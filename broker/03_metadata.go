@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,10 +36,8 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
-	adv := s.advertisedFor(creq.conn.listener)
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: adv.Host, Port: int32(adv.Port)}}
+	resp.Brokers, resp.ControllerID = s.metadataBrokers(creq.conn.listener)
 	resp.ClusterID = &s.clusterID
-	resp.ControllerID = s.cfg.NodeID
 	if req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterAuthorizedOperations
 	}
@@ -102,10 +101,61 @@ func (s *Server) metadataTopic(t *storage.Topic, authorizedOps bool) kmsg.Metada
 		mp.LeaderEpoch = st.LeaderEpoch
 		mp.Replicas = st.Replicas
 		mp.ISR = st.ISR
-		mp.OfflineReplicas = []int32{}
+		mp.OfflineReplicas = s.offlineReplicas(st.Replicas)
+		if st.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// metadataBrokers lists the live brokers by their endpoint on listener l
+// and names the controller. On one node that is this broker; in a cluster
+// the unfenced brokers of the image, and the active controller, which
+// serves the admin requests clients send it as every broker does.
+func (s *Server) metadataBrokers(l *boundListener) ([]kmsg.MetadataResponseBroker, int32) {
+	if s.cluster == nil {
+		adv := s.advertisedFor(l)
+		return []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: adv.Host, Port: int32(adv.Port)}}, s.cfg.NodeID
+	}
+	img := s.cluster.ctl.Image()
+	var brokers []kmsg.MetadataResponseBroker
+	for _, id := range slices.Sorted(maps.Keys(img.Brokers)) {
+		b := img.Brokers[id]
+		if b.Fenced {
+			continue
+		}
+		ep, ok := s.cluster.endpoint(id, l.Name)
+		if !ok {
+			continue
+		}
+		mb := kmsg.MetadataResponseBroker{NodeID: id, Host: ep.Host, Port: ep.Port}
+		if b.Rack != "" {
+			mb.Rack = kmsg.StringPtr(b.Rack)
+		}
+		brokers = append(brokers, mb)
+	}
+	controllerID := s.cluster.ctl.ActiveID()
+	if controllerID < 0 {
+		controllerID = s.cfg.NodeID
+	}
+	return brokers, controllerID
+}
+
+// offlineReplicas lists the replicas whose brokers are fenced.
+func (s *Server) offlineReplicas(replicas []int32) []int32 {
+	offline := []int32{}
+	if s.cluster == nil {
+		return offline
+	}
+	img := s.cluster.ctl.Image()
+	for _, r := range replicas {
+		if b, ok := img.Brokers[r]; !ok || b.Fenced {
+			offline = append(offline, r)
+		}
+	}
+	return offline
 }
 
 func metadataTopicError(rt kmsg.MetadataRequestTopic, err *kerr.Error) kmsg.MetadataResponseTopic {

@@ -8,8 +8,14 @@ import (
 // FindCoordinator: v0-6
 //
 // Behavior (KafkaApis.handleFindCoordinatorRequest):
-// * This broker coordinates every group and every transactional id,
-//   answered with the advertised listener the client connected through.
+// * On one node this broker coordinates every group and every
+//   transactional id, answered with the advertised listener the client
+//   connected through.
+// * In a cluster a key's coordinator is the leader of its partition of
+//   __consumer_offsets (Kafka's partitionFor: Java's String.hashCode,
+//   made non-negative, modulo the partition count), for groups and, since
+//   there is no __transaction_state topic, for transactional ids too;
+//   COORDINATOR_NOT_AVAILABLE while that partition has no leader.
 // * The first group lookup creates the internal __consumer_offsets topic
 //   (offsets.topic.num.partitions partitions), as Kafka does; it stays
 //   empty, since group state lives in meta.db.
@@ -37,15 +43,22 @@ func (s *Server) handleFindCoordinator(creq *clientReq) (kmsg.Response, error) {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Host, c.Port = key, -1, "", -1
 		switch req.CoordinatorType {
-		case 0:
+		case 0, 1:
 			if err := s.ensureOffsetsTopic(); err != nil {
 				s.logger.Warn("cannot create "+offsetsTopic, "err", err)
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 				break
 			}
-			c.NodeID, c.Host, c.Port = s.cfg.NodeID, me.Host, int32(me.Port)
-		case 1:
-			c.NodeID, c.Host, c.Port = s.cfg.NodeID, me.Host, int32(me.Port)
+			if s.cluster == nil {
+				c.NodeID, c.Host, c.Port = s.cfg.NodeID, me.Host, int32(me.Port)
+				break
+			}
+			id, ep, ok := s.cluster.coordinatorFor(key, creq.conn.listener.Name)
+			if !ok {
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				break
+			}
+			c.NodeID, c.Host, c.Port = id, ep.Host, ep.Port
 		case 2:
 			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("kbroker does not serve share groups.")
 		default:

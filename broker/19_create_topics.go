@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/controller"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -25,6 +27,10 @@ import (
 //   above 1 is INVALID_REPLICATION_FACTOR with the replica placer's message.
 // * A manual ReplicaAssignment needs both counts at -1 and may name only
 //   this node, once per partition, for partitions 0..n-1.
+// * In a cluster the active controller places the replicas over the
+//   unfenced brokers and checks the replication factor and a manual
+//   assignment against the registered brokers; this broker waits until the
+//   topic is in its metadata image and its own replicas exist.
 // * ValidateOnly runs every check and fills the response without creating
 //   anything (TopicID stays zero: no topic exists).
 // * __cluster_metadata is refused as Kafka refuses it; other internal names
@@ -83,6 +89,9 @@ func (s *Server) createTopic(rt *kmsg.CreateTopicsRequestTopic, validateOnly boo
 	if err != nil {
 		return err
 	}
+	if s.cluster != nil {
+		return s.createTopicInCluster(rt, validateOnly, configs, st)
+	}
 	partitions, rf, err := s.placement(rt)
 	if err != nil {
 		return err
@@ -110,6 +119,44 @@ func (s *Server) createTopic(rt *kmsg.CreateTopicsRequestTopic, validateOnly boo
 	st.NumPartitions, st.ReplicationFactor = partitions, rf
 	for i := range topicConfigDefs {
 		st.Configs = append(st.Configs, s.effectiveTopicConfig(&topicConfigDefs[i], overrides, lc))
+	}
+	return nil
+}
+
+// createTopicInCluster has the controller place and create the topic
+// (Kafka's ControllerApis.createTopics → ReplicationControlManager), then
+// makes its logs here.
+func (s *Server) createTopicInCluster(rt *kmsg.CreateTopicsRequestTopic, validateOnly bool, configs map[string]string, st *kmsg.CreateTopicsResponseTopic) error {
+	spec := controller.CreateTopicSpec{Name: rt.Topic, NumPartitions: rt.NumPartitions, ReplicationFactor: rt.ReplicationFactor, Configs: configs, ValidateOnly: validateOnly}
+	if len(rt.ReplicaAssignment) > 0 {
+		spec.Assignment = make([][]int32, len(rt.ReplicaAssignment))
+		for _, a := range rt.ReplicaAssignment {
+			if a.Partition < 0 || int(a.Partition) >= len(spec.Assignment) || spec.Assignment[a.Partition] != nil {
+				return newAPIError(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
+			}
+			spec.Assignment[a.Partition] = a.Replicas
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), controllerTimeout)
+	defer cancel()
+	ti, err := s.cluster.ctl.CreateTopic(ctx, spec)
+	if err != nil {
+		return err
+	}
+	lc, err := s.cfg.LogDefaults.Apply(configs)
+	if err != nil {
+		return err
+	}
+	if !validateOnly {
+		s.cluster.sync()
+		st.TopicID = ti.ID
+	}
+	st.NumPartitions = int32(len(ti.Partitions))
+	if len(ti.Partitions) > 0 {
+		st.ReplicationFactor = int16(len(ti.Partitions[0].Replicas))
+	}
+	for i := range topicConfigDefs {
+		st.Configs = append(st.Configs, s.effectiveTopicConfig(&topicConfigDefs[i], configs, lc))
 	}
 	return nil
 }

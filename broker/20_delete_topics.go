@@ -155,6 +155,8 @@ func (s *Server) deleteTopic(t *storage.Topic, respond func(*string, [16]byte, *
 	var err error
 	if cur, ok := s.logs.Topic(t.Name); !ok || cur.ID != t.ID {
 		err = storage.ErrUnknownTopic
+	} else if s.cluster != nil {
+		err = s.cluster.deleteTopic(t.Name)
 	} else {
 		err = s.logs.DeleteTopic(t.Name)
 	}

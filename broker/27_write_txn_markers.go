@@ -12,11 +12,14 @@ import (
 //
 // Behavior (KafkaApis.handleWriteTxnMarkersRequest): the inter-broker API a
 // transaction coordinator uses to end a transaction in the partitions a
-// broker leads. kbroker's own coordinator appends its markers directly; this
+// broker leads. On one node kbroker's coordinator appends its markers directly; this
 // serves the API as Kafka 4 advertises it, for tools that write markers
 // (e.g. to abort a hanging transaction): each marker is appended to its
 // partitions, and a marker naming __consumer_offsets completes the
 // producer's staged offsets in every group.
+// * In a cluster, kbroker's coordinators send it to each partition's leader,
+//   which answers once the marker is committed (the ISR has it), as Kafka
+//   appends markers with acks=all; NOT_LEADER_OR_FOLLOWER elsewhere.
 // * Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PRODUCER_EPOCH
 //   for a marker older than the producer's epoch,
 //   TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch.
@@ -59,11 +62,10 @@ func (s *Server) writeTxnMarkerFor(topic string, partition int32, m storage.EndT
 		return kerr.UnknownTopicOrPartition.Code
 	}
 	s.txnAppends.Lock()
-	defer s.txnAppends.Unlock()
-	log := t.Partitions[partition]
-	if _, err := log.AppendTxnMarker(m, s.partitionState(t, partition).LeaderEpoch); err != nil {
-		return protocol.ErrorCode(err)
+	wait, err := s.appendTxnMarkerAsLeader(t, partition, m)
+	s.txnAppends.Unlock()
+	if err == nil {
+		err = wait()
 	}
-	log.UpdateHighWatermark(log.LogEndOffset())
-	return 0
+	return protocol.ErrorCode(err)
 }

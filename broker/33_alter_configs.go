@@ -107,6 +107,9 @@ func (s *Server) replaceTopicConfigs(topic string, configs map[string]string, va
 	if validateOnly {
 		return nil
 	}
+	if s.cluster != nil {
+		return s.cluster.setTopicConfigs(topic, normalized)
+	}
 	t, err := s.logs.SetTopicConfig(topic, normalized)
 	if err != nil {
 		return err

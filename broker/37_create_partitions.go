@@ -89,12 +89,26 @@ func (s *Server) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 		}
 		replicationFactor := len(s.partitionState(t, 0).Replicas)
 		for _, a := range rt.Assignment {
+			if s.cluster != nil {
+				break // the controller knows the brokers
+			}
 			if msg := s.validateManualAssignment(a.Replicas, replicationFactor); msg != "" {
 				return kerr.InvalidReplicaAssignment, msg
 			}
 		}
 	}
 	if validateOnly {
+		return nil, ""
+	}
+	if s.cluster != nil {
+		var assignment [][]int32
+		for _, a := range rt.Assignment {
+			assignment = append(assignment, a.Replicas)
+		}
+		if err := s.cluster.createPartitions(rt.Topic, rt.Count, assignment); err != nil {
+			return protocol.KafkaError(err), err.Error()
+		}
+		s.logger.Info("created partitions", "topic", rt.Topic, "from", current, "to", rt.Count)
 		return nil, ""
 	}
 	if _, err := s.logs.CreatePartitions(rt.Topic, rt.Count); err != nil {

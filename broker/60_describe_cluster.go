@@ -11,9 +11,10 @@ import (
 //
 // Behavior (KafkaApis.handleDescribeCluster,
 // AuthHelper.computeDescribeClusterResponse):
-// * Brokers: this node, by the advertised listener of the listener the
-//   client connected through; never fenced. ControllerID is this node
-//   (Kafka names a random live broker, of which there is one).
+// * Brokers: as in Metadata, by their endpoint on the listener the client
+//   connected through: this node alone, or in a cluster the unfenced
+//   brokers of the metadata image. ControllerID is this node, or in a
+//   cluster the active controller (every node is a combined one).
 // * EndpointType 1 (brokers) is served. 2 (controllers) is
 //   MISMATCHED_ENDPOINT_TYPE, as a Kafka broker answers; any other value
 //   UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), with Kafka's
@@ -66,14 +67,16 @@ func (s *Server) handleDescribeCluster(creq *clientReq) (kmsg.Response, error) {
 
 	resp.EndpointType = endpointTypeBroker
 	resp.ClusterID = s.clusterID
-	resp.ControllerID = s.cfg.NodeID
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterAuthorizedOperations
 	}
-	adv := s.advertisedFor(creq.conn.listener)
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, adv.Host, int32(adv.Port)
-	resp.Brokers = append(resp.Brokers, b)
+	var brokers []kmsg.MetadataResponseBroker
+	brokers, resp.ControllerID = s.metadataBrokers(creq.conn.listener)
+	for _, mb := range brokers {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = mb.NodeID, mb.Host, mb.Port, mb.Rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	return resp, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 
+	"github.com/kbroker/kbroker/controller"
 	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -18,6 +19,12 @@ const offsetsTopic = "__consumer_offsets"
 func (s *Server) ensureOffsetsTopic() error {
 	if _, ok := s.logs.Topic(offsetsTopic); ok {
 		return nil
+	}
+	if s.cluster != nil {
+		_, err := s.cluster.createTopic(controller.CreateTopicSpec{
+			Name: offsetsTopic, NumPartitions: s.cfg.OffsetsTopicNumPartitions, ReplicationFactor: s.cfg.OffsetsTopicReplicationFactor,
+		})
+		return err
 	}
 	_, err := s.logs.CreateTopic(offsetsTopic, s.cfg.OffsetsTopicNumPartitions, nil)
 	if errors.Is(err, storage.ErrTopicExists) {

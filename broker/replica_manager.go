@@ -2,9 +2,13 @@ package broker
 
 import (
 	"errors"
+	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/controller"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -19,7 +23,10 @@ type PartitionState struct {
 	ISR         []int32
 }
 
-func (s *Server) partitionState(*storage.Topic, int32) PartitionState {
+func (s *Server) partitionState(t *storage.Topic, p int32) PartitionState {
+	if s.cluster != nil {
+		return s.cluster.partitionState(t.Name, p)
+	}
 	self := []int32{s.cfg.NodeID}
 	return PartitionState{Leader: s.cfg.NodeID, LeaderEpoch: 0, Replicas: self, ISR: self}
 }
@@ -48,6 +55,9 @@ func (s *Server) autoCreateTopic(name string) (*storage.Topic, error) {
 	if !s.cfg.AutoCreateTopicsEnable {
 		return nil, kerr.UnknownTopicOrPartition
 	}
+	if s.cluster != nil {
+		return s.cluster.createTopic(controller.CreateTopicSpec{Name: name, NumPartitions: -1, ReplicationFactor: -1})
+	}
 	t, err := s.logs.CreateTopic(name, s.cfg.NumPartitions, nil)
 	if errors.Is(err, storage.ErrTopicExists) {
 		if t, ok := s.logs.Topic(name); ok {
@@ -71,5 +81,57 @@ func checkLeaderEpoch(current int32, st PartitionState) *kerr.Error {
 		return kerr.UnknownLeaderEpoch
 	default:
 		return kerr.FencedLeaderEpoch
+	}
+}
+
+// pendingProduce is an acks=all append waiting for the ISR, and where its
+// answer sits in the response.
+type pendingProduce struct {
+	part             *Partition
+	topic, partition int // indexes into the response
+	offset           int64
+	minISR           int32
+}
+
+// waitForProduce waits, within timeout for all of them, until each acks=all
+// append is committed, and turns those that are not into errors (Kafka's
+// DelayedProduce).
+func (s *Server) waitForProduce(resp *kmsg.ProduceResponse, waits []pendingProduce, timeout time.Duration, l *boundListener) {
+	deadline := time.Now().Add(timeout)
+	for _, w := range waits {
+		err := w.part.waitCommitted(w.offset, w.minISR, time.Until(deadline), s.closing)
+		if err == nil {
+			continue
+		}
+		sp := &resp.Topics[w.topic].Partitions[w.partition]
+		sp.ErrorCode, sp.BaseOffset, sp.LogAppendTime = err.Code, -1, -1
+		if err == kerr.NotLeaderForPartition {
+			s.currentLeader(resp, sp, w.part.topic, l)
+		}
+	}
+}
+
+// currentLeader fills in a NOT_LEADER_OR_FOLLOWER answer's current leader
+// and its endpoint on the client's listener (KIP-951, Produce v10+), so the
+// client moves on without a metadata round trip.
+func (s *Server) currentLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponseTopicPartition, topic string, l *boundListener) {
+	if s.cluster == nil || resp.Version < 10 {
+		return
+	}
+	reg, ok := s.cluster.registration(topic, sp.Partition)
+	if !ok || reg.Leader < 0 || reg.Leader == s.cfg.NodeID {
+		return
+	}
+	sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = reg.Leader, reg.LeaderEpoch
+	if slices.ContainsFunc(resp.Brokers, func(b kmsg.ProduceResponseBroker) bool { return b.NodeID == reg.Leader }) {
+		return
+	}
+	if ep, ok := s.cluster.endpoint(reg.Leader, l.Name); ok {
+		b := kmsg.NewProduceResponseBroker()
+		b.NodeID, b.Host, b.Port = reg.Leader, ep.Host, ep.Port
+		if rack := s.cluster.ctl.Image().Brokers[reg.Leader].Rack; rack != "" {
+			b.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, b)
 	}
 }

@@ -46,8 +46,15 @@ type Server struct {
 	listeners []*boundListener
 	conns     map[*conn]struct{}
 	closed    bool
-	closing   chan struct{} // closed by Close: long polls and loops stop
-	wg        sync.WaitGroup
+	// shuttingDown is set by the first Close, which may still serve
+	// during a controlled shutdown before it sets closed.
+	shuttingDown bool
+	closing      chan struct{} // closed by Close: long polls and loops stop
+	wg           sync.WaitGroup
+
+	// cluster links this broker to the metadata quorum and its replicas;
+	// nil on a single node (Config.Clustered).
+	cluster *cluster
 
 	metrics *metrics
 	http    *httpEndpoint // nil when http.listener is empty
@@ -99,6 +106,10 @@ func Start(cfg Config) (*Server, error) {
 	if err := s.startHTTP(gatherer); err != nil {
 		return nil, err
 	}
+	if cfg.Clustered() && cfg.ClusterID == "" {
+		cfg.ClusterID = clusterIDFromVoters(cfg.QuorumVoters)
+		s.cfg.ClusterID = cfg.ClusterID
+	}
 	logs, err := storage.OpenLogManager(storage.LogManagerOptions{
 		Dir:                               cfg.LogDir,
 		Defaults:                          cfg.LogDefaults,
@@ -128,7 +139,11 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s.groups = groups
-	s.producerIDs = idempotence.NewProducerIDManager(logs.Meta())
+	if cfg.Clustered() {
+		s.producerIDs = idempotence.NewRemoteProducerIDManager(s.allocateProducerIDs)
+	} else {
+		s.producerIDs = idempotence.NewProducerIDManager(logs.Meta())
+	}
 	txnCfg := cfg.Txn
 	prevOnEnd := txnCfg.OnEnd
 	txnCfg.OnEnd = func(commit, timedOut bool) {
@@ -155,11 +170,19 @@ func Start(cfg Config) (*Server, error) {
 		bound.connsAccepted = s.metrics.connsAccepted.WithLabelValues(l.Name)
 		s.listeners = append(s.listeners, bound)
 	}
+	if cfg.Clustered() {
+		// Joins the quorum and catches up before any client is served.
+		if err := s.startCluster(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	} else {
+		for _, l := range cfg.ControllerListeners {
+			logger.Info("controller listener not bound: a single node needs no KRaft quorum", "listener", l.String())
+		}
+	}
 	for _, bl := range s.listeners {
 		s.goroutine(func() { s.acceptLoop(bl) })
-	}
-	for _, l := range cfg.ControllerListeners {
-		logger.Info("controller listener not bound: kbroker is a single node without a KRaft quorum", "listener", l.String())
 	}
 	s.ready.Store(true)
 	logger.Info("kbroker started", "version", cfg.Version, "listeners", s.Addrs(), "http", s.HTTPAddr(), "data_dir", cfg.LogDir,
@@ -248,12 +271,22 @@ func (s *Server) removeConn(c *conn) {
 // more than once.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.shuttingDown {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
+	s.shuttingDown = true
 	s.ready.Store(false)
+	s.mu.Unlock()
+	if s.cluster != nil && s.cluster.ready.Load() && s.cfg.ControlledShutdownEnable {
+		// While still serving: clients follow the leaders to their new
+		// brokers before this one closes its connections. Bounded by the
+		// session timeout, after which the controller fences this broker
+		// anyway (and without a quorum it never answers).
+		s.cluster.controlledShutdown(s.cfg.BrokerSessionTimeout)
+	}
+	s.mu.Lock()
+	s.closed = true
 	close(s.closing)
 	for _, l := range s.listeners {
 		l.ln.Close()
@@ -262,6 +295,9 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	if s.cluster != nil {
+		s.cluster.close() // fetchers stop before the logs they append to close
+	}
 	if s.txn != nil {
 		s.txn.Close() // before the logs its markers go to
 	}

@@ -10,15 +10,20 @@ import (
 	"github.com/kbroker/kbroker/txn"
 )
 
-// The transaction coordinator and every partition live in this process, so
-// the coordinator's markers are appended directly to the logs (Kafka's
-// TransactionMarkerChannelManager sends WriteTxnMarkers to each leader).
+// On one node the transaction coordinator and every partition live in this
+// process, so the coordinator's markers are appended directly to the logs.
+// In a cluster, markers for partitions led elsewhere go to their leaders as
+// WriteTxnMarkers (Kafka's TransactionMarkerChannelManager), and so does the
+// completion of staged offsets, to each group's coordinator.
 
 // transactionMarkers is the coordinator's txn.MarkerWriter.
 type transactionMarkers struct{ s *Server }
 
 func (w transactionMarkers) WriteTxnMarkers(producerID int64, epoch int16, coordinatorEpoch int32, commit bool, partitions []txn.TopicPartition, groups []string) error {
 	m := storage.EndTxnMarker{ProducerID: producerID, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}
+	if w.s.cluster != nil {
+		return w.s.cluster.writeTxnMarkers(m, partitions, groups)
+	}
 	w.s.txnAppends.Lock()
 	var errs []error
 	for _, tp := range partitions {
@@ -44,15 +49,41 @@ func (s *Server) appendTxnMarker(topic string, partition int32, m storage.EndTxn
 	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
 		return nil
 	}
-	log := t.Partitions[partition]
-	if _, err := log.AppendTxnMarker(m, s.partitionState(t, partition).LeaderEpoch); err != nil {
+	if _, err := s.appendTxnMarkerAsLeader(t, partition, m); err != nil {
 		if errors.Is(err, storage.ErrClosed) {
 			return nil // deleted meanwhile
 		}
 		return err
 	}
-	log.UpdateHighWatermark(log.LogEndOffset())
 	return nil
+}
+
+// appendTxnMarkerAsLeader appends a marker to a partition this broker
+// leads. On one node it is committed at once; in a cluster the returned
+// wait blocks until the ISR has it (call it without s.txnAppends held).
+func (s *Server) appendTxnMarkerAsLeader(t *storage.Topic, partition int32, m storage.EndTxnMarker) (wait func() error, err error) {
+	log := t.Partitions[partition]
+	if s.cluster == nil {
+		if _, err := log.AppendTxnMarker(m, s.partitionState(t, partition).LeaderEpoch); err != nil {
+			return nil, err
+		}
+		log.UpdateHighWatermark(log.LogEndOffset())
+		return func() error { return nil }, nil
+	}
+	p := s.cluster.partition(t.Name, partition)
+	if p == nil {
+		return nil, kerr.NotLeaderForPartition
+	}
+	if err := p.appendMarkerToLeader(m); err != nil {
+		return nil, err
+	}
+	offset, minISR := log.LogEndOffset(), log.Config().MinInsyncReplicas
+	return func() error {
+		if err := p.waitCommitted(offset, minISR, markerCommitTimeout, s.closing); err != nil {
+			return err
+		}
+		return nil
+	}, nil
 }
 
 // partitionsView answers the coordinator's questions about partitions.

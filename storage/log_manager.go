@@ -256,6 +256,11 @@ func (m *LogManager) load() error {
 	return nil
 }
 
+// MetadataTopic names the directory (MetadataTopic-0) of a cluster node's
+// metadata quorum state, as Kafka's __cluster_metadata: not a topic of the
+// catalog, and never one a client may create.
+const MetadataTopic = "__cluster_metadata"
+
 // cleanDataDir removes the directories of deleted topics ("-delete") and warns about
 // partition directories the catalog does not know. Those are kept: they appear when a
 // crash interrupts a topic deletion, but also when meta.db was lost, and data is not
@@ -278,7 +283,7 @@ func (m *LogManager) cleanDataDir(cat *catalog) {
 			}
 			continue
 		}
-		if topic, p, ok := parsePartitionDirName(name); ok {
+		if topic, p, ok := parsePartitionDirName(name); ok && topic != MetadataTopic {
 			if t := cat.byName[topic]; t == nil || p >= int32(len(t.Partitions)) {
 				m.logger.Warn("partition directory not in the topic catalog, leaving it", "dir", name)
 			}
