@@ -1,0 +1,199 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// processCluster is a cluster of kbroker processes on 127.0.0.1, for tests
+// that kill -9 its nodes.
+type processCluster struct {
+	t     testing.TB
+	addrs []string // broker listeners, by node id - 1
+	http  []string
+	dirs  []string
+	args  [][]string
+	procs []*brokerProcess
+}
+
+func startProcessCluster(t testing.TB, n int, props map[string]string) *processCluster {
+	t.Helper()
+	c := &processCluster{t: t}
+	var voters []string
+	ctlAddrs := make([]string, n)
+	for i := range n {
+		c.addrs = append(c.addrs, freeAddr(t))
+		c.http = append(c.http, freeAddr(t))
+		c.dirs = append(c.dirs, t.TempDir())
+		ctlAddrs[i] = freeAddr(t)
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, ctlAddrs[i]))
+	}
+	for i := range n {
+		all := clusterProps(n)
+		for k, v := range props {
+			all[k] = v
+		}
+		all["node.id"] = strconv.Itoa(i + 1)
+		all["controller.listener.names"] = "CONTROLLER"
+		all["controller.quorum.voters"] = strings.Join(voters, ",")
+		var args []string
+		for k, v := range all {
+			args = append(args, "--override", k+"="+v)
+		}
+		// startProcessAt sets listeners to the broker address alone.
+		args = append(args, "--override", "listeners=PLAINTEXT://"+c.addrs[i]+",CONTROLLER://"+ctlAddrs[i])
+		c.args = append(c.args, args)
+	}
+	c.procs = make([]*brokerProcess, n)
+	for i := range n {
+		c.start(int32(i + 1))
+	}
+	return c
+}
+
+// start runs node id's process (again) on its data dir and ports.
+func (c *processCluster) start(id int32) {
+	c.t.Helper()
+	i := id - 1
+	c.procs[i] = startProcessAt(c.t, c.dirs[i], c.addrs[i], c.http[i], c.args[i]...)
+}
+
+func (c *processCluster) kill(id int32) { c.procs[id-1].kill() }
+
+func (c *processCluster) client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.addrs...), kgo.MetadataMinAge(100 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// The leader of a partition is kill -9'd again and again while an
+// idempotent acks=all producer writes and a consumer reads: no
+// acknowledged record is lost or stored twice, each partition keeps the
+// producer's order, and the consumer never goes backwards or sees a record
+// that is not in the final log. KBROKER_CHAOS_ROUNDS sets the rounds
+// (default 20).
+func TestClusterLeaderKillNineRounds(t *testing.T) {
+	rounds := 20
+	if v, err := strconv.Atoi(os.Getenv("KBROKER_CHAOS_ROUNDS")); err == nil {
+		rounds = v
+	}
+	if testing.Short() {
+		rounds = 3
+	}
+	c := startProcessCluster(t, 3, nil)
+	adm := kadm.NewClient(c.client(t))
+	const topic = "chaos"
+	minISR := "2"
+	resp, err := adm.CreateTopic(ctx(t), 3, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v / %v", err, resp.Err)
+	}
+	h := newHistory()
+
+	// The producer: values in sequence, acknowledged ones go to the history.
+	prod := c.client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.RecordRetries(1<<20), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
+	stop := make(chan struct{})
+	var produced, acked atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for seq := 0; ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for produced.Load()-acked.Load() > 200 { // bounded in flight
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+			produced.Add(1)
+			prod.Produce(context.Background(), &kgo.Record{Value: []byte(fmt.Sprintf("v-%08d", seq))}, func(r *kgo.Record, err error) {
+				if err == nil {
+					h.ack(r.Partition, r.Offset, string(r.Value))
+				}
+				acked.Add(1)
+			})
+		}
+	}()
+	// The consumer: every record it sees is checked against the final log.
+	cons := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	cctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer wg.Done()
+		for cctx.Err() == nil {
+			cons.PollFetches(cctx).EachRecord(func(r *kgo.Record) { h.observe(r.Partition, r.Offset, string(r.Value)) })
+		}
+	}()
+
+	var failovers []time.Duration
+	for round := range rounds {
+		leader := partitionLeader(t, adm, topic, 0)
+		before := h.lastAcked(0)
+		c.kill(leader)
+		killed := time.Now()
+		// Failover: until partition 0 acknowledges a record again.
+		waitUntil(t, 30*time.Second, func() bool { return h.lastAcked(0) > before })
+		failovers = append(failovers, time.Since(killed))
+		c.start(leader)
+		waitISR(t, adm, topic, 3)
+		t.Logf("round %d: killed leader %d of partition 0, which acknowledged again after %v", round+1, leader, failovers[len(failovers)-1].Round(time.Millisecond))
+	}
+	close(stop)
+	flushCtx, flushCancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer flushCancel()
+	if err := prod.Flush(flushCtx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	cancel()
+	wg.Wait()
+
+	// The final log, read back in full.
+	ends, err := adm.ListEndOffsets(ctx(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	final := map[int32]map[int64]string{}
+	reader := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer rcancel()
+	for n := int64(0); n < total; {
+		fs := reader.PollFetches(rctx)
+		if rctx.Err() != nil {
+			t.Fatalf("read %d of %d records of the final log", n, total)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if final[r.Partition] == nil {
+				final[r.Partition] = map[int64]string{}
+			}
+			final[r.Partition][r.Offset] = string(r.Value)
+			n++
+		})
+	}
+	errs := h.check(final, func(v string) int { n, _ := strconv.Atoi(strings.TrimPrefix(v, "v-")); return n })
+	for _, e := range errs {
+		t.Error(e)
+	}
+	t.Logf("%d rounds: %d records produced, %d in the log; failover times %v", rounds, produced.Load(), total, failovers)
+}
