@@ -111,7 +111,7 @@ func parseControllerRequest(frame []byte) (int32, kmsg.Request, error) {
 	req := kmsg.RequestForKey(key)
 	req.SetVersion(version)
 	if req.IsFlexible() {
-		skipTags(&rd)
+		protocol.SkipTags(&rd)
 		if err := rd.Complete(); err != nil {
 			return corr, nil, fmt.Errorf("%w: header tags", protocol.ErrMalformedRequest)
 		}
@@ -120,20 +120,6 @@ func parseControllerRequest(frame []byte) (int32, kmsg.Request, error) {
 		return corr, nil, fmt.Errorf("%w: %v", protocol.ErrMalformedRequest, err)
 	}
 	return corr, req, nil
-}
-
-// skipTags is a bounded tagged-field skip (kmsg.SkipTags loops its
-// declared count even past the end of the input).
-func skipTags(rd *kbin.Reader) {
-	num := rd.Uvarint()
-	if int64(num) > int64(len(rd.Src))/2 {
-		rd.Span(len(rd.Src) + 1)
-		return
-	}
-	for ; num > 0 && rd.Ok(); num-- {
-		_, size := rd.Uvarint(), rd.Uvarint()
-		rd.Span(int(size))
-	}
 }
 
 // handle answers one controller request, locally: it is what the server

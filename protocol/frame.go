@@ -106,7 +106,7 @@ func ParseRequest(frame []byte) (Request, error) {
 	body := kmsg.RequestForKey(req.Key)
 	body.SetVersion(req.Version)
 	if body.IsFlexible() {
-		kmsg.SkipTags(&r)
+		SkipTags(&r)
 		if err := r.Complete(); err != nil {
 			return req, fmt.Errorf("%w: header tags: %v", ErrMalformedRequest, err)
 		}
@@ -116,6 +116,22 @@ func ParseRequest(frame []byte) (Request, error) {
 	}
 	req.Body = body
 	return req, nil
+}
+
+// SkipTags skips a tagged-field section, bounded by the input: kmsg.SkipTags
+// runs its loop for the declared count even after the input has run out, so
+// one frame claiming 2^32 tags would cost seconds of CPU. Each tag takes at
+// least two bytes, so a larger count is malformed at once.
+func SkipTags(r *kbin.Reader) {
+	num := r.Uvarint()
+	if int64(num) > int64(len(r.Src))/2 {
+		r.Span(len(r.Src) + 1) // fails the reader
+		return
+	}
+	for ; num > 0 && r.Ok(); num-- {
+		_, size := r.Uvarint(), r.Uvarint()
+		r.Span(int(size))
+	}
 }
 
 // AppendResponseHeader appends the response header for resp: the

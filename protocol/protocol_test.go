@@ -292,3 +292,17 @@ func FuzzValidateProduceBatch(f *testing.F) {
 		}
 	})
 }
+
+// A flexible header claiming 2^32-1 tagged fields is malformed at once,
+// instead of looping over tags the frame cannot hold.
+func TestParseRequestHugeTagCount(t *testing.T) {
+	frame := binary.BigEndian.AppendUint16(nil, uint16(MetadataKey))
+	frame = binary.BigEndian.AppendUint16(frame, 12) // flexible
+	frame = binary.BigEndian.AppendUint32(frame, 7)
+	frame = binary.BigEndian.AppendUint16(frame, 1)
+	frame = append(frame, 'x')
+	frame = binary.AppendUvarint(frame, 1<<32-1)
+	if _, err := ParseRequest(frame); !errors.Is(err, ErrMalformedRequest) {
+		t.Fatalf("ParseRequest: %v, want ErrMalformedRequest", err)
+	}
+}
