@@ -11,11 +11,12 @@ import (
 // * On one node this broker coordinates every group and every
 //   transactional id, answered with the advertised listener the client
 //   connected through.
-// * In a cluster a key's coordinator is the leader of its partition of
-//   __consumer_offsets (Kafka's partitionFor: Java's String.hashCode,
-//   made non-negative, modulo the partition count), for groups and, since
-//   there is no __transaction_state topic, for transactional ids too;
-//   COORDINATOR_NOT_AVAILABLE while that partition has no leader.
+// * In a cluster one broker coordinates every group and transactional id:
+//   the leader of __consumer_offsets partition 0 (Kafka spreads keys over
+//   the partitions; kbroker's coordinator state is not replicated yet, so it
+//   is kept in one place); COORDINATOR_NOT_AVAILABLE while that partition
+//   has no leader. Group and transaction requests that reach another broker
+//   are answered NOT_COORDINATOR.
 // * The first group lookup creates the internal __consumer_offsets topic
 //   (offsets.topic.num.partitions partitions), as Kafka does; it stays
 //   empty, since group state lives in meta.db.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -436,47 +435,29 @@ func (c *cluster) change(op func(context.Context) error) error {
 	return nil
 }
 
-// coordinatorFor returns the broker coordinating key: the leader of the
-// key's __consumer_offsets partition (Kafka's
-// GroupCoordinator.partitionFor), and its endpoint on listener.
-func (c *cluster) coordinatorFor(key, listener string) (int32, controller.Endpoint, bool) {
+// coordinatorID is the broker that coordinates every group and
+// transaction of the cluster: the leader of __consumer_offsets partition 0,
+// -1 while it has none. One coordinator, not one per partition as in Kafka:
+// group and transaction state are still kept by that broker alone (in its
+// meta.db), so a transactional offset commit and its transaction meet in
+// one place.
+func (c *cluster) coordinatorID() int32 {
 	ti := c.ctl.Image().Topics[offsetsTopic]
 	if ti == nil || len(ti.Partitions) == 0 {
-		return -1, controller.Endpoint{}, false
+		return -1
 	}
-	leader := ti.Partitions[kafkaPartitionFor(key, int32(len(ti.Partitions)))].Leader
-	if leader < 0 {
-		return -1, controller.Endpoint{}, false
-	}
-	ep, ok := c.endpoint(leader, listener)
-	return leader, ep, ok
+	return ti.Partitions[0].Leader
 }
 
-// kafkaPartitionFor is Kafka's partitionFor: Utils.abs(key.hashCode) % n.
-func kafkaPartitionFor(key string, n int32) int32 {
-	h := javaStringHash(key)
-	if h == math.MinInt32 {
-		h = 0 // Utils.abs
-	} else if h < 0 {
-		h = -h
+// coordinatorFor returns the coordinator of key (every key has the same)
+// and its endpoint on listener.
+func (c *cluster) coordinatorFor(_ string, listener string) (int32, controller.Endpoint, bool) {
+	id := c.coordinatorID()
+	if id < 0 {
+		return -1, controller.Endpoint{}, false
 	}
-	return h % n
-}
-
-// javaStringHash is Java's String.hashCode, which Kafka's partitionFor
-// uses (Utils.abs(key.hashCode) % n); over UTF-16 code units.
-func javaStringHash(s string) int32 {
-	var h int32
-	for _, r := range s {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	return h
+	ep, ok := c.endpoint(id, listener)
+	return id, ep, ok
 }
 
 // clusterIDFromVoters names a cluster whose nodes were given no CLUSTER_ID:

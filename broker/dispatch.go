@@ -13,6 +13,9 @@ import (
 // connection. protocol.ParseRequest has already refused keys and versions
 // outside protocol's supported table.
 func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
+	if resp, ok := s.notCoordinator(creq); ok {
+		return resp, nil
+	}
 	switch creq.Key {
 	case protocol.ProduceKey:
 		return s.handleProduce(creq)

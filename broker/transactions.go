@@ -106,7 +106,13 @@ func (s *Server) verifyTransactionalProduce(req *kmsg.ProduceRequest, h storage.
 		return kerr.InvalidTxnState
 	}
 	tp := txn.TopicPartition{Topic: topic, Partition: partition}
-	err := s.txn.VerifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, txn.ProduceOperation(req.Version))
+	op := txn.ProduceOperation(req.Version)
+	var err error
+	if s.cluster != nil && s.cluster.coordinatorID() != s.cfg.NodeID {
+		err = s.cluster.verifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
+	} else {
+		err = s.txn.VerifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
+	}
 	if errors.Is(err, kerr.ConcurrentTransactions) || errors.Is(err, kerr.CoordinatorNotAvailable) {
 		return kerr.NotEnoughReplicas
 	}

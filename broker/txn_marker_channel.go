@@ -24,9 +24,9 @@ const markerCommitTimeout = 30 * time.Second
 
 // writeTxnMarkers ends a transaction in a cluster (Kafka's
 // TransactionMarkerChannelManager): each partition's marker goes to its
-// leader, this broker included, and a marker for each group's
-// __consumer_offsets partition to the group's coordinator, which commits
-// or drops the staged offsets. It returns once every leader has the marker
+// leader, this broker included, and with groups a marker for
+// __consumer_offsets partition 0 to the coordinator, which commits or drops
+// the staged offsets. It returns once every leader has the marker
 // committed; NOT_LEADER_OR_FOLLOWER and the like are retried against the
 // new leader until the timeout.
 func (c *cluster) writeTxnMarkers(m storage.EndTxnMarker, partitions []txn.TopicPartition, groups []string) error {
@@ -36,8 +36,10 @@ func (c *cluster) writeTxnMarkers(m storage.EndTxnMarker, partitions []txn.Topic
 	for _, tp := range partitions {
 		pending[topicPartition{tp.Topic, tp.Partition}] = true
 	}
-	for _, g := range groups {
-		pending[topicPartition{offsetsTopic, c.offsetsPartitionFor(g)}] = true
+	if len(groups) > 0 {
+		// The groups' staged offsets live with the coordinator, the leader
+		// of this partition.
+		pending[topicPartition{offsetsTopic, 0}] = true
 	}
 	var lastErr error
 	for backoff := 10 * time.Millisecond; len(pending) > 0; backoff = min(2*backoff, time.Second) {
@@ -84,15 +86,6 @@ func (c *cluster) writeTxnMarkers(m storage.EndTxnMarker, partitions []txn.Topic
 		}
 	}
 	return nil
-}
-
-// offsetsPartitionFor is the __consumer_offsets partition of group.
-func (c *cluster) offsetsPartitionFor(group string) int32 {
-	ti := c.ctl.Image().Topics[offsetsTopic]
-	if ti == nil || len(ti.Partitions) == 0 {
-		return 0
-	}
-	return kafkaPartitionFor(group, int32(len(ti.Partitions)))
 }
 
 // sendTxnMarkers writes m to tps, all led by leader, and returns those
@@ -187,4 +180,48 @@ func (c *cluster) request(ctx context.Context, id int32, req kmsg.Request) (kmsg
 		c.clientsMu.Unlock()
 	}
 	return resp, err
+}
+
+// verifyPartition asks the coordinator on another broker whether a
+// transactional produce to tp belongs to the producer's ongoing
+// transaction, or with op AddPartition adds tp to it (Kafka's
+// AddPartitionsToTxnManager: AddPartitionsToTxn v5 from broker to
+// coordinator, VerifyOnly unless transactions v2 add implicitly). A
+// coordinator that cannot be reached is COORDINATOR_NOT_AVAILABLE, which
+// the produce path answers as a retriable error.
+func (c *cluster) verifyPartition(transactionalID string, producerID int64, epoch int16, tp txn.TopicPartition, op txn.TransactionSupportedOperation) error {
+	coordinator := c.coordinatorID()
+	if coordinator < 0 {
+		return kerr.CoordinatorNotAvailable
+	}
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.SetVersion(5)
+	t := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	t.TransactionalID, t.ProducerID, t.ProducerEpoch, t.VerifyOnly = transactionalID, producerID, epoch, op != txn.AddPartition
+	rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+	rt.Topic, rt.Partitions = tp.Topic, []int32{tp.Partition}
+	t.Topics = append(t.Topics, rt)
+	req.Transactions = append(req.Transactions, t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kresp, err := c.request(ctx, coordinator, req)
+	if err != nil {
+		return kerr.CoordinatorNotAvailable
+	}
+	resp := kresp.(*kmsg.AddPartitionsToTxnResponse)
+	code := resp.ErrorCode
+	for _, rt := range resp.Transactions {
+		for _, st := range rt.Topics {
+			for _, sp := range st.Partitions {
+				if code == 0 {
+					code = sp.ErrorCode
+				}
+			}
+		}
+	}
+	if code == 0 {
+		return nil
+	}
+	ke, _ := kerr.ErrorForCode(code).(*kerr.Error)
+	return txn.VerificationError(ke, op)
 }

@@ -164,7 +164,13 @@ func waitUntil(t testing.TB, d time.Duration, cond func() bool) {
 // consumeCluster reads n records of topic from the start.
 func consumeCluster(t testing.TB, c *testCluster, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	return consumeClusterOpts(t, c, topic, n)
+}
+
+// consumeClusterOpts is consumeCluster with more client options.
+func consumeClusterOpts(t testing.TB, c *testCluster, topic string, n int, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	cl := c.client(t, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out []*kgo.Record
@@ -176,4 +182,75 @@ func consumeCluster(t testing.TB, c *testCluster, topic string, n int) []*kgo.Re
 		out = append(out, fs.Records()...)
 	}
 	return out
+}
+
+// Transactions and a consumer group on a 3-node cluster: an exactly-once
+// copy (GroupTransactSession) from one topic to another, whose partitions
+// are led by different brokers than the coordinator, so markers and
+// transaction verification cross brokers; one transaction is aborted on
+// purpose. The output, read_committed, holds every input record once.
+func TestClusterTransactionsAndGroups(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	adm := kadm.NewClient(c.client(t))
+	for _, topic := range []string{"eos-in", "eos-out"} {
+		if resp, err := adm.CreateTopic(ctx(t), 3, 3, nil, topic); err != nil || resp.Err != nil {
+			t.Fatalf("create %s: %v / %v", topic, err, resp.Err)
+		}
+	}
+	const n = 600
+	in := c.client(t, kgo.DefaultProduceTopic("eos-in"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range n {
+		in.Produce(ctx(t), &kgo.Record{Value: value(i)}, nil)
+	}
+	if err := in.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(c.seeds()...), kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.TransactionalID("cluster-eos"), kgo.ConsumerGroup("cluster-eos"), kgo.ConsumeTopics("eos-in"),
+		kgo.DefaultProduceTopic("eos-out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	copied, aborted := 0, false
+	deadline := time.Now().Add(60 * time.Second)
+	for copied < n && time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := sess.PollRecords(pctx, 100)
+		cancel()
+		if fs.NumRecords() == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { sess.Produce(ctx(t), &kgo.Record{Value: r.Value}, nil) })
+		abort := !aborted && copied > n/3
+		how := kgo.TryCommit
+		if abort {
+			how, aborted = kgo.TryAbort, true
+		}
+		committed, err := sess.End(ctx(t), how)
+		if err != nil {
+			t.Fatalf("end transaction: %v", err)
+		}
+		if committed {
+			copied += fs.NumRecords()
+		}
+	}
+	if !aborted || copied != n {
+		t.Fatalf("copied %d of %d records (aborted once: %v)", copied, n, aborted)
+	}
+	out := consumeClusterOpts(t, c, "eos-out", n, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := map[string]int{}
+	for _, r := range out {
+		seen[string(r.Value)]++
+	}
+	for i := range n {
+		if seen[string(value(i))] != 1 {
+			t.Fatalf("record %s is in the output %d times, want once", value(i), seen[string(value(i))])
+		}
+	}
 }

@@ -72,7 +72,7 @@ func (tc *TransactionCoordinator) VerifyPartition(transactionalID string, produc
 	if err == nil && !rec.hasPartition(tp) {
 		err = kerr.TransactionAbortable
 	}
-	return verificationError(err, op)
+	return VerificationError(err, op)
 }
 
 // AddPartitionImplicitly adds tp to the transaction of (producerID, epoch)
@@ -86,7 +86,7 @@ func (tc *TransactionCoordinator) AddPartitionImplicitly(transactionalID string,
 		return kerr.UnknownTopicOrPartition
 	}
 	err := tc.addToTransaction(transactionalID, producerID, epoch, []TopicPartition{tp}, nil, tv2)
-	return verificationError(err, AddPartition)
+	return VerificationError(err, AddPartition)
 }
 
 // VerifyGroup checks a TxnOffsetCommit to group by (producerID, epoch) of
@@ -102,7 +102,7 @@ func (tc *TransactionCoordinator) VerifyGroup(transactionalID string, producerID
 	if err == nil && !rec.hasGroup(group) {
 		err = kerr.TransactionAbortable
 	}
-	return verificationError(err, op)
+	return VerificationError(err, op)
 }
 
 // AddGroupImplicitly adds group to the transaction as AddOffsetsToTxn
@@ -110,13 +110,13 @@ func (tc *TransactionCoordinator) VerifyGroup(transactionalID string, producerID
 // without AddOffsetsToTxn. Errors as VerifyPartition.
 func (tc *TransactionCoordinator) AddGroupImplicitly(transactionalID string, producerID int64, epoch int16, group string) error {
 	err := tc.addToTransaction(transactionalID, producerID, epoch, nil, []string{group}, tv2)
-	return verificationError(err, AddPartition)
+	return VerificationError(err, AddPartition)
 }
 
-// verificationError maps the coordinator's answer as
-// AddPartitionsToTxnManager does for the produce path; nil stays an untyped
-// nil.
-func verificationError(err *kerr.Error, op TransactionSupportedOperation) error {
+// VerificationError maps the coordinator's answer as
+// AddPartitionsToTxnManager does for the produce path, also for an answer
+// that came from a coordinator on another broker; nil stays an untyped nil.
+func VerificationError(err *kerr.Error, op TransactionSupportedOperation) error {
 	switch {
 	case err == nil:
 		return nil

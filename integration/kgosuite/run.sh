@@ -10,13 +10,16 @@
 #   integration/kgosuite/run.sh            # the suite as CI runs it
 #   KGO_RUN='TestIssue810' run.sh           # one test
 #   KGO_SKIP='' run.sh                      # everything, waiting tests too
+#   KBROKER_NODES=3 run.sh                  # against a 3-node cluster
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
-broker_pid=
+broker_pids=()
 cleanup() {
-	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null || true
+	for pid in "${broker_pids[@]}"; do
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,25 +41,69 @@ go build -o "$work/kbroker" ./cmd/kbroker
 go test -c -o "$work/kgo.test" github.com/twmb/franz-go/pkg/kgo
 kgodir=$(go list -f '{{.Dir}}' github.com/twmb/franz-go/pkg/kgo)
 
-# Port 0: the broker's start-up line names the port the OS picked.
-"$work/kbroker" --ephemeral --override "listeners=PLAINTEXT://127.0.0.1:0" --override "http.listener=127.0.0.1:0" >"$work/broker.log" 2>&1 &
-broker_pid=$!
-addr=
-for _ in $(seq 200); do
-	addr=$(sed -n 's/.*msg="kbroker started".* listeners=\[PLAINTEXT:\/\/\([0-9.:]*\)\].*/\1/p' "$work/broker.log")
-	[ -n "$addr" ] && break
-	sleep 0.05
-done
-if [ -z "$addr" ]; then
-	echo "kbroker did not start:" >&2
-	cat "$work/broker.log" >&2
-	exit 1
+# KBROKER_NODES=3 runs the suite against a cluster of that many combined
+# nodes (RF 3); the default is one node.
+nodes=${KBROKER_NODES:-1}
+start_broker() { # log file, extra --override arguments...
+	local log=$1
+	shift
+	"$work/kbroker" --ephemeral --override "http.listener=127.0.0.1:0" "$@" >"$log" 2>&1 &
+	broker_pids+=("$!")
+}
+wait_started() { # log file; prints the broker address
+	local a=
+	for _ in $(seq 400); do
+		a=$(sed -n 's/.*msg="kbroker started".* listeners=\[PLAINTEXT:\/\/\([0-9.:]*\)\].*/\1/p' "$1")
+		[ -n "$a" ] && break
+		sleep 0.05
+	done
+	if [ -z "$a" ]; then
+		echo "kbroker did not start:" >&2
+		cat "$1" >&2
+		exit 1
+	fi
+	echo "$a"
+}
+# free_port prints a port nothing on 127.0.0.1 listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+broker_pids=()
+if [ "$nodes" -le 1 ]; then
+	# Port 0: the broker's start-up line names the port the OS picked.
+	start_broker "$work/broker.log" --override "listeners=PLAINTEXT://127.0.0.1:0"
+	addr=$(wait_started "$work/broker.log")
+	rf=1
+else
+	voters=
+	ports=()
+	for i in $(seq "$nodes"); do
+		ports+=("$(free_port)")
+		voters+="${voters:+,}$i@127.0.0.1:${ports[-1]}"
+	done
+	for i in $(seq "$nodes"); do
+		start_broker "$work/broker-$i.log" --override "node.id=$i" \
+			--override "listeners=PLAINTEXT://127.0.0.1:$(free_port),CONTROLLER://127.0.0.1:${ports[$((i - 1))]}" \
+			--override controller.listener.names=CONTROLLER --override "controller.quorum.voters=$voters" \
+			--override "default.replication.factor=$nodes" --override "offsets.topic.replication.factor=$nodes"
+	done
+	addr=
+	for i in $(seq "$nodes"); do
+		addr+="${addr:+,}$(wait_started "$work/broker-$i.log")"
+	done
+	ln -sf "$work/broker-1.log" "$work/broker.log"
+	rf=$nodes
 fi
+echo "kbroker: $nodes node(s) at $addr" >&2
 
 # TestOptValuesCoversEveryOption reads config.go from the working directory.
 cd "$kgodir"
 set +e
-KGO_SEEDS="$addr" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-100000}" KGO_LOG_LEVEL=none \
+KGO_SEEDS="$addr" KGO_TEST_RF="$rf" KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-100000}" KGO_LOG_LEVEL=none \
 	"$work/kgo.test" -test.v -test.timeout 15m -test.run "$run" ${skip:+-test.skip "$skip"} >"$work/suite.log" 2>&1
 status=$?
 set -e
