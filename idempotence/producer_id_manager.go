@@ -38,9 +38,9 @@ type ProducerIDManager struct {
 	// cluster the controller hands them out, so brokers never collide
 	// (Kafka's RPCProducerIdManager and AllocateProducerIds).
 	allocate func() (first, count int64, err error)
-	mu   sync.Mutex
-	next int64 // next id to hand out
-	end  int64 // end of the current block (exclusive)
+	mu       sync.Mutex
+	next     int64 // next id to hand out
+	end      int64 // end of the current block (exclusive)
 }
 
 // NewProducerIDManager returns a manager over db; it reserves its first
