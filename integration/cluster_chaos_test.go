@@ -2,16 +2,20 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -58,6 +62,7 @@ func startProcessCluster(t testing.TB, n int, props map[string]string) *processC
 	for i := range n {
 		c.start(int32(i + 1))
 	}
+	c.waitReady()
 	return c
 }
 
@@ -66,6 +71,22 @@ func (c *processCluster) start(id int32) {
 	c.t.Helper()
 	i := id - 1
 	c.procs[i] = startProcessAt(c.t, c.dirs[i], c.addrs[i], c.http[i], c.args[i]...)
+}
+
+// waitReady waits until every node's /readyz answers 200: each has joined
+// the quorum and caught up.
+func (c *processCluster) waitReady() {
+	c.t.Helper()
+	for _, h := range c.http {
+		waitUntil(c.t, 30*time.Second, func() bool {
+			resp, err := http.Get("http://" + h + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
 }
 
 func (c *processCluster) kill(id int32) { c.procs[id-1].kill() }
@@ -196,4 +217,46 @@ func TestClusterLeaderKillNineRounds(t *testing.T) {
 		t.Error(e)
 	}
 	t.Logf("%d rounds: %d records produced, %d in the log; failover times %v", rounds, produced.Load(), total, failovers)
+}
+
+// A follower paused with SIGSTOP leaves the ISR, after which acks=all to a
+// topic with min.insync.replicas=3 is refused with NOT_ENOUGH_REPLICAS;
+// resumed with SIGCONT it catches up and rejoins, and the same produce
+// succeeds.
+func TestClusterPausedFollowerLeavesISR(t *testing.T) {
+	c := startProcessCluster(t, 3, nil)
+	adm := kadm.NewClient(c.client(t))
+	const topic = "paused"
+	three := "3"
+	if resp, err := adm.CreateTopic(ctx(t), 1, 3, map[string]*string{"min.insync.replicas": &three}, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v / %v", err, resp.Err)
+	}
+	waitISR(t, adm, topic, 3)
+	prod := c.client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1))
+	produceSync(t, prod, &kgo.Record{Value: []byte("before")})
+
+	leader := partitionLeader(t, adm, topic, 0)
+	follower := leader%3 + 1
+	proc := c.procs[follower-1].cmd.Process
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			proc.Signal(syscall.SIGCONT)
+		}
+	}()
+	waitISR(t, adm, topic, 2)
+	err := prod.ProduceSync(ctx(t), &kgo.Record{Value: []byte("refused")}).FirstErr()
+	if !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with a paused follower and min.insync.replicas=3: %v, want NOT_ENOUGH_REPLICAS", err)
+	}
+
+	if err := proc.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	waitISR(t, adm, topic, 3)
+	produceSync(t, c.client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks())), &kgo.Record{Value: []byte("after")})
 }
