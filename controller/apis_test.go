@@ -70,7 +70,7 @@ func TestControllerListener(t *testing.T) {
 // declared tag count even past the end of the input, so a claimed 2^32
 // tags costs ~20s of CPU inside kmsg (a known limitation, not a panic).
 func FuzzParseControllerRequest(f *testing.F) {
-	c := &Controller{fsm: newFSM(nil, nil)}
+	c := &Controller{fsm: newFSM(nil, nil, nil)}
 	frame := func(req kmsg.Request) []byte {
 		b := kmsg.NewRequestFormatter(kmsg.FormatterClientID("f")).AppendRequest(nil, req, 7)
 		return b[4:]

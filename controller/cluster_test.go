@@ -3,12 +3,15 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +24,42 @@ type testCluster struct {
 	voters []Voter
 	dirs   []string
 	nodes  []*Controller // nil when stopped
+	states []*memState   // each node's coordinator state store
+}
+
+// memState is a StateStore that keeps the change sets as a list.
+type memState struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (m *memState) ApplyState(b []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.log = append(m.log, string(b))
+	return nil
+}
+
+func (m *memState) SnapshotState() ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return json.Marshal(m.log)
+}
+
+func (m *memState) RestoreState(b []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.log = nil
+	if b == nil {
+		return nil
+	}
+	return json.Unmarshal(b, &m.log)
+}
+
+func (m *memState) String() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return strings.Join(m.log, ",")
 }
 
 const (
@@ -47,6 +86,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 		lns[i] = ln
 		tc.voters = append(tc.voters, Voter{ID: int32(i + 1), Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port})
 		tc.dirs = append(tc.dirs, t.TempDir())
+		tc.states = append(tc.states, &memState{})
 	}
 	for i := range n {
 		tc.start(i, lns[i])
@@ -88,6 +128,7 @@ func (tc *testCluster) start(i int, ln net.Listener) {
 		DefaultReplicationFactor: 3,
 		DefaultNumPartitions:     3,
 		Logger:                   testLogger(tc.t),
+		State:                    tc.states[i],
 	})
 	if err != nil {
 		tc.t.Fatal(err)
@@ -381,7 +422,7 @@ func TestCluster(t *testing.T) {
 	waitFor(t, 15*time.Second, "restarted node caught up", func() bool {
 		return tc.nodes[old].Image().Offset == want.Image().Offset
 	})
-	if a, b := encodeSnapshot(tc.nodes[old].Image()), encodeSnapshot(want.Image()); !bytes.Equal(a, b) {
+	if a, b := encodeSnapshot(tc.nodes[old].Image(), nil), encodeSnapshot(want.Image(), nil); !bytes.Equal(a, b) {
 		t.Fatalf("restarted image differs:\n%s\n%s", a, b)
 	}
 	if tc.nodes[old].Image().Topics["after-failover"] == nil {
@@ -398,4 +439,34 @@ func (tc *testCluster) registerAllOne(ctx context.Context, c *Controller) {
 	if err := c.WaitUnfenced(ctx); err != nil {
 		tc.t.Fatal(fmt.Errorf("re-registered broker: %w", err))
 	}
+}
+
+// Coordinator state appended by the active controller reaches every node's
+// store in order, survives a snapshot and a restart (rebuilt from the
+// snapshot and the log), and only the active controller may append.
+func TestCoordinatorStateReplicated(t *testing.T) {
+	tc := startCluster(t, 3)
+	a := tc.active()
+	for _, s := range []string{"a", "b", "c"} {
+		if err := tc.nodes[a].AppendState(testCtx(t), []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := tc.follower()
+	if err := tc.nodes[f].AppendState(testCtx(t), []byte("x")); !errors.Is(err, kerr.NotController) {
+		t.Fatalf("AppendState on a follower: %v, want NOT_CONTROLLER", err)
+	}
+	for i := range tc.nodes {
+		waitFor(t, 5*time.Second, "state on every node", func() bool { return tc.states[i].String() == "a,b,c" })
+	}
+	if err := tc.nodes[f].raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.nodes[a].AppendState(testCtx(t), []byte("d")); err != nil {
+		t.Fatal(err)
+	}
+	tc.stop(f)
+	tc.states[f].RestoreState([]byte(`["stale"]`))
+	tc.start(f, nil)
+	waitFor(t, 10*time.Second, "the restarted node's state", func() bool { return tc.states[f].String() == "a,b,c,d" })
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -92,6 +93,13 @@ type Config struct {
 	// OnImage is called after every applied entry (and snapshot restore)
 	// with the new image, in order, from one goroutine. Keep it quick.
 	OnImage func(*Image)
+	// State, if set, keeps the coordinators' state that AppendState
+	// writes, on every node (see StateStore).
+	State StateStore
+	// OnActive is told when this node becomes the active controller (its
+	// image caught up with every committed entry) and when it stops being
+	// it, from one goroutine, in order. Keep it quick.
+	OnActive func(active bool)
 }
 
 // Timeouts for internal steps.
@@ -241,7 +249,14 @@ func (c *Controller) startRaft(selfAddr string) error {
 			return fmt.Errorf("controller: bootstrap: %w", err)
 		}
 	}
-	c.fsm = newFSM(c.logger, cfg.OnImage)
+	if cfg.State != nil {
+		// raft restores the latest snapshot and replays the log after it:
+		// the store starts empty, as the image does.
+		if err := cfg.State.RestoreState(nil); err != nil {
+			return fmt.Errorf("controller: clear coordinator state: %w", err)
+		}
+	}
+	c.fsm = newFSM(c.logger, cfg.OnImage, cfg.State)
 	r, err := raft.NewRaft(rc, c.fsm, store, store, snaps, c.transport)
 	if err != nil {
 		c.transport.Close()
@@ -308,7 +323,9 @@ func (c *Controller) watchLeadership() {
 			return
 		case leader := <-c.lifecycle.notify:
 			if !leader {
-				c.active.Store(false)
+				if c.active.Swap(false) && c.cfg.OnActive != nil {
+					c.cfg.OnActive(false)
+				}
 				continue
 			}
 			if !c.barrier() {
@@ -320,9 +337,16 @@ func (c *Controller) watchLeadership() {
 			for id := range c.fsm.image().Brokers {
 				c.sessions[id] = &brokerSession{lastContact: now, shutdownOffset: -1}
 			}
-			c.active.Store(c.raft.State() == raft.Leader)
+			active := c.raft.State() == raft.Leader
+			c.active.Store(active)
 			c.writeMu.Unlock()
+			if !active {
+				continue
+			}
 			c.logger.Info("active controller", "offset", c.fsm.image().Offset)
+			if c.cfg.OnActive != nil {
+				c.cfg.OnActive(true)
+			}
 		}
 	}
 }
@@ -381,6 +405,20 @@ func (c *Controller) writeLocked(plan func(img *Image) ([]record, error)) (uint6
 	}
 	return f.Index(), nil
 }
+
+// AppendState commits one change set of the coordinators' state through
+// the metadata log; it returns once this node has applied it. Only the
+// active controller, whose coordinators these are, may append:
+// NOT_CONTROLLER elsewhere, or when leadership was lost meanwhile.
+func (c *Controller) AppendState(ctx context.Context, changes []byte) error {
+	_, err := c.write(func(*Image) ([]record, error) {
+		return []record{{Type: recCoordinatorState, State: changes}}, nil
+	})
+	return err
+}
+
+// Active reports whether this node is the active controller now.
+func (c *Controller) Active() bool { return c.active.Load() }
 
 func (c *Controller) unclean() uncleanFunc { return c.cfg.UncleanLeaderElection }
 

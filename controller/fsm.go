@@ -9,20 +9,37 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// StateStore keeps the group and transaction coordinators' state on every
+// node: the active controller's coordinators append change sets to the
+// metadata log (AppendState), and every node applies them here in log
+// order, so whichever node becomes the coordinator next finds the state
+// (Kafka keeps it in the replicated __consumer_offsets and
+// __transaction_state; kbroker in the metadata log). The store is rebuilt
+// from the latest snapshot and the log at every start.
+type StateStore interface {
+	// ApplyState applies one change set, in log order.
+	ApplyState(changes []byte) error
+	// SnapshotState returns the whole state, for a raft snapshot.
+	SnapshotState() ([]byte, error)
+	// RestoreState replaces the whole state; nil empties it.
+	RestoreState(state []byte) error
+}
+
 // fsm is the raft state machine: it applies metadata entries to the image
 // (Kafka's MetadataLoader feeding MetadataPublishers). raft calls Apply,
 // Restore and Snapshot from its one FSM goroutine.
 type fsm struct {
 	logger  *slog.Logger
 	onImage func(*Image)
+	state   StateStore // nil: coordinator state records are applied to nothing
 
 	mu      sync.Mutex
 	img     *Image
 	changed chan struct{} // closed and replaced on every new image
 }
 
-func newFSM(logger *slog.Logger, onImage func(*Image)) *fsm {
-	return &fsm{logger: logger, onImage: onImage, img: emptyImage(), changed: make(chan struct{})}
+func newFSM(logger *slog.Logger, onImage func(*Image), state StateStore) *fsm {
+	return &fsm{logger: logger, onImage: onImage, state: state, img: emptyImage(), changed: make(chan struct{})}
 }
 
 func (f *fsm) image() *Image {
@@ -61,6 +78,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if err == nil {
 		next, err = cur.apply(l.Index, recs)
 	}
+	if err == nil && f.state != nil {
+		for _, r := range recs {
+			if r.Type != recCoordinatorState {
+				continue
+			}
+			if serr := f.state.ApplyState(r.State); serr != nil {
+				// A local store failure (disk): this node's copy is now
+				// behind; it is rebuilt from the log at its next start.
+				f.logger.Error("applying coordinator state", "offset", l.Index, "err", serr)
+			}
+		}
+	}
 	if err != nil {
 		f.logger.Error("refusing metadata entry", "offset", l.Index, "err", err)
 		n := *cur
@@ -72,7 +101,16 @@ func (f *fsm) Apply(l *raft.Log) any {
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return fsmSnapshot{f.image()}, nil
+	snap := fsmSnapshot{img: f.image()}
+	if f.state != nil {
+		// Taken here, in the FSM goroutine, so it matches the image.
+		state, err := f.state.SnapshotState()
+		if err != nil {
+			return nil, err
+		}
+		snap.state = state
+	}
+	return snap, nil
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
@@ -81,9 +119,14 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	img, err := decodeSnapshot(b)
+	img, state, err := decodeSnapshot(b)
 	if err != nil {
 		return err
+	}
+	if f.state != nil {
+		if err := f.state.RestoreState(state); err != nil {
+			return err
+		}
 	}
 	f.publish(img)
 	return nil
@@ -106,10 +149,13 @@ func (f *fsm) waitOffset(ctx context.Context, offset uint64) (*Image, error) {
 
 // fsmSnapshot is an image being written out; images are immutable, so
 // Persist may run concurrently with Apply.
-type fsmSnapshot struct{ img *Image }
+type fsmSnapshot struct {
+	img   *Image
+	state []byte
+}
 
 func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(encodeSnapshot(s.img)); err != nil {
+	if _, err := sink.Write(encodeSnapshot(s.img, s.state)); err != nil {
 		sink.Cancel()
 		return err
 	}

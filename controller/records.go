@@ -29,6 +29,9 @@ import (
 //	SetTopicConfigs           topicId, configs (replace all overrides)
 //	PartitionChange           topicId, partition, registration (the whole new state)
 //	ProducerIds               nextProducerId
+//	CoordinatorState          state (bytes: a change set of the group and
+//	                          transaction coordinators' store, opaque here;
+//	                          applied to Config.State, not to the image)
 //
 // Unknown fields, unknown types and a newer entry version are errors: a
 // node must not apply a log it does not understand.
@@ -46,6 +49,7 @@ const (
 	recSetTopicConfigs          = "SetTopicConfigs"
 	recPartitionChange          = "PartitionChange"
 	recProducerIDs              = "ProducerIds"
+	recCoordinatorState         = "CoordinatorState"
 )
 
 // record is one metadata change. Only the fields of its Type are set.
@@ -60,6 +64,7 @@ type record struct {
 	Partitions     []PartitionRegistration `json:"partitions,omitempty"`
 	Configs        map[string]string       `json:"configs,omitempty"`
 	NextProducerID int64                   `json:"nextProducerId,omitempty"`
+	State          []byte                  `json:"state,omitempty"`
 }
 
 type entry struct {
@@ -137,6 +142,10 @@ func (r *record) check() error {
 		}
 		return r.Registration.check()
 	case recProducerIDs:
+	case recCoordinatorState:
+		if len(r.State) == 0 {
+			return errors.New("no state")
+		}
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}

@@ -263,11 +263,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	img := threeBrokers(pr(ids(1, 2), ids(1, 2), 1, 2, 3))
 	img.Topics["t"].Configs = map[string]string{"cleanup.policy": "compact"}
 	img.Offset, img.NextProducerID = 17, 3000
-	got, err := decodeSnapshot(encodeSnapshot(img))
+	got, state, err := decodeSnapshot(encodeSnapshot(img, []byte("coordinator state")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(encodeSnapshot(got)) != string(encodeSnapshot(img)) || got.TopicsByID[[16]byte{1}] != got.Topics["t"] {
+	if string(state) != "coordinator state" {
+		t.Fatalf("coordinator state %q after the round trip", state)
+	}
+	if string(encodeSnapshot(got, nil)) != string(encodeSnapshot(img, nil)) || got.TopicsByID[[16]byte{1}] != got.Topics["t"] {
 		t.Errorf("round trip: %+v", got)
 	}
 }
@@ -318,19 +321,19 @@ func FuzzDecodeRecord(f *testing.F) {
 // accepts re-encodes to bytes that decode again to the same snapshot.
 func FuzzDecodeSnapshot(f *testing.F) {
 	img := threeBrokers(pr(ids(1, 2), ids(1, 2), 1, 2, 3))
-	f.Add(encodeSnapshot(img))
-	f.Add(encodeSnapshot(emptyImage()))
+	f.Add(encodeSnapshot(img, []byte{1, 2, 3}))
+	f.Add(encodeSnapshot(emptyImage(), nil))
 	f.Add([]byte(`{"version":1,"topics":[null]}`))
 	f.Add([]byte(`{"version":1,"brokers":[{"id":1},{"id":1}]}`))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := decodeSnapshot(b)
+		got, state, err := decodeSnapshot(b)
 		if err != nil {
 			return
 		}
-		enc := encodeSnapshot(got)
-		again, err := decodeSnapshot(enc)
-		if err != nil || string(encodeSnapshot(again)) != string(enc) {
+		enc := encodeSnapshot(got, state)
+		again, againState, err := decodeSnapshot(enc)
+		if err != nil || string(encodeSnapshot(again, againState)) != string(enc) {
 			t.Fatalf("re-decode: %v", err)
 		}
 	})
