@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -267,15 +268,19 @@ func createClusterTopic(ctx context.Context, seeds []string, topic string, parti
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return waitISR(ctx, adm, topic, partitions, clusterNodes)
+	return waitISR(ctx, cl, topic, partitions, clusterNodes)
 }
 
-// waitISR polls Metadata until each of the topic's partitions has a leader
-// and isr replicas in sync.
-func waitISR(ctx context.Context, adm *kadm.Client, topic string, partitions int32, isr int) error {
+// waitISR polls every broker with its own Metadata request until each one
+// says that all partitions of topic have a leader and isr replicas in sync.
+// Asking each broker matters: a broker learns of a new topic or leader from
+// the metadata log a little after the controller, and kgo caches an answer
+// it got through Client.Request (UNKNOWN_TOPIC_OR_PARTITION included) for
+// MetadataMinAge, 5 s by default, which a producer would then sit out.
+func waitISR(ctx context.Context, cl *kgo.Client, topic string, partitions int32, isr int) error {
 	var last string
 	for {
-		ok, state, err := partitionsInSync(ctx, adm, topic, partitions, isr)
+		ok, state, err := inSyncEverywhere(ctx, cl, topic, partitions, isr)
 		if ok {
 			return nil
 		}
@@ -285,43 +290,84 @@ func waitISR(ctx context.Context, adm *kadm.Client, topic string, partitions int
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: not %d partitions with %d in sync: %v (last: %s)", topic, partitions, isr, ctx.Err(), last)
+			return fmt.Errorf("%s: not %d partitions with %d in sync on every broker: %v (last: %s)", topic, partitions, isr, ctx.Err(), last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-func partitionsInSync(ctx context.Context, adm *kadm.Client, topic string, partitions int32, isr int) (bool, string, error) {
-	md, err := adm.Metadata(ctx, topic)
+func inSyncEverywhere(ctx context.Context, cl *kgo.Client, topic string, partitions int32, isr int) (bool, string, error) {
+	bm, err := kadm.NewClient(cl).BrokerMetadata(ctx)
 	if err != nil {
 		return false, "", err
 	}
-	td, ok := md.Topics[topic]
-	if !ok || td.Err != nil {
-		return false, fmt.Sprintf("topic error %v", td.Err), nil
+	if len(bm.Brokers) < isr {
+		return false, fmt.Sprintf("%d brokers", len(bm.Brokers)), nil
 	}
-	var state []string
-	good := int32(0)
-	for _, p := range td.Partitions.Sorted() {
-		state = append(state, fmt.Sprintf("p%d leader %d isr %v err %v", p.Partition, p.Leader, p.ISR, p.Err))
-		if p.Err == nil && p.Leader >= 0 && len(p.ISR) >= isr {
-			good++
+	for _, b := range bm.Brokers {
+		resp, err := brokerMetadata(ctx, cl, b.NodeID, topic)
+		if err != nil {
+			return false, "", fmt.Errorf("broker %d: %w", b.NodeID, err)
+		}
+		if ok, state := topicInSync(resp, topic, partitions, isr); !ok {
+			return false, fmt.Sprintf("broker %d: %s", b.NodeID, state), nil
 		}
 	}
-	return good == partitions, strings.Join(state, "; "), nil
+	return true, "", nil
 }
 
-// leaderOf returns the leader of partition 0 of topic.
-func leaderOf(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
-	md, err := adm.Metadata(ctx, topic)
+// brokerMetadata asks broker id, and only it, about topic, past kgo's
+// metadata cache.
+func brokerMetadata(ctx context.Context, cl *kgo.Client, id int32, topic string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := cl.Broker(int(id)).Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*kmsg.MetadataResponse), nil
+}
+
+// topicInSync reports whether resp shows partitions 0..partitions-1 of topic,
+// each with a leader and at least isr replicas in sync, and describes them.
+func topicInSync(resp *kmsg.MetadataResponse, topic string, partitions int32, isr int) (bool, string) {
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return false, err.Error()
+		}
+		var state []string
+		good := map[int32]bool{}
+		for _, p := range t.Partitions {
+			state = append(state, fmt.Sprintf("p%d leader %d isr %v", p.Partition, p.Leader, p.ISR))
+			if p.ErrorCode == 0 && p.Leader >= 0 && len(p.ISR) >= isr && p.Partition >= 0 && p.Partition < partitions {
+				good[p.Partition] = true
+			}
+		}
+		return len(good) == int(partitions), strings.Join(state, "; ")
+	}
+	return false, "topic not in response"
+}
+
+// leaderOf returns the leader of partition 0 of topic as node seed (a
+// 1-based index into seeds) sees it.
+func leaderOf(ctx context.Context, cl *kgo.Client, seed int, topic string) (int32, error) {
+	resp, err := brokerMetadata(ctx, cl, int32(seed), topic)
 	if err != nil {
 		return 0, err
 	}
-	p, ok := md.Topics[topic].Partitions[0]
-	if !ok || p.Err != nil || p.Leader < 0 {
-		return 0, fmt.Errorf("%s[0]: no leader (%v)", topic, p.Err)
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.Partition == 0 && p.ErrorCode == 0 && p.Leader >= 0 {
+				return p.Leader, nil
+			}
+		}
 	}
-	return p.Leader, nil
+	return 0, fmt.Errorf("%s[0]: no leader according to node %d", topic, seed)
 }
 
 // benchCluster runs the cluster section for one broker and adds its figures
@@ -479,7 +525,6 @@ func benchFailover(ctx context.Context, cfg config, res *Result, cl *cluster, to
 		return
 	}
 	defer client.Close()
-	adm := kadm.NewClient(client)
 	p := &failoverProducer{cl: client, acked: make(chan time.Time, 1)}
 	stopped := make(chan struct{})
 	go func() {
@@ -519,7 +564,8 @@ func benchFailover(ctx context.Context, cfg config, res *Result, cl *cluster, to
 			if err := steady(ctx); err != nil {
 				return err
 			}
-			leader, err := leaderOf(ctx, adm, topic)
+			// Every node agrees on the leader: waitISR before each run.
+			leader, err := leaderOf(ctx, client, 1, topic)
 			if err != nil {
 				return err
 			}
@@ -536,7 +582,7 @@ func benchFailover(ctx context.Context, cfg config, res *Result, cl *cluster, to
 			case ackAt := <-p.acked:
 				d := ackAt.Sub(killAt)
 				res.FailoverRunsMs = append(res.FailoverRunsMs, ms(d))
-				newLeader, _ := leaderOf(ctx, adm, topic)
+				newLeader, _ := leaderOf(ctx, client, otherNode(leader), topic)
 				logf("failover %d/%d: killed leader node %d, first record sent after it acknowledged %.0f ms later (new leader %d)", run, cc.failoverRuns, leader, ms(d), newLeader)
 				return nil
 			case <-ctx.Done():
@@ -559,7 +605,7 @@ func benchFailover(ctx context.Context, cfg config, res *Result, cl *cluster, to
 				if err := waitLogLine(ctx, c, from, `msg="kbroker started"`); err != nil {
 					return err
 				}
-				return waitISR(ctx, adm, topic, 1, clusterNodes)
+				return waitISR(ctx, client, topic, 1, clusterNodes)
 			})
 			if !restarted {
 				return
@@ -576,6 +622,9 @@ func benchFailover(ctx context.Context, cfg config, res *Result, cl *cluster, to
 	res.FailoverMedianMs, res.FailoverMaxMs = medianMax(res.FailoverRunsMs)
 	logf("failover: median %.0f ms, max %.0f ms over %d runs (%d records acknowledged, %d failed)", res.FailoverMedianMs, res.FailoverMaxMs, len(res.FailoverRunsMs), acks, fails)
 }
+
+// otherNode is a node of the cluster other than id (nodes are 1..3).
+func otherNode(id int32) int { return int(id)%clusterNodes + 1 }
 
 const (
 	failoverClientBackoff  = 50 * time.Millisecond

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestKbrokerNodeArgs(t *testing.T) {
@@ -94,3 +96,39 @@ func TestFailoverProducerWatch(t *testing.T) {
 }
 
 var errTest = errors.New("test")
+
+func TestTopicInSync(t *testing.T) {
+	t.Parallel()
+	resp := func(topicErr int16, parts ...kmsg.MetadataResponseTopicPartition) *kmsg.MetadataResponse {
+		r := kmsg.NewPtrMetadataResponse()
+		tp := kmsg.NewMetadataResponseTopic()
+		tp.Topic = kmsg.StringPtr("t")
+		tp.ErrorCode = topicErr
+		tp.Partitions = parts
+		r.Topics = append(r.Topics, tp)
+		return r
+	}
+	part := func(p, leader int32, isr ...int32) kmsg.MetadataResponseTopicPartition {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition, mp.Leader, mp.ISR = p, leader, isr
+		return mp
+	}
+	for _, tc := range []struct {
+		name string
+		resp *kmsg.MetadataResponse
+		want bool
+	}{
+		{"unknown topic", resp(3), false},
+		{"all in sync", resp(0, part(0, 1, 1, 2, 3), part(1, 2, 2, 3, 1)), true},
+		{"one partition short", resp(0, part(0, 1, 1, 2, 3), part(1, 2, 2, 3)), false},
+		{"no leader", resp(0, part(0, -1, 1, 2, 3), part(1, 2, 2, 3, 1)), false},
+		{"a partition missing", resp(0, part(0, 1, 1, 2, 3)), false},
+	} {
+		if got, state := topicInSync(tc.resp, "t", 2, 3); got != tc.want {
+			t.Errorf("%s: topicInSync = %v (%s), want %v", tc.name, got, state, tc.want)
+		}
+	}
+	if got, _ := topicInSync(resp(0, part(0, 1, 1, 2, 3)), "other", 1, 3); got {
+		t.Error("topicInSync found a topic that is not in the response")
+	}
+}
