@@ -105,6 +105,7 @@ func freePorts(n int) ([]int, error) {
 type cluster struct {
 	procs []*child
 	seeds []string
+	ids   []int32 // node ids: kbroker's are 1..3, kfake's 0..2
 	// start (re)starts kbroker node i (0-based) on its data directory;
 	// nil for kfake.
 	start func(i int) (*child, error)
@@ -147,6 +148,7 @@ func newKbrokerCluster(bin, tmp string, cc clusterConfig) (*cluster, error) {
 		}
 		logs[i] = dirs[i] + ".log"
 		cl.seeds = append(cl.seeds, net.JoinHostPort("127.0.0.1", strconv.Itoa(client[i])))
+		cl.ids = append(cl.ids, int32(i+1))
 	}
 	cl.start = func(i int) (*child, error) {
 		return startProc(fmt.Sprintf("kbroker-node%d", i+1), bin, kbrokerNodeArgs(i+1, dirs[i], client, ctrl, cc), cl.seeds[i], dirs[i], logs[i])
@@ -186,8 +188,9 @@ func startKfakeCluster(ctx context.Context, self, tmp, name string, disk bool) (
 		kfakeDir = dataDir
 	}
 	cl := &cluster{}
-	for _, p := range ports {
+	for i, p := range ports {
 		cl.seeds = append(cl.seeds, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		cl.ids = append(cl.ids, int32(i))
 	}
 	c, err := startProc(name+"-cluster", self, kfakeClusterArgs(ports, kfakeDir), cl.seeds[0], dataDir, dataDir+".log")
 	if err != nil {
@@ -247,7 +250,7 @@ func waitBrokers(ctx context.Context, seeds []string, n int) error {
 // createClusterTopic creates topic at RF 3 with min.insync.replicas=2,
 // retrying while the controller does not yet see all brokers, and waits
 // until every partition has a leader and all three replicas in sync.
-func createClusterTopic(ctx context.Context, seeds []string, topic string, partitions int32) error {
+func createClusterTopic(ctx context.Context, seeds []string, ids []int32, topic string, partitions int32) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
 	if err != nil {
 		return err
@@ -268,7 +271,7 @@ func createClusterTopic(ctx context.Context, seeds []string, topic string, parti
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return waitISR(ctx, cl, topic, partitions, clusterNodes)
+	return waitISR(ctx, cl, ids, topic, partitions, clusterNodes)
 }
 
 // waitISR polls every broker with its own Metadata request until each one
@@ -277,10 +280,10 @@ func createClusterTopic(ctx context.Context, seeds []string, topic string, parti
 // the metadata log a little after the controller, and kgo caches an answer
 // it got through Client.Request (UNKNOWN_TOPIC_OR_PARTITION included) for
 // MetadataMinAge, 5 s by default, which a producer would then sit out.
-func waitISR(ctx context.Context, cl *kgo.Client, topic string, partitions int32, isr int) error {
+func waitISR(ctx context.Context, cl *kgo.Client, ids []int32, topic string, partitions int32, isr int) error {
 	var last string
 	for {
-		ok, state, err := inSyncEverywhere(ctx, cl, topic, partitions, isr)
+		ok, state, err := inSyncEverywhere(ctx, cl, ids, topic, partitions, isr)
 		if ok {
 			return nil
 		}
@@ -296,21 +299,18 @@ func waitISR(ctx context.Context, cl *kgo.Client, topic string, partitions int32
 	}
 }
 
-func inSyncEverywhere(ctx context.Context, cl *kgo.Client, topic string, partitions int32, isr int) (bool, string, error) {
-	bm, err := kadm.NewClient(cl).BrokerMetadata(ctx)
-	if err != nil {
-		return false, "", err
-	}
-	if len(bm.Brokers) < isr {
-		return false, fmt.Sprintf("%d brokers", len(bm.Brokers)), nil
-	}
-	for _, b := range bm.Brokers {
-		resp, err := brokerMetadata(ctx, cl, b.NodeID, topic)
+func inSyncEverywhere(ctx context.Context, cl *kgo.Client, ids []int32, topic string, partitions int32, isr int) (bool, string, error) {
+	for _, id := range ids {
+		resp, err := brokerMetadata(ctx, cl, id, topic)
 		if err != nil {
-			return false, "", fmt.Errorf("broker %d: %w", b.NodeID, err)
+			return false, "", fmt.Errorf("broker %d: %w", id, err)
 		}
 		if ok, state := topicInSync(resp, topic, partitions, isr); !ok {
-			return false, fmt.Sprintf("broker %d: %s", b.NodeID, state), nil
+			var listed []int32
+			for _, b := range resp.Brokers {
+				listed = append(listed, b.NodeID)
+			}
+			return false, fmt.Sprintf("broker %d (lists brokers %v): %s", id, listed, state), nil
 		}
 	}
 	return true, "", nil
@@ -390,7 +390,14 @@ func benchCluster(ctx context.Context, cfg config, res *Result, name, kbrokerBin
 	}
 	cancel()
 	if cl != nil {
-		defer cl.stop()
+		defer func() {
+			if len(res.Errors) > 0 {
+				if dir, err := keepLogs(cl, name); err == nil {
+					res.fail("cluster", fmt.Errorf("node logs kept in %s", dir))
+				}
+			}
+			cl.stop()
+		}()
 	}
 	if err != nil {
 		res.fail("cluster start", err)
@@ -417,7 +424,9 @@ func benchCluster(ctx context.Context, cfg config, res *Result, name, kbrokerBin
 
 	values := payloads(cfg.recordSize, 1024)
 	const topic, failoverTopic = "bench-cluster-throughput", "bench-cluster-failover"
-	if phase("create topic", func(ctx context.Context) error { return createClusterTopic(ctx, cl.seeds, topic, clusterPartitions) }) {
+	if phase("create topic", func(ctx context.Context) error {
+		return createClusterTopic(ctx, cl.seeds, cl.ids, topic, clusterPartitions)
+	}) {
 		produced := phase("produce", func(ctx context.Context) error {
 			opts := append(producerOpts(ctx, cl.seeds[0], compression, false), kgo.SeedBrokers(cl.seeds...))
 			t, err := produceThroughput(ctx, topic, cfg.records, values, opts)
@@ -446,7 +455,7 @@ func benchCluster(ctx context.Context, cfg config, res *Result, name, kbrokerBin
 	if cl.start == nil || cfg.cluster.failoverRuns == 0 {
 		return // kfake has no failover to measure
 	}
-	if !phase("create failover topic", func(ctx context.Context) error { return createClusterTopic(ctx, cl.seeds, failoverTopic, 1) }) {
+	if !phase("create failover topic", func(ctx context.Context) error { return createClusterTopic(ctx, cl.seeds, cl.ids, failoverTopic, 1) }) {
 		return
 	}
 	benchFailover(ctx, cfg, res, cl, failoverTopic, values[0], phase, logf)
@@ -605,7 +614,7 @@ func benchFailover(ctx context.Context, cfg config, res *Result, cl *cluster, to
 				if err := waitLogLine(ctx, c, from, `msg="kbroker started"`); err != nil {
 					return err
 				}
-				return waitISR(ctx, client, topic, 1, clusterNodes)
+				return waitISR(ctx, client, cl.ids, topic, 1, clusterNodes)
 			})
 			if !restarted {
 				return
@@ -637,6 +646,28 @@ func medianMax(xs []float64) (med, maxv float64) {
 		return 0, 0
 	}
 	return median(xs), slices.Max(xs)
+}
+
+// keepLogs copies the cluster's logs out of the temporary directory, which
+// is removed at exit, so that a failure can be looked into.
+func keepLogs(cl *cluster, name string) (string, error) {
+	dir, err := os.MkdirTemp("", "kbroker-bench-"+name+"-cluster-logs-")
+	if err != nil {
+		return "", err
+	}
+	for i, c := range cl.procs {
+		if c == nil {
+			continue
+		}
+		b, err := os.ReadFile(c.logPath)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(fmt.Sprintf("%s/node%d.log", dir, i+1), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 func clusterLogTails(cl *cluster, n int) string {
