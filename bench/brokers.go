@@ -109,23 +109,39 @@ func startChild(spec brokerSpec, tmp string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(spec.Bin, spec.Args(port, dataDir)...)
+	logFile.Close()
+	c, err := startProc(spec.Name, spec.Bin, spec.Args(port, dataDir), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dataDir, logFile.Name())
+	if err != nil {
+		os.RemoveAll(dataDir)
+		os.Remove(logFile.Name())
+	}
+	return c, err
+}
+
+// startProc execs bin with args in its own process group, appending its
+// output to logPath (so a restarted cluster node keeps one log). addr is
+// where it will listen; dataDir is removed by stop, not by kill.
+func startProc(name, bin string, args []string, addr, dataDir, logPath string) (*child, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Pdeathsig: if the harness itself dies, the broker goes with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	c := &child{
-		name:    spec.Name,
+		name:    name,
 		cmd:     cmd,
-		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		addr:    addr,
 		dataDir: dataDir,
-		logPath: logFile.Name(),
+		logPath: logPath,
 		logFile: logFile,
 		done:    make(chan struct{}),
 	}
 	c.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		os.RemoveAll(dataDir)
 		return nil, err
 	}
 	go func() {
@@ -133,6 +149,14 @@ func startChild(spec brokerSpec, tmp string) (*child, error) {
 		close(c.done)
 	}()
 	return c, nil
+}
+
+// kill sends SIGKILL to the process group and waits for the process,
+// keeping its data directory and log (a cluster node is restarted on them).
+func (c *child) kill() {
+	syscall.Kill(-c.pid(), syscall.SIGKILL)
+	<-c.done
+	c.logFile.Close()
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
@@ -217,16 +241,30 @@ func freePort() (int, error) {
 }
 
 // serveKfake is the hidden subcommand behind kfake-mem and kfake-disk: one
-// kfake broker on 127.0.0.1:port until SIGTERM.
+// kfake broker on 127.0.0.1:port, or with -ports a cluster of one broker per
+// port in this one process, until SIGTERM.
 func serveKfake(args []string) int {
 	fs := flag.NewFlagSet("serve-kfake", flag.ExitOnError)
 	port := fs.Int("port", 0, "port to listen on (127.0.0.1)")
+	portList := fs.String("ports", "", "comma-separated ports, one broker each (instead of -port)")
 	dataDir := fs.String("data-dir", "", "persist to this directory (empty: in memory)")
 	fs.Parse(args)
 
+	ports := []int{*port}
+	if *portList != "" {
+		ports = ports[:0]
+		for _, p := range strings.Split(*portList, ",") {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "kfake: -ports:", err)
+				return 1
+			}
+			ports = append(ports, n)
+		}
+	}
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(*port),
+		kfake.NumBrokers(len(ports)),
+		kfake.Ports(ports...),
 		kfake.AllowAutoTopicCreation(),
 	}
 	if *dataDir != "" {

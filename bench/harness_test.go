@@ -110,7 +110,7 @@ func TestPrintTable(t *testing.T) {
 		{Broker: "kfake-disk", Skipped: "not wanted"},
 	}
 	var buf bytes.Buffer
-	printTable(&buf, results)
+	printTable(&buf, results, figures)
 	out := buf.String()
 	// row returns the table row whose cells start with prefix, spaces
 	// collapsed so the test does not depend on column widths.

@@ -44,6 +44,11 @@ type config struct {
 	txnSize            int
 	txnV1              bool // cap kgo at transactions v1 on every broker
 	jsonOut            string
+	// The cluster section: run it (withCluster), or only it
+	// (clusterOnly, which implies withCluster).
+	withCluster bool
+	clusterOnly bool
+	cluster     clusterConfig
 }
 
 // phaseFunc runs f as the named phase, bounded by timeout, and reports
@@ -77,6 +82,12 @@ func main() {
 	flag.IntVar(&cfg.txnSize, "txn-size", 100, "records per transaction")
 	flag.BoolVar(&cfg.txnV1, "txn-v1", false, "cap the transactional producer at transactions v1 (no KIP-890 part 2) on every broker, for a like-for-like comparison")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.BoolVar(&cfg.withCluster, "cluster", false, "also run the cluster section: 3 brokers, RF 3, acks=all, min.insync.replicas=2 produce and consume, and kbroker's leader failover time")
+	flag.BoolVar(&cfg.clusterOnly, "cluster-only", false, "run only the cluster section (implies -cluster)")
+	flag.DurationVar(&cfg.cluster.sessionTimeout, "cluster-session-timeout", 2*time.Second, "kbroker cluster: broker.session.timeout.ms (Kafka's default is 9s)")
+	flag.DurationVar(&cfg.cluster.heartbeat, "cluster-heartbeat", 250*time.Millisecond, "kbroker cluster: broker.heartbeat.interval.ms (Kafka's default is 2s)")
+	flag.IntVar(&cfg.cluster.failoverRuns, "failover-runs", 5, "leader kills in the failover measurement; the median and max are reported")
+	flag.IntVar(&cfg.cluster.failoverRate, "failover-rate", 500, "records per second the producer writes during the failover runs")
 	flag.Parse()
 
 	log.SetFlags(0)
@@ -96,6 +107,12 @@ func main() {
 	}
 	if cfg.idempotenceRecords == 0 {
 		cfg.idempotenceRecords = max(cfg.records/2, 1)
+	}
+	if cfg.clusterOnly {
+		cfg.withCluster = true
+	}
+	if cfg.withCluster && (cfg.cluster.sessionTimeout < time.Millisecond || cfg.cluster.heartbeat < time.Millisecond || cfg.cluster.failoverRuns < 0 || cfg.cluster.failoverRate < 1) {
+		log.Fatal("-cluster-session-timeout and -cluster-heartbeat must be at least 1ms, -failover-rate positive, -failover-runs not negative")
 	}
 	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 || cfg.txnRecords < 1 || cfg.txnSize < 1 {
 		log.Fatal("-idempotence-records, -idempotence-runs, -txn-records and -txn-size must be positive")
@@ -144,9 +161,10 @@ func run(ctx context.Context, cfg config) int {
 			break
 		}
 		var spec brokerSpec
+		bin := ""
 		switch name {
 		case "kbroker":
-			bin := filepath.Join(tmp, "kbroker")
+			bin = filepath.Join(tmp, "kbroker")
 			log.Printf("building kbroker from %s", cfg.kbrokerSrc)
 			if err := buildKbroker(ctx, cfg.kbrokerSrc, bin); err != nil {
 				log.Printf("kbroker: build failed, skipping it: %v", err)
@@ -159,10 +177,27 @@ func run(ctx context.Context, cfg config) int {
 		case "kfake-disk":
 			spec = kfakeSpec(self, true)
 		}
-		results = append(results, benchBroker(ctx, cfg, spec, tmp))
+		res := &Result{Broker: name}
+		if !cfg.clusterOnly {
+			res = benchBroker(ctx, cfg, spec, tmp)
+		}
+		if cfg.withCluster && ctx.Err() == nil {
+			benchCluster(ctx, cfg, res, name, bin, self, tmp)
+		}
+		results = append(results, res)
 	}
 
-	printTable(os.Stdout, results)
+	var figs []figure
+	if !cfg.clusterOnly {
+		figs = append(figs, figures...)
+	}
+	if cfg.withCluster {
+		figs = append(figs, clusterFigures(cfg.cluster)...)
+	}
+	printTable(os.Stdout, results, figs)
+	if cfg.withCluster {
+		fmt.Println(clusterNote)
+	}
 	if cfg.jsonOut != "" {
 		rep := report{
 			Settings: map[string]any{
@@ -179,8 +214,17 @@ func run(ctx context.Context, cfg config) int {
 				"txn_records":         cfg.txnRecords,
 				"txn_size":            cfg.txnSize,
 				"txn_v1":              cfg.txnV1,
+				"cluster":             cfg.withCluster,
+				"cluster_only":        cfg.clusterOnly,
 			},
 			Results: results,
+		}
+		if cfg.withCluster {
+			rep.Settings["cluster_nodes"] = clusterNodes
+			rep.Settings["cluster_session_timeout_ms"] = cfg.cluster.sessionTimeout.Milliseconds()
+			rep.Settings["cluster_heartbeat_interval_ms"] = cfg.cluster.heartbeat.Milliseconds()
+			rep.Settings["failover_runs"] = cfg.cluster.failoverRuns
+			rep.Settings["failover_rate"] = cfg.cluster.failoverRate
 		}
 		if err := writeJSON(cfg.jsonOut, rep); err != nil {
 			log.Print(err)

@@ -56,6 +56,19 @@ type Result struct {
 	TxnPerSec      float64 `json:"txn_per_sec"`
 	TxnCommitP50Ms float64 `json:"txn_commit_p50_ms"`
 	TxnCommitP99Ms float64 `json:"txn_commit_p99_ms"`
+
+	// The cluster section (-cluster): 3 brokers, RF 3, acks=all,
+	// min.insync.replicas=2.
+	ClusterProduceRecPerSec float64 `json:"cluster_produce_records_per_sec"`
+	ClusterProduceMBPerSec  float64 `json:"cluster_produce_mb_per_sec"`
+	ClusterConsumeRecPerSec float64 `json:"cluster_consume_records_per_sec"`
+	ClusterConsumeMBPerSec  float64 `json:"cluster_consume_mb_per_sec"`
+
+	FailoverSessionTimeoutMs int64     `json:"failover_session_timeout_ms,omitempty"` // broker.session.timeout.ms
+	FailoverHeartbeatMs      int64     `json:"failover_heartbeat_interval_ms,omitempty"`
+	FailoverRunsMs           []float64 `json:"failover_runs_ms,omitempty"` // leader killed → first record sent after it acknowledged
+	FailoverMedianMs         float64   `json:"failover_median_ms"`
+	FailoverMaxMs            float64   `json:"failover_max_ms"`
 }
 
 func (r *Result) fail(phase string, err error) {
@@ -92,6 +105,20 @@ var figures = []figure{
 	{"txn produce", "txn/s", true, func(r *Result) float64 { return r.TxnPerSec }},
 	{"txn commit p50", "ms", false, func(r *Result) float64 { return r.TxnCommitP50Ms }},
 	{"txn commit p99", "ms", false, func(r *Result) float64 { return r.TxnCommitP99Ms }},
+}
+
+// clusterFigures are the rows of the cluster section; the failover rows
+// name the session timeout and heartbeat they were measured with.
+func clusterFigures(cc clusterConfig) []figure {
+	fo := fmt.Sprintf("(session %v, heartbeat %v)", cc.sessionTimeout, cc.heartbeat)
+	return []figure{
+		{"cluster produce RF 3", "rec/s", true, func(r *Result) float64 { return r.ClusterProduceRecPerSec }},
+		{"cluster produce RF 3", "MB/s", true, func(r *Result) float64 { return r.ClusterProduceMBPerSec }},
+		{"cluster consume RF 3", "rec/s", true, func(r *Result) float64 { return r.ClusterConsumeRecPerSec }},
+		{"cluster consume RF 3", "MB/s", true, func(r *Result) float64 { return r.ClusterConsumeMBPerSec }},
+		{"failover median " + fo, "ms", false, func(r *Result) float64 { return r.FailoverMedianMs }},
+		{"failover max " + fo, "ms", false, func(r *Result) float64 { return r.FailoverMaxMs }},
+	}
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
@@ -153,9 +180,10 @@ func formatValue(v float64) string {
 	}
 }
 
-// printTable writes one row per figure: each broker's value (the best one
-// marked *), and, when kbroker ran, kbroker/kfake ratios naming the winner.
-func printTable(w io.Writer, results []*Result) {
+// printTable writes one row per figure in figs: each broker's value (the
+// best one marked *), and, when kbroker ran, kbroker/kfake ratios naming the
+// winner.
+func printTable(w io.Writer, results []*Result, figs []figure) {
 	var ran []*Result
 	var kb *Result
 	for _, r := range results {
@@ -179,7 +207,7 @@ func printTable(w io.Writer, results []*Result) {
 	if len(ran) == 0 {
 		fmt.Fprintln(w, "no broker ran.")
 	} else {
-		printRows(w, ran, kb, others)
+		printRows(w, ran, kb, others, figs)
 	}
 	for _, r := range results {
 		if r.Skipped != "" {
@@ -191,7 +219,7 @@ func printTable(w io.Writer, results []*Result) {
 	}
 }
 
-func printRows(w io.Writer, ran []*Result, kb *Result, others []*Result) {
+func printRows(w io.Writer, ran []*Result, kb *Result, others []*Result, figs []figure) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := []string{"figure", "unit", "better"}
 	for _, r := range ran {
@@ -202,7 +230,7 @@ func printRows(w io.Writer, ran []*Result, kb *Result, others []*Result) {
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 
-	for _, f := range figures {
+	for _, f := range figs {
 		better := "lower"
 		if f.HigherBetter {
 			better = "higher"
