@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 // fakePIDs hands out 1000, 1001, ...
@@ -183,7 +185,7 @@ func (e *env) open() {
 	if e.tune != nil {
 		e.tune(&cfg)
 	}
-	tc, err := New(e.db, e.pids, fakeParts{"t": 4, "u": 2}, e.markers, cfg, nil, e.clock.Now)
+	tc, err := New(kvlog.Local(e.db), e.pids, fakeParts{"t": 4, "u": 2}, e.markers, cfg, nil, e.clock.Now)
 	if err != nil {
 		db.Close()
 		e.t.Fatal(err)
