@@ -12,6 +12,7 @@
 package kvlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -78,12 +79,13 @@ func NewTx(tx *bolt.Tx) *Tx { return &Tx{tx: tx} }
 // would not see it.
 func (t *Tx) Bolt() *bolt.Tx { return t.tx }
 
-// Changes are the writes made so far, in order. They share nothing with
-// the caller's slices.
+// Changes are the writes made so far, in order. Their keys and values are
+// the caller's (see Put); their paths are copies.
 func (t *Tx) Changes() []Change { return t.changes }
 
 // Put sets key to value in the bucket at path, creating missing buckets
-// along path.
+// along path. As with bbolt's Put, key and value must not change
+// afterwards: the recorded change keeps them.
 func (t *Tx) Put(path [][]byte, key, value []byte) error {
 	return t.do(Change{Op: OpPut, Path: path, Key: key, Value: value})
 }
@@ -106,33 +108,50 @@ func (t *Tx) CreateBucket(path [][]byte) error {
 	return t.do(Change{Op: OpCreateBucket, Path: path})
 }
 
-// do applies c and records a copy of it: bbolt keeps references to keys and
-// values until commit, and a recorded change outlives the transaction, so
-// neither may share memory with a caller that could reuse it. One
-// allocation holds every byte of the copy.
+// do applies c and records it. Keys and values are kept, not copied: as
+// with bbolt, whose Put keeps references until commit, the caller must not
+// change them afterwards. The path is copied, since callers build paths
+// from names they may reuse; consecutive changes in one bucket (a commit of
+// many partitions) share one copy.
 func (t *Tx) do(c Change) error {
-	n := len(c.Key) + len(c.Value)
-	for _, p := range c.Path {
-		n += len(p)
+	if n := len(t.changes); n > 0 && samePath(t.changes[n-1].Path, c.Path) {
+		c.Path = t.changes[n-1].Path
+	} else {
+		c.Path = copyPath(c.Path)
 	}
-	buf := make([]byte, 0, n)
-	own := func(b []byte) []byte {
-		if b == nil {
-			return nil
-		}
-		buf = append(buf, b...)
-		return buf[len(buf)-len(b) : len(buf) : len(buf)]
-	}
-	path := make([][]byte, len(c.Path))
-	for i, p := range c.Path {
-		path[i] = own(p)
-	}
-	c = Change{Op: c.Op, Path: path, Key: own(c.Key), Value: own(c.Value)}
 	if err := apply(t.tx, c); err != nil {
 		return err
 	}
 	t.changes = append(t.changes, c)
 	return nil
+}
+
+func samePath(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// copyPath copies path into one allocation for the names and one for the
+// slice.
+func copyPath(path [][]byte) [][]byte {
+	n := 0
+	for _, p := range path {
+		n += len(p)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(path))
+	for i, p := range path {
+		buf = append(buf, p...)
+		out[i] = buf[len(buf)-len(p) : len(buf) : len(buf)]
+	}
+	return out
 }
 
 // Apply replays changes, made by Tx on another store (the leader), onto tx

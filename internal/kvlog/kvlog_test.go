@@ -156,8 +156,8 @@ func TestTx(t *testing.T) {
 	}
 }
 
-// A recorded change shares no memory with the caller's slices: callers
-// may reuse them, and bbolt keeps references until commit.
+// A recorded change's path shares no memory with the caller's, which may
+// be reused; consecutive changes in one bucket share one copy.
 func TestTxCopies(t *testing.T) {
 	t.Parallel()
 	db := openDB(t)
@@ -167,18 +167,27 @@ func TestTxCopies(t *testing.T) {
 		if err := tx.Put(path, k, v); err != nil {
 			return err
 		}
-		path[0][0], k[0], v[0] = 'X', 'X', 'X'
+		if err := tx.Put(p("a"), []byte("l"), v); err != nil {
+			return err
+		}
+		path[0][0] = 'X'
 		changes = tx.Changes()
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []kvlog.Change{{Op: kvlog.OpPut, Path: p("a"), Key: []byte("k"), Value: []byte("v")}}
+	want := []kvlog.Change{
+		{Op: kvlog.OpPut, Path: p("a"), Key: []byte("k"), Value: []byte("v")},
+		{Op: kvlog.OpPut, Path: p("a"), Key: []byte("l"), Value: []byte("v")},
+	}
 	if !reflect.DeepEqual(changes, want) {
 		t.Errorf("changes %+v, want %+v", changes, want)
 	}
-	if got := kvlogtest.Contents(t, db); !reflect.DeepEqual(got, []string{"bucket 61 seq=0", "61 6b = 76"}) {
+	if &changes[0].Path[0][0] != &changes[1].Path[0][0] {
+		t.Error("consecutive changes in one bucket do not share their path")
+	}
+	if got := kvlogtest.Contents(t, db); !reflect.DeepEqual(got, []string{"bucket 61 seq=0", "61 6b = 76", "61 6c = 76"}) {
 		t.Errorf("contents %q", got)
 	}
 }
