@@ -15,6 +15,7 @@ import (
 
 	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/idempotence"
+	"github.com/kbroker/kbroker/internal/kvlog"
 	"github.com/kbroker/kbroker/storage"
 	"github.com/kbroker/kbroker/txn"
 )
@@ -133,7 +134,7 @@ func Start(cfg Config) (*Server, error) {
 	} else {
 		groupCfg.OnRebalance = s.metrics.onRebalance
 	}
-	groups, err := coordinator.NewGroupCoordinator(groupCfg, logs.Meta(), topicMetadata{logs}, logger)
+	groups, err := coordinator.NewGroupCoordinator(groupCfg, kvlog.Local(logs.Meta()), topicMetadata{logs}, logger)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("broker: %w", err)
@@ -152,7 +153,7 @@ func Start(cfg Config) (*Server, error) {
 			prevOnEnd(commit, timedOut)
 		}
 	}
-	coord, err := txn.New(logs.Meta(), s.producerIDs, partitionsView{logs}, transactionMarkers{s}, txnCfg, logger, time.Now)
+	coord, err := txn.New(kvlog.Local(logs.Meta()), s.producerIDs, partitionsView{logs}, transactionMarkers{s}, txnCfg, logger, time.Now)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("broker: %w", err)

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 var (
@@ -195,12 +197,19 @@ func openTestCoordinator(t *testing.T, path string, topics fakeTopics) *GroupCoo
 	}
 	cfg := DefaultConfig()
 	cfg.ConsumerHeartbeatInterval = 100 * time.Millisecond
-	gc, err := NewGroupCoordinator(cfg, db, topics, nil)
+	gc, err := NewGroupCoordinator(cfg, localDB{kvlog.Local(db), db}, topics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { gc.Close(); db.Close() })
 	return gc
+}
+
+// localDB is the single-node DB, with its bbolt store at hand for a test
+// that closes it.
+type localDB struct {
+	kvlog.DB
+	bolt *bolt.DB
 }
 
 // heartbeater drives one member through ConsumerGroupHeartbeat.
@@ -301,7 +310,7 @@ func TestConsumerGroupSurvivesRestart(t *testing.T) {
 	m1 := &heartbeater{t: t, gc: gc, id: "m1"}
 	m1.beat(true)
 	gc.Close()
-	gc.store.db.(*bolt.DB).Close()
+	gc.store.db.(localDB).bolt.Close()
 
 	gc2 := openTestCoordinator(t, path, topics)
 	m1.gc = gc2

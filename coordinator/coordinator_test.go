@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 // topicTable is a fixed topic table.
@@ -56,7 +58,7 @@ func newTestCoordinator(t testing.TB, dir string, tune func(*Config)) (*GroupCoo
 		tune(&cfg)
 	}
 	db := openDB(t, dir)
-	gc, err := NewGroupCoordinator(cfg, db, topicTable{"t": 4}, nil)
+	gc, err := NewGroupCoordinator(cfg, kvlog.Local(db), topicTable{"t": 4}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

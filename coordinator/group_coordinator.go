@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 // TopicMetadata is what the coordinator needs to know about topics: commits
@@ -87,7 +89,7 @@ type GroupCoordinator struct {
 
 // NewGroupCoordinator loads the stored groups and offsets from db and starts
 // the coordinator.
-func NewGroupCoordinator(cfg Config, db DB, topics TopicMetadata, logger *slog.Logger) (*GroupCoordinator, error) {
+func NewGroupCoordinator(cfg Config, db kvlog.DB, topics TopicMetadata, logger *slog.Logger) (*GroupCoordinator, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

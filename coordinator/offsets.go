@@ -9,7 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 // OffsetCommit commits offsets for a group (Kafka's
@@ -156,7 +157,7 @@ func (gc *GroupCoordinator) storeOffsets(id string, commit map[TopicPartition]Of
 	maps.Copy(m, commit)
 	write := putOffsets(id, commit)
 	if superseded := gc.supersedeTxnOffsets(id, commit); superseded != nil {
-		write = chainWrites([]func(tx *bolt.Tx) error{write, superseded})
+		write = chainWrites([]func(tx *kvlog.Tx) error{write, superseded})
 	}
 	return gc.store.Enqueue(write)
 }
@@ -340,7 +341,7 @@ func (gc *GroupCoordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) *kmsg.Of
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
-		var writes []func(tx *bolt.Tx) error
+		var writes []func(tx *kvlog.Tx) error
 		if len(deleted) > 0 {
 			writes = append(writes, deleteOffsets(req.Group, deleted))
 		}

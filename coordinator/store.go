@@ -3,21 +3,13 @@ package coordinator
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/kbroker/kbroker/internal/batchwriter"
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
-
-// DB is the transactional key-value store coordinator state lives in;
-// storage.MetaStore is one. Keeping it an interface keeps the door open to
-// storing groups in a replicated __consumer_offsets later, as Kafka does.
-type DB interface {
-	Update(fn func(tx *bolt.Tx) error) error
-	View(fn func(tx *bolt.Tx) error) error
-}
 
 var (
 	groupsBucket  = []byte("groups")        // group id -> JSON storedGroup
@@ -91,16 +83,18 @@ func decodeOffset(v []byte) (OffsetAndMetadata, error) {
 }
 
 // store is coordinator state in bbolt: its buckets, read at start, and the
-// single writer every change goes through (one fsync per batch).
+// single writer every change goes through (one fsync per batch). Every
+// write goes through a kvlog.Tx, so that a replicated DB can ship it (the
+// part of __consumer_offsets Kafka replicates); reads go to bbolt.
 type store struct {
-	db DB
+	db kvlog.DB
 	*batchwriter.Writer
 }
 
-func newStore(db DB) (*store, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func newStore(db kvlog.DB) (*store, error) {
+	err := db.Update(func(tx *kvlog.Tx) error {
 		for _, b := range [][]byte{groupsBucket, offsetsBucket, txnOffsetsBucket} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			if err := tx.CreateBucket([][]byte{b}); err != nil {
 				return err
 			}
 		}
@@ -114,14 +108,18 @@ func newStore(db DB) (*store, error) {
 
 // Writes, as closures over copies of what they store.
 
-func putOffsets(group string, offsets map[TopicPartition]OffsetAndMetadata) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(offsetsBucket).CreateBucketIfNotExists([]byte(group))
-		if err != nil {
-			return err
+// groupOffsetsPath is the bucket of a group's committed offsets.
+func groupOffsetsPath(group string) [][]byte { return [][]byte{offsetsBucket, []byte(group)} }
+
+func putOffsets(group string, offsets map[TopicPartition]OffsetAndMetadata) func(tx *kvlog.Tx) error {
+	return func(tx *kvlog.Tx) error {
+		path := groupOffsetsPath(group)
+		if len(offsets) == 0 {
+			// Put creates the group's bucket; an empty commit leaves it too.
+			return tx.CreateBucket(path)
 		}
 		for tp, o := range offsets {
-			if err := b.Put(offsetKey(tp), encodeOffset(o)); err != nil {
+			if err := tx.Put(path, offsetKey(tp), encodeOffset(o)); err != nil {
 				return err
 			}
 		}
@@ -129,14 +127,14 @@ func putOffsets(group string, offsets map[TopicPartition]OffsetAndMetadata) func
 	}
 }
 
-func deleteOffsets(group string, tps []TopicPartition) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		b := tx.Bucket(offsetsBucket).Bucket([]byte(group))
-		if b == nil {
+func deleteOffsets(group string, tps []TopicPartition) func(tx *kvlog.Tx) error {
+	return func(tx *kvlog.Tx) error {
+		if tx.Bolt().Bucket(offsetsBucket).Bucket([]byte(group)) == nil {
 			return nil
 		}
+		path := groupOffsetsPath(group)
 		for _, tp := range tps {
-			if err := b.Delete(offsetKey(tp)); err != nil {
+			if err := tx.Delete(path, offsetKey(tp)); err != nil {
 				return err
 			}
 		}
@@ -144,31 +142,27 @@ func deleteOffsets(group string, tps []TopicPartition) func(tx *bolt.Tx) error {
 	}
 }
 
-func putGroup(id string, rec storedGroup) func(tx *bolt.Tx) error {
+func putGroup(id string, rec storedGroup) func(tx *kvlog.Tx) error {
 	v, err := json.Marshal(rec)
-	return func(tx *bolt.Tx) error {
+	return func(tx *kvlog.Tx) error {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(groupsBucket).Put([]byte(id), v)
+		return tx.Put([][]byte{groupsBucket}, []byte(id), v)
 	}
 }
 
 // deleteGroup removes a group's metadata and all its offsets, staged ones
 // included.
-func deleteGroup(id string) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		if err := tx.Bucket(groupsBucket).Delete([]byte(id)); err != nil {
+func deleteGroup(id string) func(tx *kvlog.Tx) error {
+	return func(tx *kvlog.Tx) error {
+		if err := tx.Delete([][]byte{groupsBucket}, []byte(id)); err != nil {
 			return err
 		}
 		if err := deleteGroupTxnOffsets(tx, id); err != nil {
 			return err
 		}
-		err := tx.Bucket(offsetsBucket).DeleteBucket([]byte(id))
-		if errors.Is(err, bolt.ErrBucketNotFound) {
-			return nil
-		}
-		return err
+		return tx.DeleteBucket(groupOffsetsPath(id))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 // Transactional offsets (Kafka's OffsetMetadataManager
@@ -288,7 +290,7 @@ func (gc *GroupCoordinator) CompleteTxnOffsets(producerID int64, groups []string
 	if len(groups) == 0 {
 		groups = slices.Sorted(maps.Keys(gc.txn.pending[producerID]))
 	}
-	var writes []func(tx *bolt.Tx) error
+	var writes []func(tx *kvlog.Tx) error
 	for _, id := range groups {
 		staged := gc.txn.removeProducerGroup(producerID, id)
 		if staged == nil {
@@ -326,7 +328,7 @@ func (gc *GroupCoordinator) CompleteTxnOffsets(producerID int64, groups []string
 	}
 	// With nothing to change, a barrier still waits for whatever was
 	// queued before, such as an earlier completion of the same producer.
-	var write func(tx *bolt.Tx) error
+	var write func(tx *kvlog.Tx) error
 	if len(writes) > 0 {
 		write = chainWrites(writes)
 	}
@@ -355,7 +357,7 @@ func (gc *GroupCoordinator) hasOpenTxns(group string) bool {
 // supersedeTxnOffsets marks what transactions staged for the partitions of
 // a regular commit as older than it, and returns the write that records
 // that, or nil; called with gc.mu held.
-func (gc *GroupCoordinator) supersedeTxnOffsets(group string, commit map[TopicPartition]OffsetAndMetadata) func(tx *bolt.Tx) error {
+func (gc *GroupCoordinator) supersedeTxnOffsets(group string, commit map[TopicPartition]OffsetAndMetadata) func(tx *kvlog.Tx) error {
 	if len(gc.txn.open[group]) == 0 {
 		return nil
 	}
@@ -366,7 +368,7 @@ func (gc *GroupCoordinator) supersedeTxnOffsets(group string, commit map[TopicPa
 	if len(rewrite) == 0 {
 		return nil
 	}
-	var writes []func(tx *bolt.Tx) error
+	var writes []func(tx *kvlog.Tx) error
 	for pid, offs := range rewrite {
 		writes = append(writes, putTxnOffsets(group, pid, offs))
 	}
@@ -376,7 +378,7 @@ func (gc *GroupCoordinator) supersedeTxnOffsets(group string, commit map[TopicPa
 // dropTxnOffsets removes what transactions staged for tps of group, as an
 // offset tombstone does in Kafka, and returns the write, or nil; called
 // with gc.mu held.
-func (gc *GroupCoordinator) dropTxnOffsets(group string, tps []TopicPartition) func(tx *bolt.Tx) error {
+func (gc *GroupCoordinator) dropTxnOffsets(group string, tps []TopicPartition) func(tx *kvlog.Tx) error {
 	byPID := make(map[int64][]TopicPartition)
 	for _, tp := range tps {
 		for _, pid := range gc.txn.removePartition(group, tp) {
@@ -455,8 +457,8 @@ func decodePendingTxnOffset(v []byte) (pendingTxnOffset, error) {
 }
 
 // chainWrites applies writes in order, as one.
-func chainWrites(writes []func(tx *bolt.Tx) error) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
+func chainWrites(writes []func(tx *kvlog.Tx) error) func(tx *kvlog.Tx) error {
+	return func(tx *kvlog.Tx) error {
 		for _, w := range writes {
 			if err := w(tx); err != nil {
 				return err
@@ -466,22 +468,24 @@ func chainWrites(writes []func(tx *bolt.Tx) error) func(tx *bolt.Tx) error {
 	}
 }
 
-func putTxnOffsets(group string, pid int64, offs map[TopicPartition]pendingTxnOffset) func(tx *bolt.Tx) error {
+// txnOffsetsPath is the bucket of what producer pid staged for group.
+func txnOffsetsPath(group string, pid int64) [][]byte {
+	return [][]byte{txnOffsetsBucket, []byte(group), producerKey(pid)}
+}
+
+func putTxnOffsets(group string, pid int64, offs map[TopicPartition]pendingTxnOffset) func(tx *kvlog.Tx) error {
 	vals := make(map[string][]byte, len(offs))
 	for tp, o := range offs {
 		vals[string(offsetKey(tp))] = encodePendingTxnOffset(o)
 	}
-	return func(tx *bolt.Tx) error {
-		gb, err := tx.Bucket(txnOffsetsBucket).CreateBucketIfNotExists([]byte(group))
-		if err != nil {
-			return err
-		}
-		pb, err := gb.CreateBucketIfNotExists(producerKey(pid))
-		if err != nil {
-			return err
+	return func(tx *kvlog.Tx) error {
+		path := txnOffsetsPath(group, pid)
+		if len(vals) == 0 {
+			// Put creates the buckets; staging nothing leaves them too.
+			return tx.CreateBucket(path)
 		}
 		for k, v := range vals {
-			if err := pb.Put([]byte(k), v); err != nil {
+			if err := tx.Put(path, []byte(k), v); err != nil {
 				return err
 			}
 		}
@@ -490,13 +494,12 @@ func putTxnOffsets(group string, pid int64, offs map[TopicPartition]pendingTxnOf
 }
 
 // deleteTxnOffsets removes what pid staged for group.
-func deleteTxnOffsets(group string, pid int64) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		gb := tx.Bucket(txnOffsetsBucket).Bucket([]byte(group))
-		if gb == nil {
+func deleteTxnOffsets(group string, pid int64) func(tx *kvlog.Tx) error {
+	return func(tx *kvlog.Tx) error {
+		if tx.Bolt().Bucket(txnOffsetsBucket).Bucket([]byte(group)) == nil {
 			return nil
 		}
-		if err := gb.DeleteBucket(producerKey(pid)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(txnOffsetsPath(group, pid)); err != nil {
 			return err
 		}
 		return pruneTxnGroupBucket(tx, group)
@@ -504,9 +507,9 @@ func deleteTxnOffsets(group string, pid int64) func(tx *bolt.Tx) error {
 }
 
 // deleteTxnOffsetPartitions removes staged offsets by producer.
-func deleteTxnOffsetPartitions(group string, byPID map[int64][]TopicPartition) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		gb := tx.Bucket(txnOffsetsBucket).Bucket([]byte(group))
+func deleteTxnOffsetPartitions(group string, byPID map[int64][]TopicPartition) func(tx *kvlog.Tx) error {
+	return func(tx *kvlog.Tx) error {
+		gb := tx.Bolt().Bucket(txnOffsetsBucket).Bucket([]byte(group))
 		if gb == nil {
 			return nil
 		}
@@ -515,13 +518,14 @@ func deleteTxnOffsetPartitions(group string, byPID map[int64][]TopicPartition) f
 			if pb == nil {
 				continue
 			}
+			path := txnOffsetsPath(group, pid)
 			for _, tp := range tps {
-				if err := pb.Delete(offsetKey(tp)); err != nil {
+				if err := tx.Delete(path, offsetKey(tp)); err != nil {
 					return err
 				}
 			}
 			if k, _ := pb.Cursor().First(); k == nil {
-				if err := gb.DeleteBucket(producerKey(pid)); err != nil {
+				if err := tx.DeleteBucket(path); err != nil {
 					return err
 				}
 			}
@@ -531,25 +535,21 @@ func deleteTxnOffsetPartitions(group string, byPID map[int64][]TopicPartition) f
 }
 
 // deleteGroupTxnOffsets removes everything staged for group.
-func deleteGroupTxnOffsets(tx *bolt.Tx, group string) error {
-	err := tx.Bucket(txnOffsetsBucket).DeleteBucket([]byte(group))
-	if errors.Is(err, bolt.ErrBucketNotFound) {
-		return nil
-	}
-	return err
+func deleteGroupTxnOffsets(tx *kvlog.Tx, group string) error {
+	return tx.DeleteBucket([][]byte{txnOffsetsBucket, []byte(group)})
 }
 
 // pruneTxnGroupBucket removes a group's bucket once no producer has
 // anything staged in it.
-func pruneTxnGroupBucket(tx *bolt.Tx, group string) error {
-	gb := tx.Bucket(txnOffsetsBucket).Bucket([]byte(group))
+func pruneTxnGroupBucket(tx *kvlog.Tx, group string) error {
+	gb := tx.Bolt().Bucket(txnOffsetsBucket).Bucket([]byte(group))
 	if gb == nil {
 		return nil
 	}
 	if k, _ := gb.Cursor().First(); k != nil {
 		return nil
 	}
-	return tx.Bucket(txnOffsetsBucket).DeleteBucket([]byte(group))
+	return tx.DeleteBucket([][]byte{txnOffsetsBucket, []byte(group)})
 }
 
 // loadTxnOffsets reads every staged offset: group -> producer id ->

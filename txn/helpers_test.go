@@ -11,6 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
+	"github.com/kbroker/kbroker/internal/kvlog/kvlogtest"
 )
 
 // fakePIDs hands out 1000, 1001, ...
@@ -128,6 +131,7 @@ type env struct {
 	dir     string
 	tune    func(*Config)
 	db      *failingDB
+	rec     *kvlogtest.Recorder // if set, writes go through it
 	tc      *TransactionCoordinator
 	pids    *fakePIDs
 	markers *fakeMarkers
@@ -183,7 +187,12 @@ func (e *env) open() {
 	if e.tune != nil {
 		e.tune(&cfg)
 	}
-	tc, err := New(e.db, e.pids, fakeParts{"t": 4, "u": 2}, e.markers, cfg, nil, e.clock.Now)
+	var kdb kvlog.DB = kvlog.Local(e.db)
+	if e.rec != nil {
+		e.rec.DB = e.db
+		kdb = e.rec
+	}
+	tc, err := New(kdb, e.pids, fakeParts{"t": 4, "u": 2}, e.markers, cfg, nil, e.clock.Now)
 	if err != nil {
 		db.Close()
 		e.t.Fatal(err)

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 // TopicPartition names a partition.
@@ -73,7 +74,7 @@ type TransactionCoordinator struct {
 // background); Ongoing ones stay open until their producer ends them or
 // their timeout aborts them. now is the clock (nil: time.Now); logger may
 // be nil.
-func New(db DB, pids ProducerIDs, parts Partitions, markers MarkerWriter, cfg Config, logger *slog.Logger, now func() time.Time) (*TransactionCoordinator, error) {
+func New(db kvlog.DB, pids ProducerIDs, parts Partitions, markers MarkerWriter, cfg Config, logger *slog.Logger, now func() time.Time) (*TransactionCoordinator, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -186,7 +187,7 @@ func (tc *TransactionCoordinator) transitionLocked(m *txnMetadata, next txnRecor
 		return kerr.CoordinatorNotAvailable
 	}
 	id := m.transactionalID
-	var apply func(*bolt.Tx) error
+	var apply func(*kvlog.Tx) error
 	if next.State == stateDead {
 		apply = deleteTxn(id)
 	} else {

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
 
 var (
@@ -552,7 +554,7 @@ func storeRecord(t *testing.T, e *env, id string, rec txnRecord) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error { return putTxn(id, rec)(tx) })
+	err = kvlog.Local(db).Update(putTxn(id, rec))
 	db.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -7,15 +7,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/kbroker/kbroker/internal/batchwriter"
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
-
-// DB is the transactional key-value store transaction state lives in;
-// storage.MetaStore is one. Keeping it an interface keeps the door open to
-// a replicated __transaction_state later, as Kafka has.
-type DB interface {
-	Update(fn func(tx *bolt.Tx) error) error
-	View(fn func(tx *bolt.Tx) error) error
-}
 
 // transactionsBucket maps a transactional id to its encoded txnRecord
 // (transaction_log.go).
@@ -25,16 +18,17 @@ var transactionsBucket = []byte("transactions")
 // TransactionStateManager that appends to __transaction_state): changes are
 // queued in the order the coordinator makes them and applied in batches,
 // one bbolt transaction (one fsync) per batch, so transitions of
-// concurrent transactions share an fsync.
+// concurrent transactions share an fsync. Every write goes through a
+// kvlog.Tx, so that a replicated DB can ship it (the replication Kafka gets
+// from __transaction_state); reads go to bbolt.
 type txnStore struct {
-	db DB
+	db kvlog.DB
 	*batchwriter.Writer
 }
 
-func newTxnStore(db DB) (*txnStore, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(transactionsBucket)
-		return err
+func newTxnStore(db kvlog.DB) (*txnStore, error) {
+	err := db.Update(func(tx *kvlog.Tx) error {
+		return tx.CreateBucket([][]byte{transactionsBucket})
 	})
 	if err != nil {
 		return nil, err
@@ -43,17 +37,17 @@ func newTxnStore(db DB) (*txnStore, error) {
 }
 
 // putTxn stores a transactional id's record.
-func putTxn(id string, rec txnRecord) func(tx *bolt.Tx) error {
+func putTxn(id string, rec txnRecord) func(tx *kvlog.Tx) error {
 	v := encodeTxnRecord(rec)
-	return func(tx *bolt.Tx) error {
-		return tx.Bucket(transactionsBucket).Put([]byte(id), v)
+	return func(tx *kvlog.Tx) error {
+		return tx.Put([][]byte{transactionsBucket}, []byte(id), v)
 	}
 }
 
 // deleteTxn removes an expired transactional id (Kafka writes a tombstone).
-func deleteTxn(id string) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
-		return tx.Bucket(transactionsBucket).Delete([]byte(id))
+func deleteTxn(id string) func(tx *kvlog.Tx) error {
+	return func(tx *kvlog.Tx) error {
+		return tx.Delete([][]byte{transactionsBucket}, []byte(id))
 	}
 }
 

@@ -2,24 +2,20 @@
 // goroutines change: changes are queued in the order they are made and
 // applied in batches, one bbolt transaction (one fsync) per batch, so
 // concurrent changes share an fsync (the group commit Kafka gets from
-// appending to __consumer_offsets and __transaction_state).
+// appending to __consumer_offsets and __transaction_state). Changes write
+// through a kvlog.Tx, so a batch is also one entry of a replicated log.
 package batchwriter
 
 import (
 	"slices"
 	"sync"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/kbroker/kbroker/internal/kvlog"
 )
-
-// DB is what the writer needs of the store (storage.MetaStore, a bbolt.DB).
-type DB interface {
-	Update(fn func(tx *bolt.Tx) error) error
-}
 
 // Writer applies queued changes in batches on its own goroutine.
 type Writer struct {
-	db DB
+	db kvlog.DB
 
 	mu      sync.Mutex
 	pending []write
@@ -29,12 +25,12 @@ type Writer struct {
 }
 
 type write struct {
-	apply func(tx *bolt.Tx) error // nil: a barrier
-	res   chan error              // capacity 1
+	apply func(tx *kvlog.Tx) error // nil: a barrier
+	res   chan error               // capacity 1
 }
 
 // New starts a writer over db.
-func New(db DB) *Writer {
+func New(db kvlog.DB) *Writer {
 	w := &Writer{db: db, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	go w.run()
 	return w
@@ -44,7 +40,7 @@ func New(db DB) *Writer {
 // is durable. A change of a batch that fails fails the whole batch. A nil
 // change is a barrier: it writes nothing and is answered once everything
 // queued before it is durable. Never call it after Close.
-func (w *Writer) Enqueue(apply func(tx *bolt.Tx) error) <-chan error {
+func (w *Writer) Enqueue(apply func(tx *kvlog.Tx) error) <-chan error {
 	wr := write{apply: apply, res: make(chan error, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, wr)
@@ -85,7 +81,7 @@ func (w *Writer) flush() {
 	}
 	var err error
 	if slices.ContainsFunc(batch, func(wr write) bool { return wr.apply != nil }) {
-		err = w.db.Update(func(tx *bolt.Tx) error {
+		err = w.db.Update(func(tx *kvlog.Tx) error {
 			for _, wr := range batch {
 				if wr.apply == nil {
 					continue

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/kvlog"
+	"github.com/kbroker/kbroker/internal/kvlog/kvlogtest"
 )
 
 func TestWriterAppliesQueuedChangesInOrder(t *testing.T) {
@@ -15,14 +18,10 @@ func TestWriterAppliesQueuedChangesInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	w := New(db)
-	put := func(k, v string) func(tx *bolt.Tx) error {
-		return func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte("b"))
-			if err != nil {
-				return err
-			}
-			return b.Put([]byte(k), []byte(v))
+	w := New(kvlog.Local(db))
+	put := func(k, v string) func(tx *kvlog.Tx) error {
+		return func(tx *kvlog.Tx) error {
+			return tx.Put([][]byte{[]byte("b")}, []byte(k), []byte(v))
 		}
 	}
 	var wg sync.WaitGroup
@@ -50,11 +49,51 @@ func TestWriterAppliesQueuedChangesInOrder(t *testing.T) {
 	})
 	// A failing change fails its batch, and the writer goes on.
 	boom := errors.New("boom")
-	if err := <-w.Enqueue(func(*bolt.Tx) error { return boom }); !errors.Is(err, boom) {
+	if err := <-w.Enqueue(func(*kvlog.Tx) error { return boom }); !errors.Is(err, boom) {
 		t.Errorf("failing change: %v", err)
 	}
 	if err := <-w.Enqueue(put("k", "3")); err != nil {
 		t.Errorf("after a failed batch: %v", err)
 	}
 	w.Close()
+}
+
+// A batch is one transaction: its changes are captured together, in the
+// order they were queued, as one entry a replicated log would append.
+func TestWriterBatchIsOneTransaction(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rec := &kvlogtest.Recorder{DB: db}
+	w := New(rec)
+	defer w.Close()
+	// Hold the writer inside a batch so that the next ones queue up.
+	started, release := make(chan struct{}), make(chan struct{})
+	held := w.Enqueue(func(*kvlog.Tx) error { close(started); <-release; return nil })
+	<-started
+	var results []<-chan error
+	for _, k := range []string{"a", "b", "c"} {
+		results = append(results, w.Enqueue(func(tx *kvlog.Tx) error {
+			return tx.Put([][]byte{[]byte("b")}, []byte(k), []byte("v"))
+		}))
+	}
+	close(release)
+	for _, res := range append(results, held) {
+		if err := <-res; err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes, commits := rec.Changes()
+	if commits != 2 {
+		t.Errorf("%d commits, want 2 (the held batch, then the rest)", commits)
+	}
+	var keys string
+	for _, c := range changes {
+		keys += string(c.Key)
+	}
+	if keys != "abc" {
+		t.Errorf("changes of keys %q, want abc", keys)
+	}
 }
