@@ -254,3 +254,27 @@ func (l local) Update(fn func(tx *Tx) error) error {
 }
 
 func (l local) View(fn func(tx *bolt.Tx) error) error { return l.db.View(fn) }
+
+// Dump returns the whole store as changes that, applied to an empty store,
+// rebuild it: every bucket (empty ones too) and every key, in key order.
+// For snapshots of a replicated store.
+func Dump(tx *bolt.Tx) []Change {
+	var out []Change
+	var walk func(path [][]byte, b *bolt.Bucket)
+	walk = func(path [][]byte, b *bolt.Bucket) {
+		out = append(out, Change{Op: OpCreateBucket, Path: path})
+		b.ForEach(func(k, v []byte) error {
+			if v == nil { // a nested bucket
+				walk(append(path[:len(path):len(path)], bytes.Clone(k)), b.Bucket(k))
+				return nil
+			}
+			out = append(out, Change{Op: OpPut, Path: path, Key: bytes.Clone(k), Value: bytes.Clone(v)})
+			return nil
+		})
+	}
+	tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		walk([][]byte{bytes.Clone(name)}, b)
+		return nil
+	})
+	return out
+}
