@@ -17,5 +17,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v10: topic ids
 
 func (s *Server) handleOffsetCommit(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.OffsetCommit(creq.Body.(*kmsg.OffsetCommitRequest)), nil
+	return creq.coord.groups.OffsetCommit(creq.Body.(*kmsg.OffsetCommitRequest)), nil
 }

@@ -16,5 +16,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v10: topic ids
 
 func (s *Server) handleOffsetFetch(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.OffsetFetch(creq.Body.(*kmsg.OffsetFetchRequest)), nil
+	return creq.coord.groups.OffsetFetch(creq.Body.(*kmsg.OffsetFetchRequest)), nil
 }

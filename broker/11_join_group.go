@@ -18,5 +18,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v9: SkipAssignment for a static leader that rejoined
 
 func (s *Server) handleJoinGroup(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.JoinGroup(creq.requestContext(), creq.Body.(*kmsg.JoinGroupRequest)), nil
+	return creq.coord.groups.JoinGroup(creq.requestContext(), creq.Body.(*kmsg.JoinGroupRequest)), nil
 }

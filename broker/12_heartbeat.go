@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v4: flexible
 
 func (s *Server) handleHeartbeat(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.Heartbeat(creq.Body.(*kmsg.HeartbeatRequest)), nil
+	return creq.coord.groups.Heartbeat(creq.Body.(*kmsg.HeartbeatRequest)), nil
 }

@@ -13,5 +13,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v5: Reason (KIP-800)
 
 func (s *Server) handleLeaveGroup(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.LeaveGroup(creq.Body.(*kmsg.LeaveGroupRequest)), nil
+	return creq.coord.groups.LeaveGroup(creq.Body.(*kmsg.LeaveGroupRequest)), nil
 }

@@ -14,5 +14,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v5: ProtocolType and Protocol, checked against the group's
 
 func (s *Server) handleSyncGroup(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.SyncGroup(creq.Body.(*kmsg.SyncGroupRequest)), nil
+	return creq.coord.groups.SyncGroup(creq.Body.(*kmsg.SyncGroupRequest)), nil
 }

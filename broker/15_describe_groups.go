@@ -14,5 +14,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v6: ErrorMessage; GROUP_ID_NOT_FOUND for unknown groups (KIP-1043)
 
 func (s *Server) handleDescribeGroups(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.DescribeGroups(creq.Body.(*kmsg.DescribeGroupsRequest)), nil
+	return creq.coord.groups.DescribeGroups(creq.Body.(*kmsg.DescribeGroupsRequest)), nil
 }

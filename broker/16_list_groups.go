@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v5: TypesFilter and GroupType (KIP-848)
 
 func (s *Server) handleListGroups(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.ListGroups(creq.Body.(*kmsg.ListGroupsRequest)), nil
+	return creq.coord.groups.ListGroups(creq.Body.(*kmsg.ListGroupsRequest)), nil
 }

@@ -26,7 +26,7 @@ import (
 func (s *Server) handleInitProducerID(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.InitProducerIDRequest)
 	if req.TransactionalID != nil {
-		return s.txn.InitProducerID(req), nil
+		return creq.coord.txn.InitProducerID(req), nil
 	}
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	id, err := s.producerIDs.NextProducerID()

@@ -18,5 +18,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v5: no change (transactions v2 clients)
 
 func (s *Server) handleAddPartitionsToTxn(creq *clientReq) (kmsg.Response, error) {
-	return s.txn.AddPartitionsToTxn(creq.Body.(*kmsg.AddPartitionsToTxnRequest)), nil
+	return creq.coord.txn.AddPartitionsToTxn(creq.Body.(*kmsg.AddPartitionsToTxnRequest)), nil
 }

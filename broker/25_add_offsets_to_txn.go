@@ -14,5 +14,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v3: flexible
 
 func (s *Server) handleAddOffsetsToTxn(creq *clientReq) (kmsg.Response, error) {
-	return s.txn.AddOffsetsToTxn(creq.Body.(*kmsg.AddOffsetsToTxnRequest)), nil
+	return creq.coord.txn.AddOffsetsToTxn(creq.Body.(*kmsg.AddOffsetsToTxnRequest)), nil
 }

@@ -17,5 +17,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //   and the response carries the producer id and epoch to use next.
 
 func (s *Server) handleEndTxn(creq *clientReq) (kmsg.Response, error) {
-	return s.txn.EndTxn(creq.Body.(*kmsg.EndTxnRequest)), nil
+	return creq.coord.txn.EndTxn(creq.Body.(*kmsg.EndTxnRequest)), nil
 }

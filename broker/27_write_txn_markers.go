@@ -40,7 +40,7 @@ func (s *Server) handleWriteTxnMarkers(creq *clientReq) (kmsg.Response, error) {
 			for _, p := range rt.Partitions {
 				sp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				sp.Partition = p
-				sp.ErrorCode = s.writeTxnMarkerFor(rt.Topic, p, m)
+				sp.ErrorCode = s.writeTxnMarkerFor(creq.coord, rt.Topic, p, m)
 				st.Partitions = append(st.Partitions, sp)
 			}
 			sm.Topics = append(sm.Topics, st)
@@ -50,9 +50,14 @@ func (s *Server) handleWriteTxnMarkers(creq *clientReq) (kmsg.Response, error) {
 	return resp, nil
 }
 
-func (s *Server) writeTxnMarkerFor(topic string, partition int32, m storage.EndTxnMarker) int16 {
+// writeTxnMarkerFor writes one marker; coord, the coordinators the request
+// reached, completes staged offsets for a marker to __consumer_offsets.
+func (s *Server) writeTxnMarkerFor(coord *coordinators, topic string, partition int32, m storage.EndTxnMarker) int16 {
 	if topic == offsetsTopic {
-		if err := s.groups.CompleteTxnOffsets(m.ProducerID, nil, m.Commit); err != nil {
+		if coord == nil {
+			return kerr.NotCoordinator.Code
+		}
+		if err := coord.groups.CompleteTxnOffsets(m.ProducerID, nil, m.Commit); err != nil {
 			return kerr.UnknownServerError.Code
 		}
 		return 0

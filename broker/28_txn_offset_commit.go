@@ -25,7 +25,7 @@ import (
 
 func (s *Server) handleTxnOffsetCommit(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.TxnOffsetCommitRequest)
-	if err := s.txn.VerifyGroup(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, txn.TxnOffsetCommitOperation(req.Version)); err != nil {
+	if err := creq.coord.txn.VerifyGroup(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, txn.TxnOffsetCommitOperation(req.Version)); err != nil {
 		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		code := kerr.UnknownServerError.Code
 		if ke, ok := err.(*kerr.Error); ok {
@@ -43,5 +43,5 @@ func (s *Server) handleTxnOffsetCommit(creq *clientReq) (kmsg.Response, error) {
 		}
 		return resp, nil
 	}
-	return s.groups.TxnOffsetCommit(req), nil
+	return creq.coord.groups.TxnOffsetCommit(req), nil
 }

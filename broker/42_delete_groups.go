@@ -11,5 +11,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v2: flexible
 
 func (s *Server) handleDeleteGroups(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.DeleteGroups(creq.Body.(*kmsg.DeleteGroupsRequest)), nil
+	return creq.coord.groups.DeleteGroups(creq.Body.(*kmsg.DeleteGroupsRequest)), nil
 }

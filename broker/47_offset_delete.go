@@ -8,5 +8,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // OffsetMetadataManager.deleteOffsets).
 
 func (s *Server) handleOffsetDelete(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.OffsetDelete(creq.Body.(*kmsg.OffsetDeleteRequest)), nil
+	return creq.coord.groups.OffsetDelete(creq.Body.(*kmsg.OffsetDeleteRequest)), nil
 }

@@ -9,5 +9,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // transactional id; TRANSACTIONAL_ID_NOT_FOUND for unknown ones.
 
 func (s *Server) handleDescribeTransactions(creq *clientReq) (kmsg.Response, error) {
-	return s.txn.DescribeTransactions(creq.Body.(*kmsg.DescribeTransactionsRequest)), nil
+	return creq.coord.txn.DescribeTransactions(creq.Body.(*kmsg.DescribeTransactionsRequest)), nil
 }

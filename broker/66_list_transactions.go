@@ -9,5 +9,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // a transactional id regular expression (KIP-1152).
 
 func (s *Server) handleListTransactions(creq *clientReq) (kmsg.Response, error) {
-	return s.txn.ListTransactions(creq.Body.(*kmsg.ListTransactionsRequest)), nil
+	return creq.coord.txn.ListTransactions(creq.Body.(*kmsg.ListTransactionsRequest)), nil
 }

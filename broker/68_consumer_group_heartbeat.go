@@ -18,5 +18,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //   GA in Kafka 4.0), resolved by the broker
 
 func (s *Server) handleConsumerGroupHeartbeat(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.ConsumerGroupHeartbeat(creq.requestContext(), creq.Body.(*kmsg.ConsumerGroupHeartbeatRequest)), nil
+	return creq.coord.groups.ConsumerGroupHeartbeat(creq.requestContext(), creq.Body.(*kmsg.ConsumerGroupHeartbeatRequest)), nil
 }

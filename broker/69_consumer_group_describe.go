@@ -15,5 +15,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //   groups)
 
 func (s *Server) handleConsumerGroupDescribe(creq *clientReq) (kmsg.Response, error) {
-	return s.groups.ConsumerGroupDescribe(creq.Body.(*kmsg.ConsumerGroupDescribeRequest)), nil
+	return creq.coord.groups.ConsumerGroupDescribe(creq.Body.(*kmsg.ConsumerGroupDescribeRequest)), nil
 }

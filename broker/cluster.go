@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -45,6 +46,12 @@ type cluster struct {
 
 	clientsMu sync.Mutex
 	clients   map[int32]*protocol.Client // inter-broker connections, by broker id
+
+	// state is this node's copy of the coordinators' state; active and
+	// activeWake drive runCoordinators.
+	state      *coordinatorState
+	active     atomic.Bool
+	activeWake chan struct{}
 }
 
 type topicPartition struct {
@@ -60,7 +67,7 @@ type topicPartition struct {
 // waits for the same catch-up).
 func (s *Server) startCluster() error {
 	cfg := s.cfg
-	c := &cluster{s: s, wake: make(chan struct{}, 1), fetchers: make(map[int32]*replicaFetcher)}
+	c := &cluster{s: s, wake: make(chan struct{}, 1), fetchers: make(map[int32]*replicaFetcher), activeWake: make(chan struct{}, 1)}
 	empty := map[topicPartition]*Partition{}
 	c.parts.Store(&empty)
 	cl := cfg.ControllerListeners[0]
@@ -68,6 +75,16 @@ func (s *Server) startCluster() error {
 	if i := slices.IndexFunc(cfg.QuorumVoters, func(v controller.Voter) bool { return v.ID == cfg.NodeID }); port == 0 && i >= 0 {
 		port = cfg.QuorumVoters[i].Port
 	}
+	metaDir := filepath.Join(cfg.LogDir, storage.MetadataTopic+"-0")
+	if err := os.MkdirAll(metaDir, 0o755); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	state, err := openCoordinatorState(filepath.Join(metaDir, "coordinators.db"))
+	if err != nil {
+		return err
+	}
+	c.state = state
+	s.cluster = c // closes the state on failure from here on
 	ln, err := net.Listen("tcp", net.JoinHostPort(cl.Host, fmt.Sprint(port)))
 	if err != nil {
 		return fmt.Errorf("broker: controller listener %s: %w", cl, err)
@@ -76,7 +93,7 @@ func (s *Server) startCluster() error {
 	ctl, err := controller.Start(controller.Config{
 		NodeID:                   cfg.NodeID,
 		Voters:                   cfg.QuorumVoters,
-		Dir:                      filepath.Join(cfg.LogDir, storage.MetadataTopic+"-0"),
+		Dir:                      metaDir,
 		Listener:                 ln,
 		ClusterID:                s.clusterID,
 		BrokerSessionTimeout:     cfg.BrokerSessionTimeout,
@@ -91,13 +108,18 @@ func (s *Server) startCluster() error {
 		UncleanLeaderElection: s.uncleanLeaderElection,
 		Logger:                s.logger.With("component", "controller"),
 		OnImage:               func(*controller.Image) { notify(c.wake) },
+		State:                 state,
+		OnActive: func(active bool) {
+			c.active.Store(active)
+			notify(c.activeWake)
+		},
 	})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: metadata quorum: %w", err)
 	}
 	c.ctl = ctl
-	s.cluster = c
+	s.goroutine(c.runCoordinators)
 
 	var endpoints []controller.Endpoint
 	for _, bl := range s.listeners {
@@ -365,6 +387,9 @@ func (c *cluster) close() {
 	if c.ctl != nil {
 		c.ctl.Close()
 	}
+	if c.state != nil {
+		c.state.close()
+	}
 }
 
 // allocateProducerIDs takes a block of producer ids from the controller,
@@ -436,18 +461,12 @@ func (c *cluster) change(op func(context.Context) error) error {
 }
 
 // coordinatorID is the broker that coordinates every group and
-// transaction of the cluster: the leader of __consumer_offsets partition 0,
-// -1 while it has none. One coordinator, not one per partition as in Kafka:
-// group and transaction state are still kept by that broker alone (in its
-// meta.db), so a transactional offset commit and its transaction meet in
-// one place.
-func (c *cluster) coordinatorID() int32 {
-	ti := c.ctl.Image().Topics[offsetsTopic]
-	if ti == nil || len(ti.Partitions) == 0 {
-		return -1
-	}
-	return ti.Partitions[0].Leader
-}
+// transaction of the cluster: the active controller, whose coordinators
+// write their state through the metadata log (so the next active
+// controller takes over with it); -1 while there is none. One coordinator,
+// not one per __consumer_offsets partition as in Kafka: a transactional
+// offset commit and its transaction meet in one place.
+func (c *cluster) coordinatorID() int32 { return c.ctl.ActiveID() }
 
 // coordinatorFor returns the coordinator of key (every key has the same)
 // and its endpoint on listener.
@@ -469,4 +488,37 @@ func clusterIDFromVoters(voters []controller.Voter) string {
 		fmt.Fprintf(h, "%d@%s:%d,", v.ID, v.Host, v.Port)
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// runCoordinators runs the group and transaction coordinators on this node
+// while it is the active controller (Kafka's coordinators load on becoming
+// a partition's leader and unload on resigning): started over the
+// replicated state once the controller has caught up, swapped out and
+// closed when it stops being active.
+func (c *cluster) runCoordinators() {
+	s := c.s
+	for {
+		select {
+		case <-c.activeWake:
+		case <-s.closing:
+			return
+		}
+		if c.active.Load() && s.coord.Load() == nil {
+			coord, err := s.newCoordinators(replicatedStateDB{state: c.state, ctl: c.ctl})
+			if err != nil {
+				s.logger.Error("starting the coordinators", "err", err)
+				continue
+			}
+			s.coord.Store(coord)
+			s.logger.Info("coordinating groups and transactions")
+			if !c.active.Load() {
+				notify(c.activeWake) // lost it meanwhile: unload below
+			}
+		} else if !c.active.Load() {
+			if old := s.coord.Swap(nil); old != nil {
+				s.logger.Info("no longer coordinating groups and transactions")
+				old.close()
+			}
+		}
+	}
 }

@@ -30,6 +30,10 @@ type clientReq struct {
 	protocol.Request
 	// rb collects file regions for responses that splice in records.
 	rb protocol.ResponseBuilder
+	// coord is the group and transaction coordinators the request sees,
+	// loaded once when it is dispatched; nil on a cluster node that is not
+	// the coordinator.
+	coord *coordinators
 }
 
 // errCloseConn makes serve close the connection after a request, e.g. an

@@ -5,56 +5,74 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// notCoordinator answers, in a cluster, a request for one group or one
-// transactional id that reached a broker not coordinating it (the key's
-// __consumer_offsets partition is led elsewhere) with NOT_COORDINATOR, as
-// Kafka's coordinators answer for a partition they do not own; the client
-// looks the coordinator up again. ok is false when this broker is the
-// coordinator, on one node, and for requests naming several keys (each
-// coordinator answers for the keys it has).
+// notCoordinator answers, in a cluster, a group or transaction request
+// that reached a broker which does not coordinate groups and transactions
+// (creq.coord is nil: only the active controller runs them) as Kafka's
+// coordinators answer for keys they do not own: NOT_COORDINATOR for each
+// key, so the client looks the coordinator up again, and an empty list for
+// ListGroups and ListTransactions, which clients send to every broker. ok
+// is false when the request is for this broker to handle.
 func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
-	if s.cluster == nil {
+	if s.cluster == nil || creq.coord != nil {
 		return nil, false
 	}
-	var key string
+	code := kerr.NotCoordinator.Code
 	switch req := creq.Body.(type) {
-	case *kmsg.JoinGroupRequest:
-		key = req.Group
-	case *kmsg.SyncGroupRequest:
-		key = req.Group
-	case *kmsg.HeartbeatRequest:
-		key = req.Group
-	case *kmsg.LeaveGroupRequest:
-		key = req.Group
-	case *kmsg.OffsetCommitRequest:
-		key = req.Group
-	case *kmsg.TxnOffsetCommitRequest:
-		key = req.Group
-	case *kmsg.OffsetDeleteRequest:
-		key = req.Group
-	case *kmsg.ConsumerGroupHeartbeatRequest:
-		key = req.Group
-	case *kmsg.AddOffsetsToTxnRequest:
-		key = req.TransactionalID
-	case *kmsg.EndTxnRequest:
-		key = req.TransactionalID
+	case *kmsg.ListGroupsRequest, *kmsg.ListTransactionsRequest:
+		return req.ResponseKind(), true
+	case *kmsg.DescribeGroupsRequest:
+		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		for _, g := range req.Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, true
+	case *kmsg.DeleteGroupsRequest:
+		resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+		for _, g := range req.Groups {
+			rg := kmsg.NewDeleteGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, true
+	case *kmsg.ConsumerGroupDescribeRequest:
+		resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
+		for _, g := range req.Groups {
+			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, true
+	case *kmsg.DescribeTransactionsRequest:
+		resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+		for _, id := range req.TransactionalIDs {
+			ts := kmsg.NewDescribeTransactionsResponseTransactionState()
+			ts.TransactionalID, ts.ErrorCode = id, code
+			resp.TransactionStates = append(resp.TransactionStates, ts)
+		}
+		return resp, true
+	case *kmsg.OffsetFetchRequest:
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, true
+	}
+	switch req := creq.Body.(type) {
 	case *kmsg.InitProducerIDRequest:
 		if req.TransactionalID == nil {
 			return nil, false // any broker hands out idempotent producer ids
 		}
-		key = *req.TransactionalID
-	case *kmsg.AddPartitionsToTxnRequest:
-		if req.Version >= 4 {
-			return nil, false // batched by transaction, from brokers
-		}
-		key = req.TransactionalID
+	case *kmsg.AddPartitionsToTxnRequest, *kmsg.JoinGroupRequest, *kmsg.SyncGroupRequest, *kmsg.HeartbeatRequest, *kmsg.LeaveGroupRequest,
+		*kmsg.OffsetCommitRequest, *kmsg.TxnOffsetCommitRequest, *kmsg.OffsetDeleteRequest,
+		*kmsg.ConsumerGroupHeartbeatRequest, *kmsg.AddOffsetsToTxnRequest, *kmsg.EndTxnRequest:
 	default:
 		return nil, false
 	}
-	if id, _, ok := s.cluster.coordinatorFor(key, creq.conn.listener.Name); ok && id == s.cfg.NodeID {
-		return nil, false
-	}
-	code := kerr.NotCoordinator.Code
 	resp := creq.Body.ResponseKind()
 	switch resp := resp.(type) {
 	case *kmsg.JoinGroupResponse:
@@ -98,6 +116,10 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 			resp.Topics = append(resp.Topics, st)
 		}
 	case *kmsg.AddPartitionsToTxnResponse:
+		if resp.Version >= 4 {
+			resp.ErrorCode = code // batched, from a broker
+			break
+		}
 		for _, rt := range creq.Body.(*kmsg.AddPartitionsToTxnRequest).Topics {
 			st := kmsg.NewAddPartitionsToTxnResponseTopic()
 			st.Topic = rt.Topic

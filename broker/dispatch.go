@@ -13,6 +13,7 @@ import (
 // connection. protocol.ParseRequest has already refused keys and versions
 // outside protocol's supported table.
 func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
+	creq.coord = s.coord.Load()
 	if resp, ok := s.notCoordinator(creq); ok {
 		return resp, nil
 	}

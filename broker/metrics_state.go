@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kbroker/kbroker/coordinator"
 )
 
 // stateCollector reports the broker's state when scraped: kafka_exporter's
@@ -90,7 +92,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	states := map[string]int{}
-	for _, g := range s.groups.Describe() {
+	var groups []coordinator.GroupSummary
+	if coord := s.coord.Load(); coord != nil {
+		groups = coord.groups.Describe()
+	}
+	for _, g := range groups {
 		states[g.State]++
 		gauge(descCGMembers, float64(g.Members), g.ID)
 		lagSum := map[string]int64{}

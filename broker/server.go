@@ -13,11 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kbroker/kbroker/coordinator"
 	"github.com/kbroker/kbroker/idempotence"
 	"github.com/kbroker/kbroker/internal/kvlog"
 	"github.com/kbroker/kbroker/storage"
-	"github.com/kbroker/kbroker/txn"
 )
 
 // Server is a running broker. Start it with Start; stop it with Close.
@@ -28,10 +26,12 @@ type Server struct {
 	clusterID string
 	hostname  string // advertised for a listener with an empty host, as Kafka does
 	sessions  *fetchSessionCache
-	groups    *coordinator.GroupCoordinator
+	// coord is the group and transaction coordinators: set once on one
+	// node; in a cluster, set while this node is the active controller and
+	// nil otherwise (see cluster.runCoordinators).
+	coord atomic.Pointer[coordinators]
 	// producerIDs hands out ids to idempotent producers.
 	producerIDs *idempotence.ProducerIDManager
-	txn         *txn.TransactionCoordinator
 	// txnAppends orders transactional appends against the markers that end
 	// transactions: a produce holds it shared from its verification (the
 	// partition is in the producer's Ongoing transaction) to the end of
@@ -128,37 +128,17 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.logs = logs
 	s.clusterID = logs.Meta().ClusterID()
-	groupCfg := cfg.Group
-	if prev := groupCfg.OnRebalance; prev != nil {
-		groupCfg.OnRebalance = func(typ string, d time.Duration) { s.metrics.onRebalance(typ, d); prev(typ, d) }
-	} else {
-		groupCfg.OnRebalance = s.metrics.onRebalance
-	}
-	groups, err := coordinator.NewGroupCoordinator(groupCfg, kvlog.Local(logs.Meta()), topicMetadata{logs}, logger)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	s.groups = groups
 	if cfg.Clustered() {
 		s.producerIDs = idempotence.NewRemoteProducerIDManager(s.allocateProducerIDs)
 	} else {
 		s.producerIDs = idempotence.NewProducerIDManager(logs.Meta())
-	}
-	txnCfg := cfg.Txn
-	prevOnEnd := txnCfg.OnEnd
-	txnCfg.OnEnd = func(commit, timedOut bool) {
-		s.metrics.onTxnEnd(commit, timedOut)
-		if prevOnEnd != nil {
-			prevOnEnd(commit, timedOut)
+		coord, err := s.newCoordinators(kvlog.Local(logs.Meta()))
+		if err != nil {
+			s.Close()
+			return nil, err
 		}
+		s.coord.Store(coord)
 	}
-	coord, err := txn.New(kvlog.Local(logs.Meta()), s.producerIDs, partitionsView{logs}, transactionMarkers{s}, txnCfg, logger, time.Now)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	s.txn = coord
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
 		if err != nil {
@@ -299,11 +279,8 @@ func (s *Server) Close() error {
 	if s.cluster != nil {
 		s.cluster.close() // fetchers stop before the logs they append to close
 	}
-	if s.txn != nil {
-		s.txn.Close() // before the logs its markers go to
-	}
-	if s.groups != nil {
-		s.groups.Close() // answers parked joins and syncs, flushes group state
+	if coord := s.coord.Swap(nil); coord != nil {
+		coord.close() // before the logs its markers go to
 	}
 	s.stopHTTP()
 	s.wg.Wait()

@@ -13,30 +13,38 @@ import (
 // On one node the transaction coordinator and every partition live in this
 // process, so the coordinator's markers are appended directly to the logs.
 // In a cluster, markers for partitions led elsewhere go to their leaders as
-// WriteTxnMarkers (Kafka's TransactionMarkerChannelManager), and so does the
-// completion of staged offsets, to each group's coordinator.
+// WriteTxnMarkers (Kafka's TransactionMarkerChannelManager); the staged
+// offsets are completed here, where the group coordinator runs beside the
+// transaction coordinator.
 
-// transactionMarkers is the coordinator's txn.MarkerWriter.
-type transactionMarkers struct{ s *Server }
+// transactionMarkers is a transaction coordinator's txn.MarkerWriter; coord
+// holds it and the group coordinator its staged offsets complete in.
+type transactionMarkers struct {
+	s     *Server
+	coord *coordinators
+}
 
 func (w transactionMarkers) WriteTxnMarkers(producerID int64, epoch int16, coordinatorEpoch int32, commit bool, partitions []txn.TopicPartition, groups []string) error {
 	m := storage.EndTxnMarker{ProducerID: producerID, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}
+	var err error
 	if w.s.cluster != nil {
-		return w.s.cluster.writeTxnMarkers(m, partitions, groups)
+		err = w.s.cluster.writeTxnMarkers(m, partitions)
+	} else {
+		w.s.txnAppends.Lock()
+		var errs []error
+		for _, tp := range partitions {
+			errs = append(errs, w.s.appendTxnMarker(tp.Topic, tp.Partition, m))
+		}
+		w.s.txnAppends.Unlock()
+		err = errors.Join(errs...)
 	}
-	w.s.txnAppends.Lock()
-	var errs []error
-	for _, tp := range partitions {
-		errs = append(errs, w.s.appendTxnMarker(tp.Topic, tp.Partition, m))
-	}
-	w.s.txnAppends.Unlock()
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return err
 	}
 	if len(groups) > 0 {
 		// Committed with the markers: TxnOffsetCommit offsets become
 		// visible (or are dropped) with the transaction's records.
-		return w.s.groups.CompleteTxnOffsets(producerID, groups, commit)
+		return w.coord.groups.CompleteTxnOffsets(producerID, groups, commit)
 	}
 	return nil
 }
@@ -108,10 +116,10 @@ func (s *Server) verifyTransactionalProduce(req *kmsg.ProduceRequest, h storage.
 	tp := txn.TopicPartition{Topic: topic, Partition: partition}
 	op := txn.ProduceOperation(req.Version)
 	var err error
-	if s.cluster != nil && s.cluster.coordinatorID() != s.cfg.NodeID {
-		err = s.cluster.verifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
+	if coord := s.coord.Load(); coord != nil {
+		err = coord.txn.VerifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
 	} else {
-		err = s.txn.VerifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
+		err = s.cluster.verifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
 	}
 	if errors.Is(err, kerr.ConcurrentTransactions) || errors.Is(err, kerr.CoordinatorNotAvailable) {
 		return kerr.NotEnoughReplicas

@@ -22,24 +22,17 @@ import (
 // retries what failed.
 const markerCommitTimeout = 30 * time.Second
 
-// writeTxnMarkers ends a transaction in a cluster (Kafka's
+// writeTxnMarkers ends a transaction's partitions in a cluster (Kafka's
 // TransactionMarkerChannelManager): each partition's marker goes to its
-// leader, this broker included, and with groups a marker for
-// __consumer_offsets partition 0 to the coordinator, which commits or drops
-// the staged offsets. It returns once every leader has the marker
-// committed; NOT_LEADER_OR_FOLLOWER and the like are retried against the
+// leader, this broker included. It returns once every leader has the
+// marker committed; NOT_LEADER_OR_FOLLOWER and the like are retried against the
 // new leader until the timeout.
-func (c *cluster) writeTxnMarkers(m storage.EndTxnMarker, partitions []txn.TopicPartition, groups []string) error {
+func (c *cluster) writeTxnMarkers(m storage.EndTxnMarker, partitions []txn.TopicPartition) error {
 	ctx, cancel := context.WithTimeout(context.Background(), markerCommitTimeout)
 	defer cancel()
 	pending := map[topicPartition]bool{}
 	for _, tp := range partitions {
 		pending[topicPartition{tp.Topic, tp.Partition}] = true
-	}
-	if len(groups) > 0 {
-		// The groups' staged offsets live with the coordinator, the leader
-		// of this partition.
-		pending[topicPartition{offsetsTopic, 0}] = true
 	}
 	var lastErr error
 	for backoff := 10 * time.Millisecond; len(pending) > 0; backoff = min(2*backoff, time.Second) {
@@ -96,7 +89,7 @@ func (c *cluster) sendTxnMarkers(ctx context.Context, leader int32, m storage.En
 		var done []topicPartition
 		var errs []error
 		for _, tp := range tps {
-			if code := s.writeTxnMarkerFor(tp.topic, tp.partition, m); code != 0 {
+			if code := s.writeTxnMarkerFor(nil, tp.topic, tp.partition, m); code != 0 {
 				errs = append(errs, kerr.ErrorForCode(code))
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"strconv"
@@ -259,4 +260,141 @@ func TestClusterPausedFollowerLeavesISR(t *testing.T) {
 	resumed = true
 	waitISR(t, adm, topic, 3)
 	produceSync(t, c.client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks())), &kgo.Record{Value: []byte("after")})
+}
+
+// A read-process-write loop (GroupTransactSession) copies topic A to topic
+// B on a 3-node cluster while the node coordinating its group and its
+// transactions (the active controller) is kill -9'd three times at random
+// points and restarted; the application restarts after each failed
+// commit. The next coordinator takes over the group's offsets and the open
+// transactions from the replicated state: B, read_committed, holds every
+// record of A exactly once, and the committed offsets cover A.
+func TestClusterExactlyOnceAcrossCoordinatorKills(t *testing.T) {
+	c := startProcessCluster(t, 3, nil)
+	adm := kadm.NewClient(c.client(t))
+	for _, topic := range []string{"eos-a", "eos-b"} {
+		if resp, err := adm.CreateTopic(ctx(t), 3, 3, nil, topic); err != nil || resp.Err != nil {
+			t.Fatalf("create %s: %v / %v", topic, err, resp.Err)
+		}
+	}
+	const n = 10000
+	src := c.client(t, kgo.DefaultProduceTopic("eos-a"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	var rs []*kgo.Record
+	for i := range n {
+		rs = append(rs, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	produceSync(t, src, rs...)
+
+	appCtx, stopApp := context.WithCancel(context.Background())
+	var app sync.WaitGroup
+	var txns atomic.Int64
+	var restarts int
+	app.Add(1)
+	go func() { // the application: restarted whenever a commit fails
+		defer app.Done()
+		for appCtx.Err() == nil {
+			sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(c.addrs...), kgo.MetadataMinAge(100*time.Millisecond),
+				kgo.TransactionalID("cluster-eos-app"), kgo.ConsumerGroup("cluster-eos"), kgo.ConsumeTopics("eos-a"),
+				kgo.DefaultProduceTopic("eos-b"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets(),
+				kgo.RetryTimeout(30*time.Second), kgo.SessionTimeout(10*time.Second))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for appCtx.Err() == nil {
+				pctx, cancel := context.WithTimeout(appCtx, 200*time.Millisecond)
+				fs := sess.PollRecords(pctx, 300)
+				cancel()
+				if fs.NumRecords() == 0 {
+					continue
+				}
+				if err := sess.Begin(); err != nil {
+					break
+				}
+				fs.EachRecord(func(r *kgo.Record) {
+					sess.Produce(appCtx, &kgo.Record{Key: r.Key, Value: r.Value}, nil)
+				})
+				committed, err := sess.End(appCtx, kgo.TryCommit)
+				if err != nil {
+					break
+				}
+				if committed {
+					txns.Add(1)
+				}
+			}
+			sess.Close()
+			restarts++
+		}
+	}()
+
+	for range 3 {
+		target := txns.Load() + 2 + rand.Int64N(5)
+		for deadline := time.Now().Add(60 * time.Second); txns.Load() < target; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("stuck at %d transactions", txns.Load())
+			}
+		}
+		coordinator := coordinatorOf(t, adm, "cluster-eos")
+		t.Logf("kill -9 coordinator %d after %d transactions", coordinator, txns.Load())
+		c.kill(coordinator)
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+		c.start(coordinator)
+		c.waitReady()
+	}
+
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		groups, err := adm.FetchOffsets(context.Background(), "cluster-eos")
+		done := int64(0)
+		if err == nil {
+			groups.Each(func(o kadm.OffsetResponse) { done += o.At })
+		}
+		if done == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group committed %d of %d (%v)", done, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	stopApp()
+	app.Wait()
+
+	got := map[string]int{}
+	out := c.client(t, kgo.ConsumeTopics("eos-b"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	for rctx.Err() == nil {
+		out.PollFetches(rctx).EachRecord(func(r *kgo.Record) { got[string(r.Value)]++ })
+	}
+	bad := 0
+	for i := 0; i < n && bad < 10; i++ {
+		if k := got[strconv.Itoa(i)]; k != 1 {
+			t.Errorf("record %d is in B %d times", i, k)
+			bad++
+		}
+	}
+	if len(got) != n {
+		t.Errorf("B holds %d distinct records, A %d", len(got), n)
+	}
+	t.Logf("%d transactions committed, the application restarted %d times", txns.Load(), restarts)
+}
+
+// coordinatorOf looks up the broker coordinating group.
+func coordinatorOf(t testing.TB, adm *kadm.Client, group string) int32 {
+	t.Helper()
+	var id int32 = -1
+	waitUntil(t, 30*time.Second, func() bool {
+		resp := adm.FindGroupCoordinators(context.Background(), group)
+		for _, r := range resp {
+			if r.Err == nil {
+				id = r.NodeID
+				return true
+			}
+		}
+		return false
+	})
+	return id
 }

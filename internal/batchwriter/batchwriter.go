@@ -7,6 +7,7 @@
 package batchwriter
 
 import (
+	"errors"
 	"slices"
 	"sync"
 
@@ -18,6 +19,7 @@ type Writer struct {
 	db kvlog.DB
 
 	mu      sync.Mutex
+	closed  bool // set by Close, under mu
 	pending []write
 	wake    chan struct{} // capacity 1
 	done    chan struct{}
@@ -39,10 +41,17 @@ func New(db kvlog.DB) *Writer {
 // Enqueue queues a change; the returned channel yields its outcome once it
 // is durable. A change of a batch that fails fails the whole batch. A nil
 // change is a barrier: it writes nothing and is answered once everything
-// queued before it is durable. Never call it after Close.
+// queued before it is durable. After Close it fails at once with
+// ErrClosed: a cluster's coordinators are closed when their node stops
+// being the coordinator, while requests may still reach them.
 func (w *Writer) Enqueue(apply func(tx *kvlog.Tx) error) <-chan error {
 	wr := write{apply: apply, res: make(chan error, 1)}
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		wr.res <- ErrClosed
+		return wr.res
+	}
 	w.pending = append(w.pending, wr)
 	w.mu.Unlock()
 	select {
@@ -52,9 +61,18 @@ func (w *Writer) Enqueue(apply func(tx *kvlog.Tx) error) <-chan error {
 	return wr.res
 }
 
-// Close applies what is queued and stops the writer.
+// ErrClosed answers changes enqueued after Close.
+var ErrClosed = errors.New("batchwriter: closed")
+
+// Close applies what is queued and stops the writer. It is idempotent.
 func (w *Writer) Close() {
-	close(w.done)
+	w.mu.Lock()
+	already := w.closed
+	w.closed = true
+	w.mu.Unlock()
+	if !already {
+		close(w.done)
+	}
 	<-w.stopped
 }
 

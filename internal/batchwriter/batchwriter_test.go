@@ -97,3 +97,18 @@ func TestWriterBatchIsOneTransaction(t *testing.T) {
 		t.Errorf("changes of keys %q, want abc", keys)
 	}
 }
+
+// A change enqueued after Close fails at once instead of waiting for ever.
+func TestEnqueueAfterClose(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := New(kvlog.Local(db))
+	w.Close()
+	if err := <-w.Enqueue(func(*kvlog.Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("enqueue after close: %v, want ErrClosed", err)
+	}
+	w.Close() // idempotent
+}
