@@ -12,11 +12,11 @@ import (
 //   transactional id, answered with the advertised listener the client
 //   connected through.
 // * In a cluster one broker coordinates every group and transactional id:
-//   the leader of __consumer_offsets partition 0 (Kafka spreads keys over
-//   the partitions; kbroker's coordinator state is not replicated yet, so it
-//   is kept in one place); COORDINATOR_NOT_AVAILABLE while that partition
-//   has no leader. Group and transaction requests that reach another broker
-//   are answered NOT_COORDINATOR.
+//   the active controller, whose coordinators keep their state in the
+//   metadata log (Kafka spreads keys over the __consumer_offsets
+//   partitions' leaders); COORDINATOR_NOT_AVAILABLE while there is none.
+//   Group and transaction requests that reach another broker are answered
+//   NOT_COORDINATOR.
 // * The first group lookup creates the internal __consumer_offsets topic
 //   (offsets.topic.num.partitions partitions), as Kafka does; it stays
 //   empty, since group state lives in meta.db.
@@ -54,7 +54,7 @@ func (s *Server) handleFindCoordinator(creq *clientReq) (kmsg.Response, error) {
 				c.NodeID, c.Host, c.Port = s.cfg.NodeID, me.Host, int32(me.Port)
 				break
 			}
-			id, ep, ok := s.cluster.coordinatorFor(key, creq.conn.listener.Name)
+			id, ep, ok := s.cluster.coordinator(creq.conn.listener.Name)
 			if !ok {
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 				break

@@ -468,9 +468,9 @@ func (c *cluster) change(op func(context.Context) error) error {
 // offset commit and its transaction meet in one place.
 func (c *cluster) coordinatorID() int32 { return c.ctl.ActiveID() }
 
-// coordinatorFor returns the coordinator of key (every key has the same)
-// and its endpoint on listener.
-func (c *cluster) coordinatorFor(_ string, listener string) (int32, controller.Endpoint, bool) {
+// coordinator returns the coordinator of every key and its endpoint on
+// listener.
+func (c *cluster) coordinator(listener string) (int32, controller.Endpoint, bool) {
 	id := c.coordinatorID()
 	if id < 0 {
 		return -1, controller.Endpoint{}, false
