@@ -26,6 +26,11 @@ import (
 //   topics, and incremental responses that carry only partitions with news.
 // * Errors are per partition: UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID
 //   for v13+), OFFSET_OUT_OF_RANGE, FENCED/UNKNOWN_LEADER_EPOCH.
+// * In a cluster, consumers (v11+, which carry client metadata) may fetch
+//   from any in-sync replica, up to its high watermark, and with
+//   replica.selector.class set to RackAwareReplicaSelector a leader sends
+//   a consumer that names its rack to an in-sync replica in that rack
+//   (PreferredReadReplica, no records), as KIP-392 does.
 // * Follower fetches (replica id >= 0) are served in a cluster only, by the
 //   partition's leader: they read up to the log end offset, wait for
 //   appends rather than high watermark moves, and their fetch offset is the
@@ -136,6 +141,7 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		rp.HighWatermark = r.highWatermark
 		rp.LastStableOffset = r.lastStableOffset
 		rp.LogStartOffset = r.logStartOffset
+		rp.PreferredReadReplica = r.preferredReadReplica
 		if req.IsolationLevel == readCommitted {
 			rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(r.aborted))
 			for _, a := range r.aborted {
@@ -146,7 +152,9 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		}
 		rp.RecordBatches = []byte{}
 		if n := r.info.Records.Len(); n > 0 {
-			if t := s.fetchTopic(p.key); t != nil {
+			// Consumers' traffic only: replication is not a topic's
+			// bytes out (Kafka counts it apart, ReplicationBytesOutPerSec).
+			if t := s.fetchTopic(p.key); t != nil && replicaID < 0 {
 				tm := s.metrics.topic(t.Name)
 				tm.bytesOut.Add(float64(n))
 				tm.recordsOut.Add(float64(r.info.LastOffset - r.info.FirstOffset + 1))
@@ -187,19 +195,22 @@ func (s *Server) fetchRequestPartitions(req *kmsg.FetchRequest) []*sessionPartit
 
 // fetchResult is one partition's read.
 type fetchResult struct {
-	errorCode        int16
-	highWatermark    int64
-	lastStableOffset int64
-	logStartOffset   int64
-	info             storage.FetchDataInfo
-	aborted          []storage.AbortedTxn // read_committed: what the client must drop
+	errorCode int16
+	// preferredReadReplica is the replica a rack-aware consumer should
+	// fetch from instead (KIP-392), -1 for none.
+	preferredReadReplica int32
+	highWatermark        int64
+	lastStableOffset     int64
+	logStartOffset       int64
+	info                 storage.FetchDataInfo
+	aborted              []storage.AbortedTxn // read_committed: what the client must drop
 }
 
 // news reports whether an incremental response must carry the partition:
 // records, an error, or offsets that moved since last sent (Kafka's
 // CachedPartition.maybeUpdateResponseData).
 func (r *fetchResult) news(p *sessionPartition) bool {
-	return !p.sent || r.errorCode != 0 || r.info.Records.Len() > 0 ||
+	return !p.sent || r.errorCode != 0 || r.info.Records.Len() > 0 || r.preferredReadReplica >= 0 ||
 		r.highWatermark != p.sentHighWatermark || r.lastStableOffset != p.sentLastStableOffset ||
 		r.logStartOffset != p.sentLogStartOffset
 }
@@ -292,7 +303,7 @@ func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartitio
 	minOneMessage := true
 	for i, p := range parts {
 		r := &results[i]
-		r.highWatermark, r.lastStableOffset, r.logStartOffset = -1, -1, -1
+		r.highWatermark, r.lastStableOffset, r.logStartOffset, r.preferredReadReplica = -1, -1, -1, -1
 		fail := func(err *kerr.Error) {
 			r.errorCode = err.Code
 			failed = true
@@ -302,10 +313,28 @@ func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartitio
 			fail(kerr.UnknownTopicID)
 			continue
 		}
-		log, _, err := s.leaderLog(t, p.key.partition, p.currentLeaderEpoch)
+		var (
+			log *storage.Log
+			st  PartitionState
+			err *kerr.Error
+		)
+		if s.cluster != nil && replicaID < 0 && req.Version >= 11 { // fetch from followers (KIP-392)
+			log, st, err = s.cluster.replicaLog(t, p.key.partition, p.currentLeaderEpoch)
+		} else {
+			log, st, err = s.leaderLog(t, p.key.partition, p.currentLeaderEpoch)
+		}
 		if err != nil {
 			fail(err)
 			continue
+		}
+		if replicaID < 0 && req.Rack != "" && s.cfg.RackAwareReplicaSelector && st.Leader == s.cfg.NodeID {
+			if preferred := s.cluster.preferredReadReplica(req.Rack, st); preferred >= 0 {
+				// KIP-392: no records from here; the consumer moves to
+				// the replica in its rack.
+				r.preferredReadReplica = preferred
+				r.highWatermark, r.lastStableOffset, r.logStartOffset = log.HighWatermark(), log.LastStableOffset(), log.LogStartOffset()
+				continue
+			}
 		}
 		if replicaID >= 0 {
 			part := s.cluster.partition(t.Name, p.key.partition)

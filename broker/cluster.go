@@ -522,3 +522,40 @@ func (c *cluster) runCoordinators() {
 		}
 	}
 }
+
+// replicaLog is leaderLog for fetches a follower may serve (KIP-392): any
+// replica this broker holds of a partition that has a leader, with the
+// client's CurrentLeaderEpoch checked as the leader checks it.
+func (c *cluster) replicaLog(t *storage.Topic, partition, currentLeaderEpoch int32) (*storage.Log, PartitionState, *kerr.Error) {
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil, PartitionState{}, kerr.UnknownTopicOrPartition
+	}
+	p := c.partition(t.Name, partition)
+	if p == nil {
+		return nil, c.partitionState(t.Name, partition), kerr.NotLeaderForPartition
+	}
+	st := p.state()
+	if err := checkLeaderEpoch(currentLeaderEpoch, st); err != nil {
+		return nil, st, err
+	}
+	if st.Leader < 0 {
+		return nil, st, kerr.LeaderNotAvailable
+	}
+	return p.log, st, nil
+}
+
+// preferredReadReplica is the replica a consumer in rack should read from
+// (Kafka's RackAwareReplicaSelector): this leader if it is in that rack or
+// no live in-sync replica is, else the first such replica; -1 means here.
+func (c *cluster) preferredReadReplica(rack string, st PartitionState) int32 {
+	img := c.ctl.Image()
+	if img.Brokers[c.s.cfg.NodeID].Rack == rack {
+		return -1
+	}
+	for _, r := range st.ISR {
+		if b, ok := img.Brokers[r]; ok && r != c.s.cfg.NodeID && !b.Fenced && b.Rack == rack {
+			return r
+		}
+	}
+	return -1
+}

@@ -43,6 +43,10 @@ type Config struct {
 	// alone, keeps the single-node path untouched.
 	QuorumVoters []controller.Voter
 	BrokerRack   string // broker.rack
+	// RackAwareReplicaSelector is replica.selector.class naming Kafka's
+	// RackAwareReplicaSelector: consumers that give a rack are sent to a
+	// replica in it (KIP-392); otherwise every fetch is served by leaders.
+	RackAwareReplicaSelector bool
 	// Replication (Kafka's ReplicaManager and ReplicaFetcherThread settings).
 	ReplicaLagTimeMax            time.Duration // replica.lag.time.max.ms
 	ReplicaFetchWaitMax          time.Duration // replica.fetch.wait.max.ms
@@ -212,6 +216,17 @@ var brokerConfigDefs = []configDef{
 		return nil
 	}},
 	{"broker.rack", "", func(c *Config, v string) error { c.BrokerRack = v; return nil }},
+	{"replica.selector.class", "", func(c *Config, v string) error {
+		switch v {
+		case "org.apache.kafka.common.replica.RackAwareReplicaSelector":
+			c.RackAwareReplicaSelector = true
+		case "org.apache.kafka.common.replica.LeaderSelector":
+			c.RackAwareReplicaSelector = false
+		default:
+			return fmt.Errorf("unknown selector %q (want org.apache.kafka.common.replica.RackAwareReplicaSelector or LeaderSelector)", v)
+		}
+		return nil
+	}},
 	{"replica.lag.time.max.ms", "30000", msInto(func(c *Config) *time.Duration { return &c.ReplicaLagTimeMax }, 1, time.Millisecond)},
 	{"replica.fetch.wait.max.ms", "500", msInto(func(c *Config) *time.Duration { return &c.ReplicaFetchWaitMax }, 0, time.Millisecond)},
 	{"replica.fetch.min.bytes", "1", intInto(func(c *Config) *int32 { return &c.ReplicaFetchMinBytes }, 1, math.MaxInt32)},

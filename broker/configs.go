@@ -505,6 +505,7 @@ var brokerConfigTypes = map[string]kmsg.ConfigType{
 	"controller.quorum.bootstrap.servers":   kmsg.ConfigTypeList,
 	"controller.quorum.election.timeout.ms": kmsg.ConfigTypeInt,
 	"broker.rack":                           kmsg.ConfigTypeString,
+	"replica.selector.class":                kmsg.ConfigTypeClass,
 	"replica.lag.time.max.ms":               kmsg.ConfigTypeLong,
 	"replica.fetch.wait.max.ms":             kmsg.ConfigTypeInt,
 	"replica.fetch.min.bytes":               kmsg.ConfigTypeInt,

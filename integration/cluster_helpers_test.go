@@ -35,7 +35,7 @@ func clusterProps(n int) map[string]string {
 	return map[string]string{
 		"broker.session.timeout.ms":             "1500",
 		"broker.heartbeat.interval.ms":          "200",
-		"controller.quorum.election.timeout.ms": "500",
+		"controller.quorum.election.timeout.ms": "1000",
 		"replica.lag.time.max.ms":               "3000",
 		"replica.fetch.backoff.ms":              "100",
 		"default.replication.factor":            fmt.Sprint(n),
@@ -45,7 +45,8 @@ func clusterProps(n int) map[string]string {
 }
 
 // startCluster starts n nodes at once (each waits for a quorum) and stops
-// them at cleanup. props override every node's configs.
+// them at cleanup. props override every node's configs; "{id}" in a value
+// is the node's id.
 func startCluster(t testing.TB, n int, props map[string]string) *testCluster {
 	t.Helper()
 	var voters []string
@@ -61,7 +62,9 @@ func startCluster(t testing.TB, n int, props map[string]string) *testCluster {
 			"log.dirs":                  t.TempDir(),
 			"http.listener":             "",
 		})
-		maps.Copy(all, props)
+		for k, v := range props {
+			all[k] = strings.ReplaceAll(v, "{id}", fmt.Sprint(i))
+		}
 		c.nodes = append(c.nodes, &clusterNode{id: int32(i), dir: all["log.dirs"], props: all})
 	}
 	for _, nd := range c.nodes {

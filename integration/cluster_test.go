@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // A 3-node cluster replicates every acknowledged record to the ISR: with
@@ -252,5 +253,114 @@ func TestClusterTransactionsAndGroups(t *testing.T) {
 		if seen[string(value(i))] != 1 {
 			t.Fatalf("record %s is in the output %d times, want once", value(i), seen[string(value(i))])
 		}
+	}
+}
+
+// With the ISR down to a leader that then stops, a partition stays offline
+// rather than elect a replica that may lack acknowledged records
+// (unclean.leader.election.enable=false, Kafka's default); a topic that
+// allows unclean election gets the out-of-sync replica as leader when it
+// is the only live one.
+func TestClusterUncleanLeaderElection(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	adm := kadm.NewClient(c.client(t))
+	yes := "true"
+	for topic, configs := range map[string]map[string]*string{"clean": nil, "unclean": {"unclean.leader.election.enable": &yes}} {
+		// Two replicas on nodes 1 and 2, so node 3 keeps the quorum.
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = 0, []int32{1, 2}
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+		for k, v := range configs {
+			cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+			cfg.Name, cfg.Value = k, v
+			rt.Configs = append(rt.Configs, cfg)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx(t), c.client(t))
+		if err != nil || resp.Topics[0].ErrorCode != 0 {
+			t.Fatalf("create %s: %v / %v", topic, err, resp)
+		}
+		waitISR(t, adm, topic, 2)
+	}
+	c.stop(t, 2) // the ISR shrinks to node 1
+	adm = kadm.NewClient(c.clientExcept(t, int32(2)))
+	waitISR(t, adm, "clean", 1)
+	waitISR(t, adm, "unclean", 1)
+	c.stop(t, 1) // the last in-sync replica goes
+	c.restart(t, 2)
+	adm = kadm.NewClient(c.clientExcept(t, int32(1)))
+	waitLeader(t, adm, "unclean", 2) // elected out of sync
+	waitLeader(t, adm, "clean", -1)  // offline
+	td, err := adm.ListTopics(ctx(t), "clean")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := td["clean"].Partitions[0]; !errors.Is(p.Err, kerr.LeaderNotAvailable) {
+		t.Fatalf("offline partition: %v, want LEADER_NOT_AVAILABLE", p.Err)
+	}
+	time.Sleep(time.Second) // the clean topic stays offline
+	waitLeader(t, adm, "clean", -1)
+	c.restart(t, 1) // the in-sync replica returns and leads again
+	waitLeader(t, adm, "clean", 1)
+}
+
+// waitLeader waits until Metadata names leader for partition 0 of topic.
+func waitLeader(t testing.TB, adm *kadm.Client, topic string, leader int32) {
+	t.Helper()
+	last := int32(-2)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if td, err := adm.ListTopics(context.Background(), topic); err == nil && td[topic].Err == nil {
+			if last = td[topic].Partitions[0].Leader; last == leader {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s-0 led by %d, want %d", topic, last, leader)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Fetch from followers (KIP-392): with RackAwareReplicaSelector, a
+// consumer that names its rack is sent by the leader to the in-sync
+// replica in that rack and reads everything from it.
+func TestClusterFetchFromFollower(t *testing.T) {
+	c := startCluster(t, 3, map[string]string{
+		"replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+		"http.listener":          "127.0.0.1:0",
+		"broker.rack":            "rack-{id}",
+	})
+	adm := kadm.NewClient(c.client(t))
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "racked", -1, -1
+	a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	a.Partition, a.Replicas = 0, []int32{1, 2, 3} // led by node 1
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	req.Topics = append(req.Topics, rt)
+	if resp, err := req.RequestWith(ctx(t), c.client(t)); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic: %v / %v", err, resp)
+	}
+	waitISR(t, adm, "racked", 3)
+	const n = 200
+	prod := c.client(t, kgo.DefaultProduceTopic("racked"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range n {
+		produceSync(t, prod, &kgo.Record{Value: value(i)})
+	}
+	got := consumeClusterOpts(t, c, "racked", n, kgo.Rack("rack-2"))
+	if len(got) != n {
+		t.Fatalf("consumed %d records, want %d", len(got), n)
+	}
+	follower := scrape(t, c.nodes[1].srv.HTTPAddr())
+	leader := scrape(t, c.nodes[0].srv.HTTPAddr())
+	if v, _ := follower.value("kbroker_topic_records_out_total", "topic", "racked"); v < n {
+		t.Errorf("the follower in the consumer's rack sent %v records, want %d", v, n)
+	}
+	if v, _ := leader.value("kbroker_topic_records_out_total", "topic", "racked"); v != 0 {
+		t.Errorf("the leader sent %v records to a consumer in another rack, want 0", v)
 	}
 }
