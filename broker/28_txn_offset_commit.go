@@ -26,22 +26,27 @@ import (
 func (s *Server) handleTxnOffsetCommit(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.TxnOffsetCommitRequest)
 	if err := creq.coord.txn.VerifyGroup(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, txn.TxnOffsetCommitOperation(req.Version)); err != nil {
-		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		code := kerr.UnknownServerError.Code
 		if ke, ok := err.(*kerr.Error); ok {
 			code = ke.Code
 		}
-		for _, rt := range req.Topics {
-			st := kmsg.NewTxnOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil
+		return txnOffsetCommitError(req, code), nil
 	}
 	return creq.coord.groups.TxnOffsetCommit(req), nil
+}
+
+// txnOffsetCommitError answers every partition of req with code.
+func txnOffsetCommitError(req *kmsg.TxnOffsetCommitRequest, code int16) *kmsg.TxnOffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewTxnOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }

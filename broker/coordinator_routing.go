@@ -105,16 +105,7 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 			resp.Topics = append(resp.Topics, st)
 		}
 	case *kmsg.TxnOffsetCommitResponse:
-		for _, rt := range creq.Body.(*kmsg.TxnOffsetCommitRequest).Topics {
-			st := kmsg.NewTxnOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
+		return txnOffsetCommitError(creq.Body.(*kmsg.TxnOffsetCommitRequest), code), true
 	case *kmsg.AddPartitionsToTxnResponse:
 		if resp.Version >= 4 {
 			resp.ErrorCode = code // batched, from a broker

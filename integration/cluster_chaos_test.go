@@ -290,42 +290,11 @@ func TestClusterExactlyOnceAcrossCoordinatorKills(t *testing.T) {
 	var txns atomic.Int64
 	var restarts int
 	app.Add(1)
-	go func() { // the application: restarted whenever a commit fails
+	go func() {
 		defer app.Done()
-		for appCtx.Err() == nil {
-			sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(c.addrs...), kgo.MetadataMinAge(100*time.Millisecond),
-				kgo.TransactionalID("cluster-eos-app"), kgo.ConsumerGroup("cluster-eos"), kgo.ConsumeTopics("eos-a"),
-				kgo.DefaultProduceTopic("eos-b"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets(),
-				kgo.RetryTimeout(30*time.Second), kgo.SessionTimeout(10*time.Second))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			for appCtx.Err() == nil {
-				pctx, cancel := context.WithTimeout(appCtx, 200*time.Millisecond)
-				fs := sess.PollRecords(pctx, 300)
-				cancel()
-				if fs.NumRecords() == 0 {
-					continue
-				}
-				if err := sess.Begin(); err != nil {
-					break
-				}
-				fs.EachRecord(func(r *kgo.Record) {
-					sess.Produce(appCtx, &kgo.Record{Key: r.Key, Value: r.Value}, nil)
-				})
-				committed, err := sess.End(appCtx, kgo.TryCommit)
-				if err != nil {
-					break
-				}
-				if committed {
-					txns.Add(1)
-				}
-			}
-			sess.Close()
-			restarts++
-		}
+		restarts = copyApp(t, appCtx, &txns, kgo.SeedBrokers(c.addrs...), kgo.MetadataMinAge(100*time.Millisecond),
+			kgo.TransactionalID("cluster-eos-app"), kgo.ConsumerGroup("cluster-eos"), kgo.ConsumeTopics("eos-a"),
+			kgo.DefaultProduceTopic("eos-b"), kgo.RetryTimeout(30*time.Second), kgo.SessionTimeout(10*time.Second))
 	}()
 
 	for range 3 {

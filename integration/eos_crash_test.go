@@ -40,41 +40,10 @@ func TestExactlyOnceAcrossBrokerCrashes(t *testing.T) {
 	var txns atomic.Int64
 	var restarts int
 	app.Add(1)
-	go func() { // the application: restarted whenever a commit fails
+	go func() {
 		defer app.Done()
-		for appCtx.Err() == nil {
-			sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(addr), kgo.TransactionalID("eos-app"),
-				kgo.ConsumerGroup("eos"), kgo.ConsumeTopics("eos-a"), kgo.DefaultProduceTopic("eos-b"),
-				kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-				kgo.RequireStableFetchOffsets(), kgo.RetryTimeout(20*time.Second))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			for appCtx.Err() == nil {
-				c, cancel := context.WithTimeout(appCtx, 200*time.Millisecond)
-				fs := sess.PollRecords(c, 300)
-				cancel()
-				if fs.NumRecords() == 0 {
-					continue
-				}
-				if err := sess.Begin(); err != nil {
-					break
-				}
-				fs.EachRecord(func(r *kgo.Record) {
-					sess.Produce(appCtx, &kgo.Record{Key: r.Key, Value: r.Value}, nil)
-				})
-				committed, err := sess.End(appCtx, kgo.TryCommit)
-				if err != nil {
-					break
-				}
-				if committed {
-					txns.Add(1)
-				}
-			}
-			sess.Close()
-			restarts++
-		}
+		restarts = copyApp(t, appCtx, &txns, kgo.SeedBrokers(addr), kgo.TransactionalID("eos-app"),
+			kgo.ConsumerGroup("eos"), kgo.ConsumeTopics("eos-a"), kgo.DefaultProduceTopic("eos-b"), kgo.RetryTimeout(20*time.Second))
 	}()
 
 	// Three kills, each at a random point a few transactions after the
@@ -130,4 +99,44 @@ func TestExactlyOnceAcrossBrokerCrashes(t *testing.T) {
 		t.Errorf("B holds %d distinct records, A %d", len(got), n)
 	}
 	t.Logf("%d transactions committed, the application restarted %d times", txns.Load(), restarts)
+}
+
+// copyApp is a read-process-write application: a kgo GroupTransactSession
+// (configured by opts: seeds, transactional id, group, topics) copies what
+// it consumes, read_committed from the start, in one transaction per poll,
+// and starts again after each failed commit, until ctx ends. txns counts
+// the committed transactions; it returns how often it restarted.
+func copyApp(t *testing.T, ctx context.Context, txns *atomic.Int64, opts ...kgo.Opt) (restarts int) {
+	for ctx.Err() == nil {
+		sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets()}, opts...)...)
+		if err != nil {
+			t.Error(err)
+			return restarts
+		}
+		for ctx.Err() == nil {
+			c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			fs := sess.PollRecords(c, 300)
+			cancel()
+			if fs.NumRecords() == 0 {
+				continue
+			}
+			if err := sess.Begin(); err != nil {
+				break
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				sess.Produce(ctx, &kgo.Record{Key: r.Key, Value: r.Value}, nil)
+			})
+			committed, err := sess.End(ctx, kgo.TryCommit)
+			if err != nil {
+				break
+			}
+			if committed {
+				txns.Add(1)
+			}
+		}
+		sess.Close()
+		restarts++
+	}
+	return restarts
 }
