@@ -242,7 +242,6 @@ func (c *cluster) reconcile() {
 			switch {
 			case becameLeader:
 				c.stopFetching(p)
-				p.maybeIncrementHighWatermark()
 				s.logger.Info("became leader", "topic", name, "partition", i, "epoch", reg.LeaderEpoch, "isr", reg.ISR)
 			case newFollower:
 				c.stopFetching(p)
@@ -251,6 +250,9 @@ func (c *cluster) reconcile() {
 			case reg.Leader < 0:
 				c.stopFetching(p)
 			}
+			// A smaller ISR (a follower fenced or shut down) may commit
+			// what waited for it.
+			p.maybeIncrementHighWatermark()
 		}
 	}
 	for tp, p := range old {
@@ -260,9 +262,8 @@ func (c *cluster) reconcile() {
 	}
 	c.parts.Store(&parts)
 	c.applied = img
-	// Fetch and produce waiters re-check leadership.
+	// Waiting acks=all produces and follower fetches re-check leadership.
 	for _, p := range parts {
-		p.log.UpdateHighWatermark(p.log.HighWatermark())
 		p.notifyAppend()
 	}
 }
@@ -509,7 +510,14 @@ func (c *cluster) runCoordinators() {
 				s.logger.Error("starting the coordinators", "err", err)
 				continue
 			}
+			s.mu.Lock()
+			if s.closed { // Close has taken its coordinators already
+				s.mu.Unlock()
+				coord.close()
+				return
+			}
 			s.coord.Store(coord)
+			s.mu.Unlock()
 			s.logger.Info("coordinating groups and transactions")
 			if !c.active.Load() {
 				notify(c.activeWake) // lost it meanwhile: unload below

@@ -276,11 +276,11 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	if coord := s.coord.Swap(nil); coord != nil {
+		coord.close() // before the logs its markers go to, and the cluster its state
+	}
 	if s.cluster != nil {
 		s.cluster.close() // fetchers stop before the logs they append to close
-	}
-	if coord := s.coord.Swap(nil); coord != nil {
-		coord.close() // before the logs its markers go to
 	}
 	s.stopHTTP()
 	s.wg.Wait()
