@@ -82,6 +82,12 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleCreatePartitions(creq)
 	case protocol.DeleteGroupsKey:
 		return s.handleDeleteGroups(creq)
+	case protocol.ElectLeadersKey:
+		return s.handleElectLeaders(creq)
+	case protocol.AlterPartitionReassignmentsKey:
+		return s.handleAlterPartitionReassignments(creq)
+	case protocol.ListPartitionReassignmentsKey:
+		return s.handleListPartitionReassignments(creq)
 	case protocol.OffsetDeleteKey:
 		return s.handleOffsetDelete(creq)
 	case protocol.ConsumerGroupHeartbeatKey:

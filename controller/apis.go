@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -29,6 +30,8 @@ var controllerAPIs = map[int16]protocol.VersionRange{
 	protocol.DeleteTopicsKey:     {Min: 4, Max: 6},
 	protocol.AlterConfigsKey:     {Min: 2, Max: 2},
 	protocol.CreatePartitionsKey: {Min: 2, Max: 3},
+	electLeadersKey:              {Min: 2, Max: 2},
+	alterPartitionAssignmentsKey: {Min: 0, Max: 1},
 	alterPartitionKey:            {Min: 2, Max: 3},
 	brokerRegistrationKey:        {Min: 0, Max: 4},
 	brokerHeartbeatKey:           {Min: 0, Max: 2},
@@ -36,10 +39,12 @@ var controllerAPIs = map[int16]protocol.VersionRange{
 }
 
 const (
-	alterPartitionKey      = 56
-	brokerRegistrationKey  = 62
-	brokerHeartbeatKey     = 63
-	allocateProducerIDsKey = 67
+	electLeadersKey              = 43
+	alterPartitionAssignmentsKey = 45
+	alterPartitionKey            = 56
+	brokerRegistrationKey        = 62
+	brokerHeartbeatKey           = 63
+	allocateProducerIDsKey       = 67
 )
 
 // offsetTag is the kbroker-private tagged field (in the response's
@@ -139,6 +144,10 @@ func (c *Controller) handle(req kmsg.Request) kmsg.Response {
 		return c.handleAlterConfigs(req)
 	case *kmsg.AlterPartitionRequest:
 		return c.handleAlterPartition(req)
+	case *kmsg.ElectLeadersRequest:
+		return c.handleElectLeaders(req)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		return c.handleAlterPartitionAssignments(req)
 	case *kmsg.BrokerRegistrationRequest:
 		return c.handleBrokerRegistration(req)
 	case *kmsg.BrokerHeartbeatRequest:
@@ -375,7 +384,17 @@ func (c *Controller) handleAlterPartition(req *kmsg.AlterPartitionRequest) kmsg.
 				return resp
 			}
 			sp.ErrorCode, _ = codeMsg(err)
-			if err == nil {
+			if err == nil && got.Leader != req.BrokerID {
+				// The ISR completed a reassignment that moved the leader
+				// away: the change is written, and the old leader learns
+				// it must refresh (Kafka's NEW_LEADER_ELECTED, and
+				// FENCED_LEADER_EPOCH before v2).
+				maxOff = max(maxOff, off)
+				sp.ErrorCode = kerr.NewLeaderElected.Code
+				if req.Version < 2 {
+					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+				}
+			} else if err == nil {
 				sp.LeaderID, sp.LeaderEpoch, sp.ISR, sp.PartitionEpoch = got.Leader, got.LeaderEpoch, got.ISR, got.PartitionEpoch
 				maxOff = max(maxOff, off)
 			}
@@ -438,5 +457,77 @@ func (c *Controller) handleAllocateProducerIDs(req *kmsg.AllocateProducerIDsRequ
 		resp.ProducerIDStart, resp.ProducerIDLen = first, producerIDBlock
 		setOffsetTag(&resp.UnknownTags, off)
 	}
+	return resp
+}
+
+// ElectLeaders: v2. All elections of a request are one entry; a write
+// failure is the top-level error (NOT_CONTROLLER makes the sender retry).
+func (c *Controller) handleElectLeaders(req *kmsg.ElectLeadersRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	var topics []TopicPartitions
+	if req.Topics != nil {
+		topics = []TopicPartitions{}
+		for _, rt := range req.Topics {
+			topics = append(topics, TopicPartitions{Topic: rt.Topic, Partitions: rt.Partitions})
+		}
+	}
+	var results []PartitionResult
+	off, err := c.write(func(img *Image) ([]record, error) {
+		recs, res, err := electLeadersRecords(img, ElectionType(req.ElectionType), topics)
+		results = res
+		return recs, err
+	})
+	if err != nil {
+		resp.ErrorCode, _ = codeMsg(err)
+		return resp
+	}
+	for _, r := range results {
+		i := slices.IndexFunc(resp.Topics, func(t kmsg.ElectLeadersResponseTopic) bool { return t.Topic == r.Topic })
+		if i < 0 {
+			resp.Topics = append(resp.Topics, kmsg.ElectLeadersResponseTopic{Topic: r.Topic})
+			i = len(resp.Topics) - 1
+		}
+		sp := kmsg.NewElectLeadersResponseTopicPartition()
+		sp.Partition = r.Partition
+		sp.ErrorCode, sp.ErrorMessage = codeMsg(r.Err)
+		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, sp)
+	}
+	setOffsetTag(&resp.UnknownTags, off)
+	return resp
+}
+
+// AlterPartitionAssignments: v0-1 (v1: AllowReplicationFactorChange). All
+// partitions of a request are one entry, as ElectLeaders.
+func (c *Controller) handleAlterPartitionAssignments(req *kmsg.AlterPartitionAssignmentsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	var rs []Reassignment
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			rs = append(rs, Reassignment{Topic: rt.Topic, Partition: rp.Partition, Replicas: rp.Replicas})
+		}
+	}
+	allowRF := req.Version < 1 || req.AllowReplicationFactorChange
+	var results []PartitionResult
+	off, err := c.write(func(img *Image) ([]record, error) {
+		recs, res, err := reassignmentRecords(img, rs, allowRF, c.unclean())
+		results = res
+		return recs, err
+	})
+	if err != nil {
+		resp.ErrorCode, resp.ErrorMessage = codeMsg(err)
+		return resp
+	}
+	for _, r := range results {
+		i := slices.IndexFunc(resp.Topics, func(t kmsg.AlterPartitionAssignmentsResponseTopic) bool { return t.Topic == r.Topic })
+		if i < 0 {
+			resp.Topics = append(resp.Topics, kmsg.AlterPartitionAssignmentsResponseTopic{Topic: r.Topic})
+			i = len(resp.Topics) - 1
+		}
+		sp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
+		sp.Partition = r.Partition
+		sp.ErrorCode, sp.ErrorMessage = codeMsg(r.Err)
+		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, sp)
+	}
+	setOffsetTag(&resp.UnknownTags, off)
 	return resp
 }

@@ -16,7 +16,10 @@
 //     replication.go holds the pure rules (ReplicationControlManager,
 //     PartitionChangeBuilder), heartbeat.go the broker sessions
 //     (BrokerHeartbeatManager), which live in its memory only and are
-//     renewed for every broker when a new controller takes over.
+//     renewed for every broker when a new controller takes over;
+//     reassignment.go the leader elections on request and the partition
+//     reassignments (started, completed in the record whose ISR holds the
+//     whole target, or cancelled).
 //   - Operations (CreateTopic, AlterPartition, ...) may be called on any
 //     node: they run locally on the active controller or go over the Kafka
 //     protocol to its controller listener (ops.go, Kafka's

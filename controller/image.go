@@ -46,20 +46,47 @@ type PartitionRegistration struct {
 	Leader int32 `json:"leader"`
 	// LeaderEpoch grows with every leader change.
 	LeaderEpoch int32 `json:"leaderEpoch"`
-	// PartitionEpoch grows with every change of the registration (leader or
-	// ISR); AlterPartition must name the current one.
+	// PartitionEpoch grows with every change of the registration (leader,
+	// ISR or replicas); AlterPartition must name the current one.
 	PartitionEpoch int32 `json:"partitionEpoch"`
+	// AddingReplicas and RemovingReplicas describe an ongoing reassignment
+	// (Kafka's PartitionRegistration.addingReplicas/removingReplicas):
+	// Replicas is then the target followed by the current replicas not in
+	// it; Adding are the target's replicas that were not replicas before,
+	// Removing the replicas not in the target. Both empty: none ongoing.
+	AddingReplicas   []int32 `json:"addingReplicas,omitempty"`
+	RemovingReplicas []int32 `json:"removingReplicas,omitempty"`
 }
 
 func (p PartitionRegistration) clone() PartitionRegistration {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)
+	p.AddingReplicas = slices.Clone(p.AddingReplicas)
+	p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
 	return p
 }
 
 func (p PartitionRegistration) equal(q PartitionRegistration) bool {
 	return slices.Equal(p.Replicas, q.Replicas) && slices.Equal(p.ISR, q.ISR) &&
-		p.Leader == q.Leader && p.LeaderEpoch == q.LeaderEpoch && p.PartitionEpoch == q.PartitionEpoch
+		p.Leader == q.Leader && p.LeaderEpoch == q.LeaderEpoch && p.PartitionEpoch == q.PartitionEpoch &&
+		slices.Equal(p.AddingReplicas, q.AddingReplicas) && slices.Equal(p.RemovingReplicas, q.RemovingReplicas)
+}
+
+// Reassigning reports whether a reassignment is ongoing.
+func (p PartitionRegistration) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
+
+// TargetReplicas is the replica set the partition is being reassigned to
+// (Replicas without RemovingReplicas), or Replicas when none is ongoing.
+func (p PartitionRegistration) TargetReplicas() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.RemovingReplicas, id) })
+}
+
+// OriginalReplicas is the replica set before the ongoing reassignment
+// (Replicas without AddingReplicas): what a cancellation reverts to.
+func (p PartitionRegistration) OriginalReplicas() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.AddingReplicas, id) })
 }
 
 // TopicImage is one topic: its id, config overrides and partitions, indexed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -133,6 +134,10 @@ func notController(resp kmsg.Response) bool {
 			}
 		}
 	case *kmsg.AlterPartitionResponse:
+		return r.ErrorCode == nc
+	case *kmsg.ElectLeadersResponse:
+		return r.ErrorCode == nc
+	case *kmsg.AlterPartitionAssignmentsResponse:
 		return r.ErrorCode == nc
 	case *kmsg.BrokerRegistrationResponse:
 		return r.ErrorCode == nc
@@ -355,4 +360,78 @@ func (c *Controller) AllocateProducerIDs(ctx context.Context) (first int64, coun
 		return 0, 0, err
 	}
 	return resp.ProducerIDStart, resp.ProducerIDLen, nil
+}
+
+// ElectLeaders elects leaders (Kafka's ElectLeaders, see
+// electLeaderRecord): topics nil means every partition, whose results then
+// leave out the ones that needed no election. Per-partition errors are in
+// the results; the error is for the request as a whole.
+func (c *Controller) ElectLeaders(ctx context.Context, typ ElectionType, topics []TopicPartitions) ([]PartitionResult, error) {
+	req := kmsg.NewPtrElectLeadersRequest()
+	req.Version = 2
+	req.ElectionType = int8(typ)
+	if topics != nil {
+		req.Topics = []kmsg.ElectLeadersRequestTopic{}
+		for _, tp := range topics {
+			req.Topics = append(req.Topics, kmsg.ElectLeadersRequestTopic{Topic: tp.Topic, Partitions: tp.Partitions})
+		}
+	}
+	kresp, err := c.route(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := kresp.(*kmsg.ElectLeadersResponse)
+	if err := kafkaErr(resp.ErrorCode, nil); err != nil {
+		return nil, err
+	}
+	var out []PartitionResult
+	for _, st := range resp.Topics {
+		for _, sp := range st.Partitions {
+			out = append(out, PartitionResult{Topic: st.Topic, Partition: sp.Partition, Err: kafkaErr(sp.ErrorCode, sp.ErrorMessage)})
+		}
+	}
+	_, err = c.waitApplied(ctx, offsetFromTags(&resp.UnknownTags))
+	return out, err
+}
+
+// AlterPartitionReassignments starts, changes or (nil replicas) cancels
+// partition reassignments (Kafka's AlterPartitionReassignments, see
+// reassignmentRecord). It returns once the first step is applied here;
+// the reassignment completes when the ISR holds the whole target.
+func (c *Controller) AlterPartitionReassignments(ctx context.Context, allowRFChange bool, rs []Reassignment) ([]PartitionResult, error) {
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	req.Version = 1
+	req.AllowReplicationFactorChange = allowRFChange
+	for _, ra := range rs {
+		i := slices.IndexFunc(req.Topics, func(t kmsg.AlterPartitionAssignmentsRequestTopic) bool { return t.Topic == ra.Topic })
+		if i < 0 {
+			req.Topics = append(req.Topics, kmsg.AlterPartitionAssignmentsRequestTopic{Topic: ra.Topic})
+			i = len(req.Topics) - 1
+		}
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, kmsg.AlterPartitionAssignmentsRequestTopicPartition{Partition: ra.Partition, Replicas: ra.Replicas})
+	}
+	kresp, err := c.route(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := kresp.(*kmsg.AlterPartitionAssignmentsResponse)
+	if err := kafkaErr(resp.ErrorCode, resp.ErrorMessage); err != nil {
+		return nil, err
+	}
+	var out []PartitionResult
+	for _, st := range resp.Topics {
+		for _, sp := range st.Partitions {
+			out = append(out, PartitionResult{Topic: st.Topic, Partition: sp.Partition, Err: kafkaErr(sp.ErrorCode, sp.ErrorMessage)})
+		}
+	}
+	_, err = c.waitApplied(ctx, offsetFromTags(&resp.UnknownTags))
+	return out, err
+}
+
+// ListPartitionReassignments lists the ongoing reassignments (all with
+// topics nil) from this node's image: it has applied every change this
+// node made or waited for, though it may trail the active controller by
+// the entries in flight.
+func (c *Controller) ListPartitionReassignments(topics []TopicPartitions) []OngoingReassignment {
+	return ongoingReassignments(c.Image(), topics)
 }

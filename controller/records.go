@@ -27,7 +27,9 @@ import (
 //	DeleteTopic               topicId
 //	CreatePartitions          topicId, partitions (appended)
 //	SetTopicConfigs           topicId, configs (replace all overrides)
-//	PartitionChange           topicId, partition, registration (the whole new state)
+//	PartitionChange           topicId, partition, registration (the whole new state;
+//	                          replicas may change, with a new leader epoch
+//	                          whenever a replica leaves, so it is fenced)
 //	ProducerIds               nextProducerId
 //	CoordinatorState          state (bytes: a change set of the group and
 //	                          transaction coordinators' store, opaque here;
@@ -153,8 +155,13 @@ func (r *record) check() error {
 }
 
 // check verifies a registration's invariants: distinct replicas, an ISR
-// drawn from them and never empty, and a leader in the ISR or -1.
+// drawn from them and never empty, a leader in the ISR or -1, and for a
+// reassignment, adding and removing replicas drawn from the replicas,
+// each once, disjoint, and leaving a non-empty target.
 func (p *PartitionRegistration) check() error {
+	if err := p.checkReassignment(); err != nil {
+		return err
+	}
 	if len(p.Replicas) == 0 || len(p.ISR) == 0 {
 		return errors.New("empty replicas or isr")
 	}
@@ -171,6 +178,29 @@ func (p *PartitionRegistration) check() error {
 	}
 	if p.LeaderEpoch < 0 || p.PartitionEpoch < 0 {
 		return errors.New("negative epoch")
+	}
+	return nil
+}
+
+func (p *PartitionRegistration) checkReassignment() error {
+	if hasDuplicates(p.AddingReplicas) || hasDuplicates(p.RemovingReplicas) {
+		return errors.New("duplicate adding or removing replica")
+	}
+	for _, id := range p.AddingReplicas {
+		if !slices.Contains(p.Replicas, id) {
+			return fmt.Errorf("adding replica %d is not a replica", id)
+		}
+		if slices.Contains(p.RemovingReplicas, id) {
+			return fmt.Errorf("replica %d is both adding and removing", id)
+		}
+	}
+	for _, id := range p.RemovingReplicas {
+		if !slices.Contains(p.Replicas, id) {
+			return fmt.Errorf("removing replica %d is not a replica", id)
+		}
+	}
+	if len(p.RemovingReplicas) >= len(p.Replicas) && len(p.Replicas) > 0 {
+		return errors.New("reassignment removes every replica")
 	}
 	return nil
 }
@@ -285,11 +315,13 @@ func (n *Image) applyRecord(offset uint64, r record, topic func([16]byte) (*Topi
 		}
 		old := t.Partitions[r.Partition]
 		p := r.Registration.clone()
-		if !slices.Equal(old.Replicas, p.Replicas) {
-			return errors.New("partition change may not move replicas")
-		}
 		if p.LeaderEpoch < old.LeaderEpoch || p.PartitionEpoch <= old.PartitionEpoch {
 			return errors.New("partition change must not lower epochs")
+		}
+		for _, id := range old.Replicas {
+			if !slices.Contains(p.Replicas, id) && p.LeaderEpoch == old.LeaderEpoch {
+				return fmt.Errorf("replica %d leaves without a new leader epoch", id)
+			}
 		}
 		t.Partitions[r.Partition] = p
 	case recProducerIDs:

@@ -307,8 +307,10 @@ func createPartitionsRecords(img *Image, name string, total int32, assignment []
 // alterPartitionRecords validates an AlterPartition from broker
 // (Kafka's ReplicationControlManager.alterPartition): the sender must be the
 // leader at the current leader epoch and partition epoch, and replicas it
-// adds to the ISR must be eligible. The leader epoch is unchanged; the
-// partition epoch grows.
+// adds to the ISR must be eligible. The partition epoch grows; the leader
+// epoch too when the new ISR completes a reassignment that removes
+// replicas (and the leader may then change: the caller answers
+// NEW_LEADER_ELECTED).
 func alterPartitionRecords(img *Image, broker int32, topicID [16]byte, partition, leaderEpoch, partitionEpoch int32, newISR []int32) (PartitionRegistration, []record, error) {
 	var none PartitionRegistration
 	t, ok := img.TopicsByID[topicID]
@@ -339,6 +341,12 @@ func alterPartitionRecords(img *Image, broker int32, topicID [16]byte, partition
 	}
 	n := p.clone()
 	n.ISR = slices.Clone(newISR)
-	n.PartitionEpoch++
+	// An ISR that now holds a reassignment's whole target completes it in
+	// this same record (Kafka's PartitionChangeBuilder.completeReassignmentIfNeeded).
+	n, changed := finishChange(p, maybeCompleteReassignment(n, img.eligible))
+	if !changed {
+		n = p.clone()
+		n.PartitionEpoch++
+	}
 	return n, []record{{Type: recPartitionChange, TopicID: topicID, Partition: partition, Registration: &n}}, nil
 }

@@ -44,6 +44,13 @@ const (
 	DescribeTopicPartitionsKey = 75
 )
 
+// Partition admin keys (a block of their own: the names are long).
+const (
+	ElectLeadersKey                = 43
+	AlterPartitionReassignmentsKey = 45
+	ListPartitionReassignmentsKey  = 46
+)
+
 // VersionRange is an inclusive [Min, Max] range of API versions.
 type VersionRange struct{ Min, Max int16 }
 
@@ -98,6 +105,12 @@ var supported = map[int16]VersionRange{
 	ConsumerGroupHeartbeatKey:  {0, 1},
 	ConsumerGroupDescribeKey:   {0, 1},
 	DescribeTopicPartitionsKey: {0, 0},
+
+	// Partition admin (KIP-183, KIP-455, KIP-460, KIP-860), as Kafka 4
+	// serves them.
+	ElectLeadersKey:                {0, 2},
+	AlterPartitionReassignmentsKey: {0, 1},
+	ListPartitionReassignmentsKey:  {0, 0},
 }
 
 // Supported reports whether the broker serves key at version.
