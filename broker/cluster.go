@@ -342,11 +342,13 @@ func (c *cluster) maybeAlterISR(p *Partition) {
 		}()
 		reg, err := c.ctl.AlterPartition(ctx, p.topic, p.index, ch.leaderEpoch, ch.partitionEpoch, ch.isr)
 		if err != nil {
-			var ke *kerr.Error
-			if !errors.As(err, &ke) || ke != kerr.FencedLeaderEpoch {
+			// A newer epoch, or the change written together with a new
+			// leader (a reassignment completing): the image tells.
+			if !errors.Is(err, kerr.FencedLeaderEpoch) && !errors.Is(err, kerr.NewLeaderElected) {
 				c.s.logger.Warn("AlterPartition failed", "topic", p.topic, "partition", p.index, "isr", ch.isr, "err", err)
 			}
 			p.alterDone(nil)
+			c.sync()
 			return
 		}
 		c.s.logger.Info("ISR changed", "topic", p.topic, "partition", p.index, "isr", reg.ISR, "partition_epoch", reg.PartitionEpoch)
