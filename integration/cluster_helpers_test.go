@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +51,21 @@ func clusterProps(n int) map[string]string {
 // is the node's id.
 func startCluster(t testing.TB, n int, props map[string]string) *testCluster {
 	t.Helper()
+	// A port found free can be taken by another test's connection before a
+	// node binds it: then start over on other ports.
+	for attempt := 1; ; attempt++ {
+		c, err := tryStartCluster(t, n, props)
+		if err == nil {
+			return c
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("starting the cluster again on other ports: %v", err)
+	}
+}
+
+func tryStartCluster(t testing.TB, n int, props map[string]string) (*testCluster, error) {
 	var voters []string
 	c := &testCluster{}
 	for i := 1; i <= n; i++ {
@@ -76,16 +93,17 @@ func startCluster(t testing.TB, n int, props map[string]string) *testCluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = c.startNode(t, nd); errs[i] != nil {
-				t.Error(errs[i])
-			}
+			errs[i] = c.startNode(t, nd)
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	if err := errors.Join(errs...); err != nil {
+		for _, nd := range c.nodes {
+			if nd.srv != nil {
+				nd.srv.Close()
+			}
 		}
+		return nil, err
 	}
 	t.Cleanup(func() {
 		var wg sync.WaitGroup
@@ -97,7 +115,7 @@ func startCluster(t testing.TB, n int, props map[string]string) *testCluster {
 		}
 		wg.Wait()
 	})
-	return c
+	return c, nil
 }
 
 func (c *testCluster) startNode(t testing.TB, nd *clusterNode) error {
