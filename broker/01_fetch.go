@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,7 +46,9 @@ import (
 // * v11: Rack, PreferredReadReplica (KIP-392)
 // * v12: flexible; diverging epochs
 // * v13: topic ids instead of names (KIP-516)
+// * v12: CurrentLeader on NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH (KIP-951)
 // * v15: ReplicaState replaces ReplicaID (KIP-903)
+// * v16: NodeEndpoints of those leaders (KIP-951)
 
 const readCommitted = 1
 
@@ -138,6 +141,9 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		rp := kmsg.NewFetchResponseTopicPartition()
 		rp.Partition = p.key.partition
 		rp.ErrorCode = r.errorCode
+		if r.errorCode == kerr.NotLeaderForPartition.Code || r.errorCode == kerr.FencedLeaderEpoch.Code {
+			s.fetchCurrentLeader(resp, &rp, p.key, creq.conn.listener)
+		}
 		rp.HighWatermark = r.highWatermark
 		rp.LastStableOffset = r.lastStableOffset
 		rp.LogStartOffset = r.logStartOffset
@@ -170,6 +176,25 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		session.moveToEnd(served)
 	}
 	return resp, nil
+}
+
+// fetchCurrentLeader fills in a NOT_LEADER_OR_FOLLOWER or
+// FENCED_LEADER_EPOCH answer's current leader (v12+) and its endpoint
+// (v16+), as KIP-951 has it, so the client moves on without a metadata
+// round trip.
+func (s *Server) fetchCurrentLeader(resp *kmsg.FetchResponse, rp *kmsg.FetchResponseTopicPartition, k fetchKey, l *boundListener) {
+	t := s.fetchTopic(k)
+	if resp.Version < 12 || t == nil {
+		return
+	}
+	nl, ok := s.newLeader(t.Name, k.partition, l)
+	if !ok {
+		return
+	}
+	rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = nl.id, nl.epoch
+	if resp.Version >= 16 && nl.endpoint && !slices.ContainsFunc(resp.Brokers, func(b kmsg.FetchResponseBroker) bool { return b.NodeID == nl.id }) {
+		resp.Brokers = append(resp.Brokers, kmsg.FetchResponseBroker{NodeID: nl.id, Host: nl.host, Port: nl.port, Rack: nl.rack})
+	}
 }
 
 // fetchRequestPartitions lists the request's partitions, keyed by topic id

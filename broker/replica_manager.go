@@ -115,23 +115,44 @@ func (s *Server) waitForProduce(resp *kmsg.ProduceResponse, waits []pendingProdu
 // and its endpoint on the client's listener (KIP-951, Produce v10+), so the
 // client moves on without a metadata round trip.
 func (s *Server) currentLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResponseTopicPartition, topic string, l *boundListener) {
-	if s.cluster == nil || resp.Version < 10 {
+	if resp.Version < 10 {
 		return
 	}
-	reg, ok := s.cluster.registration(topic, sp.Partition)
+	nl, ok := s.newLeader(topic, sp.Partition, l)
+	if !ok {
+		return
+	}
+	sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = nl.id, nl.epoch
+	if nl.endpoint && !slices.ContainsFunc(resp.Brokers, func(b kmsg.ProduceResponseBroker) bool { return b.NodeID == nl.id }) {
+		resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: nl.id, Host: nl.host, Port: nl.port, Rack: nl.rack})
+	}
+}
+
+// leaderInfo is a partition's leader as KIP-951 hands it to clients.
+type leaderInfo struct {
+	id, epoch int32
+	endpoint  bool // host, port and rack are known
+	host      string
+	port      int32
+	rack      *string
+}
+
+// newLeader returns the partition's leader when, in a cluster, another
+// broker leads it, with its endpoint on the client's listener l.
+func (s *Server) newLeader(topic string, partition int32, l *boundListener) (leaderInfo, bool) {
+	if s.cluster == nil {
+		return leaderInfo{}, false
+	}
+	reg, ok := s.cluster.registration(topic, partition)
 	if !ok || reg.Leader < 0 || reg.Leader == s.cfg.NodeID {
-		return
+		return leaderInfo{}, false
 	}
-	sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = reg.Leader, reg.LeaderEpoch
-	if slices.ContainsFunc(resp.Brokers, func(b kmsg.ProduceResponseBroker) bool { return b.NodeID == reg.Leader }) {
-		return
-	}
+	nl := leaderInfo{id: reg.Leader, epoch: reg.LeaderEpoch}
 	if ep, ok := s.cluster.endpoint(reg.Leader, l.Name); ok {
-		b := kmsg.NewProduceResponseBroker()
-		b.NodeID, b.Host, b.Port = reg.Leader, ep.Host, ep.Port
+		nl.endpoint, nl.host, nl.port = true, ep.Host, ep.Port
 		if rack := s.cluster.ctl.Image().Brokers[reg.Leader].Rack; rack != "" {
-			b.Rack = &rack
+			nl.rack = &rack
 		}
-		resp.Brokers = append(resp.Brokers, b)
 	}
+	return nl, true
 }

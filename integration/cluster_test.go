@@ -364,3 +364,65 @@ func TestClusterFetchFromFollower(t *testing.T) {
 		t.Errorf("the leader sent %v records to a consumer in another rack, want 0", v)
 	}
 }
+
+// A broker that does not lead a partition answers Produce and Fetch with
+// NOT_LEADER_OR_FOLLOWER and names the leader and its endpoint (KIP-951).
+func TestClusterNotLeaderNamesTheLeader(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	adm := kadm.NewClient(c.client(t))
+	// Replicas on nodes 1 and 2: node 3 holds none.
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "kip951", -1, -1
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{1, 2}
+	ct.ReplicaAssignment = append(ct.ReplicaAssignment, ra)
+	create.Topics = append(create.Topics, ct)
+	if resp, err := create.RequestWith(ctx(t), c.client(t)); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic: %v / %v", err, resp)
+	}
+	leader := partitionLeader(t, adm, "kip951", 0)
+	epoch := partitionEpoch(t, adm, "kip951", 0)
+	const other = 3
+	cl := c.client(t)
+	if err := cl.Ping(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := cl.Broker(int(other))
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(16)
+	fetch.MaxWaitMillis, fetch.SessionEpoch = 0, -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.TopicID = topicID(t, adm, "kip951")
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.CurrentLeaderEpoch, fp.PartitionMaxBytes = epoch, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	fr, err := fetch.RequestWith(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := fr.Topics[0].Partitions[0]
+	if rp.ErrorCode != kerr.NotLeaderForPartition.Code || rp.CurrentLeader.LeaderID != leader || len(fr.Brokers) != 1 || fr.Brokers[0].NodeID != leader {
+		t.Errorf("fetch from broker %d: error %d, current leader %+v, brokers %+v; want an error naming leader %d", other, rp.ErrorCode, rp.CurrentLeader, fr.Brokers, leader)
+	}
+
+	produce := kmsg.NewPtrProduceRequest()
+	produce.SetVersion(11)
+	produce.Acks, produce.TimeoutMillis = -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = "kip951"
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Records = encodeBatch([][]byte{[]byte("v")})
+	pt.Partitions = append(pt.Partitions, pp)
+	produce.Topics = append(produce.Topics, pt)
+	pr, err := produce.RequestWith(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := pr.Topics[0].Partitions[0]
+	if sp.ErrorCode != kerr.NotLeaderForPartition.Code || sp.CurrentLeader.LeaderID != leader || len(pr.Brokers) != 1 || pr.Brokers[0].NodeID != leader {
+		t.Errorf("produce to broker %d: error %d, current leader %+v, brokers %+v; want NOT_LEADER_OR_FOLLOWER naming leader %d", other, sp.ErrorCode, sp.CurrentLeader, pr.Brokers, leader)
+	}
+}
