@@ -16,10 +16,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 broker_pids=()
-cleanup() {
+stop_brokers() {
 	for pid in "${broker_pids[@]}"; do
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	done
+	broker_pids=()
+}
+cleanup() {
+	stop_brokers
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,50 +54,72 @@ start_broker() { # log file, extra --override arguments...
 	"$work/kbroker" --ephemeral --override "http.listener=127.0.0.1:0" "$@" >"$log" 2>&1 &
 	broker_pids+=("$!")
 }
-wait_started() { # log file; prints the broker address
+wait_started() { # log file; prints the broker address, or fails
 	local a=
 	for _ in $(seq 400); do
 		a=$(sed -n 's/.*msg="kbroker started".* listeners=\[PLAINTEXT:\/\/\([0-9.:]*\)\].*/\1/p' "$1")
 		[ -n "$a" ] && break
+		grep -q 'msg="cannot start"' "$1" && break
 		sleep 0.05
 	done
 	if [ -z "$a" ]; then
 		echo "kbroker did not start:" >&2
 		cat "$1" >&2
-		exit 1
+		return 1
 	fi
 	echo "$a"
 }
-# free_port prints a port nothing on 127.0.0.1 listens on.
+# free_port prints a port below the ephemeral range (so no outgoing
+# connection holds it) that nothing on 127.0.0.1 listens on and that this
+# script has not handed out yet.
+used_ports=" "
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+		p=$((20000 + RANDOM % 12000))
+		case "$used_ports" in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			used_ports+="$p "
+			echo "$p"
+			return
+		fi
 	done
 }
-broker_pids=()
 if [ "$nodes" -le 1 ]; then
 	# Port 0: the broker's start-up line names the port the OS picked.
 	start_broker "$work/broker.log" --override "listeners=PLAINTEXT://127.0.0.1:0"
-	addr=$(wait_started "$work/broker.log")
+	addr=$(wait_started "$work/broker.log") || exit 1
 	rf=1
 else
-	voters=
-	ports=()
-	for i in $(seq "$nodes"); do
-		ports+=("$(free_port)")
-		voters+="${voters:+,}$i@127.0.0.1:${ports[-1]}"
-	done
-	for i in $(seq "$nodes"); do
-		start_broker "$work/broker-$i.log" --override "node.id=$i" \
-			--override "listeners=PLAINTEXT://127.0.0.1:$(free_port),CONTROLLER://127.0.0.1:${ports[$((i - 1))]}" \
-			--override controller.listener.names=CONTROLLER --override "controller.quorum.voters=$voters" \
-			--override "default.replication.factor=$nodes" --override "offsets.topic.replication.factor=$nodes"
-	done
-	addr=
-	for i in $(seq "$nodes"); do
-		addr+="${addr:+,}$(wait_started "$work/broker-$i.log")"
+	# A port can still be taken between the check and the bind: then the
+	# whole cluster starts again on other ports.
+	for attempt in 1 2 3; do
+		voters=
+		ports=()
+		for i in $(seq "$nodes"); do
+			ports+=("$(free_port)")
+			voters+="${voters:+,}$i@127.0.0.1:${ports[-1]}"
+		done
+		for i in $(seq "$nodes"); do
+			start_broker "$work/broker-$i.log" --override "node.id=$i" \
+				--override "listeners=PLAINTEXT://127.0.0.1:$(free_port),CONTROLLER://127.0.0.1:${ports[$((i - 1))]}" \
+				--override controller.listener.names=CONTROLLER --override "controller.quorum.voters=$voters" \
+				--override "default.replication.factor=$nodes" --override "offsets.topic.replication.factor=$nodes"
+		done
+		addr=
+		started=true
+		for i in $(seq "$nodes"); do
+			if a=$(wait_started "$work/broker-$i.log"); then
+				addr+="${addr:+,}$a"
+			else
+				started=false
+				break
+			fi
+		done
+		$started && break
+		stop_brokers
+		[ "$attempt" -lt 3 ] || exit 1
+		echo "starting the cluster again on other ports" >&2
 	done
 	ln -sf "$work/broker-1.log" "$work/broker.log"
 	rf=$nodes
