@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -50,15 +51,33 @@ type brokerProcess struct {
 	httpAddr string // http.listener
 }
 
-// freeAddr returns a 127.0.0.1 address with a port free a moment ago.
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // handed out by freeAddr in this run
+)
+
+// freeAddr returns a 127.0.0.1 address with a port free a moment ago,
+// below the ephemeral range (so that no test's outgoing connection takes
+// it before the broker binds it) and never handed out before in this run.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if ports[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		ports[p] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port in 20000-31999")
+	return ""
 }
 
 // startProcess runs kbroker on dataDir at a free 127.0.0.1 port (and its
