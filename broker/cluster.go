@@ -32,7 +32,6 @@ import (
 type cluster struct {
 	s   *Server
 	ctl *controller.Controller
-	ln  net.Listener // the controller listener, owned by ctl once started
 
 	reconcileMu sync.Mutex // one reconcile at a time
 	applied     *controller.Image
@@ -89,7 +88,6 @@ func (s *Server) startCluster() error {
 	if err != nil {
 		return fmt.Errorf("broker: controller listener %s: %w", cl, err)
 	}
-	c.ln = ln
 	ctl, err := controller.Start(controller.Config{
 		NodeID:                   cfg.NodeID,
 		Voters:                   cfg.QuorumVoters,
@@ -106,7 +104,7 @@ func (s *Server) startCluster() error {
 			return err
 		},
 		UncleanLeaderElection: s.uncleanLeaderElection,
-		Logger:                s.logger.With("component", "controller"),
+		Logger:                s.logger,
 		OnImage:               func(*controller.Image) { notify(c.wake) },
 		State:                 state,
 		OnActive: func(active bool) {
@@ -124,7 +122,7 @@ func (s *Server) startCluster() error {
 	var endpoints []controller.Endpoint
 	for _, bl := range s.listeners {
 		a := s.advertisedFor(bl)
-		endpoints = append(endpoints, controller.Endpoint{Listener: a.Name, Host: a.Host, Port: int32(a.Port), SecurityProtocol: 0})
+		endpoints = append(endpoints, controller.Endpoint{Listener: a.Name, Host: a.Host, Port: int32(a.Port)})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -56,13 +57,15 @@ func (f *fsm) imageAndChanged() (*Image, <-chan struct{}) {
 	return f.img, f.changed
 }
 
-func (f *fsm) publish(img *Image) {
+// publish installs img; onImage hears of it unless only the offset moved
+// (an entry of coordinator state alone: the metadata is the same).
+func (f *fsm) publish(img *Image, metadataChanged bool) {
 	f.mu.Lock()
 	f.img = img
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
-	if f.onImage != nil {
+	if f.onImage != nil && metadataChanged {
 		f.onImage(img)
 	}
 }
@@ -75,7 +78,16 @@ func (f *fsm) Apply(l *raft.Log) any {
 	cur := f.image()
 	recs, err := decodeEntry(l.Data)
 	var next *Image
-	if err == nil {
+	stateOnly := err == nil && !slices.ContainsFunc(recs, func(r record) bool { return r.Type != recCoordinatorState })
+	switch {
+	case stateOnly:
+		// The coordinators' writes, the bulk of the log: the image stays
+		// (it is immutable: a shallow copy shares its maps), only its
+		// offset moves.
+		n := *cur
+		n.Offset = l.Index
+		next = &n
+	case err == nil:
 		next, err = cur.apply(l.Index, recs)
 	}
 	if err == nil && f.state != nil {
@@ -96,7 +108,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		n.Offset = l.Index
 		next = &n
 	}
-	f.publish(next)
+	f.publish(next, !stateOnly)
 	return err
 }
 
@@ -128,7 +140,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			return err
 		}
 	}
-	f.publish(img)
+	f.publish(img, true)
 	return nil
 }
 
