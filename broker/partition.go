@@ -69,13 +69,6 @@ func (p *Partition) state() PartitionState {
 	return PartitionState{Leader: p.reg.Leader, LeaderEpoch: p.reg.LeaderEpoch, Replicas: p.reg.Replicas, ISR: p.reg.ISR}
 }
 
-// isLeader reports whether this broker leads the partition now.
-func (p *Partition) isLeader() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.reg.Leader == p.self
-}
-
 // update installs a new registration. It reports whether this broker
 // became leader at a new epoch (the caller stops fetching it) and whether
 // it follows a new leader or epoch (the caller re-truncates and fetches).
