@@ -107,6 +107,7 @@ type Config struct {
 	securityProtocols       map[string]string // listener name → protocol
 	controllerListenerNames []string
 	interBrokerListenerName string
+	quorumBootstrapServers  int
 
 	// LogDefaults are the topic-config defaults derived from the broker's
 	// log.* settings (log.segment.bytes → segment.bytes, ...).
@@ -207,12 +208,17 @@ var brokerConfigDefs = []configDef{
 		c.QuorumVoters, err = controller.ParseVoters(v)
 		return err
 	}},
+	// A dynamic quorum (KIP-853) is not supported: one bootstrap server
+	// (Kafka 4's single-node server.properties) is a single node; a
+	// cluster names its voters (resolveQuorum).
 	{"controller.quorum.bootstrap.servers", "", func(c *Config, v string) error {
-		for _, addr := range strings.Split(v, ",") {
+		servers := strings.Split(v, ",")
+		for _, addr := range servers {
 			if _, _, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil {
 				return fmt.Errorf("server %q is not host:port", addr)
 			}
 		}
+		c.quorumBootstrapServers = len(servers)
 		return nil
 	}},
 	{"broker.rack", "", func(c *Config, v string) error { c.BrokerRack = v; return nil }},
@@ -438,6 +444,9 @@ func (c *Config) Clustered() bool { return len(c.QuorumVoters) > 1 }
 // whose controller listener is the address the voters name.
 func (c *Config) resolveQuorum() error {
 	if !c.Clustered() {
+		if c.quorumBootstrapServers > 1 && len(c.QuorumVoters) == 0 {
+			return fmt.Errorf("config controller.quorum.bootstrap.servers: a dynamic quorum (KIP-853) is not supported: list the cluster's voters in controller.quorum.voters")
+		}
 		return nil
 	}
 	i := slices.IndexFunc(c.QuorumVoters, func(v controller.Voter) bool { return v.ID == c.NodeID })

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -133,5 +134,48 @@ func TestParseConfigListenerErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), tc.message) {
 			t.Errorf("%v: error %v, want one naming %q and saying %q", tc.props, err, tc.key, tc.message)
 		}
+	}
+}
+
+// A cluster's quorum settings are checked as Kafka's combined nodes need
+// them: this node among the voters, the controller role, one controller
+// listener on its voter's port; a dynamic quorum is refused, not run as a
+// single node.
+func TestClusterQuorumConfig(t *testing.T) {
+	base := map[string]string{
+		"node.id":                   "1",
+		"listeners":                 "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+		"controller.listener.names": "CONTROLLER",
+		"controller.quorum.voters":  "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293",
+	}
+	with := func(kv ...string) map[string]string {
+		m := maps.Clone(base)
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				delete(m, kv[i])
+			} else {
+				m[kv[i]] = kv[i+1]
+			}
+		}
+		return m
+	}
+	cfg, err := ParseConfig(base)
+	if err != nil || !cfg.Clustered() || len(cfg.QuorumVoters) != 3 {
+		t.Fatalf("a 3-voter config: clustered %v, %d voters, err %v", cfg.Clustered(), len(cfg.QuorumVoters), err)
+	}
+	for name, props := range map[string]map[string]string{
+		"not a voter":              with("node.id", "4"),
+		"no controller role":       with("process.roles", "broker"),
+		"no controller listener":   with("listeners", "PLAINTEXT://127.0.0.1:9092", "controller.listener.names", ""),
+		"listener on another port": with("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9999"),
+		"dynamic quorum":           with("controller.quorum.voters", "", "controller.quorum.bootstrap.servers", "127.0.0.1:9093,127.0.0.1:9193"),
+	} {
+		if _, err := ParseConfig(props); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	single, err := ParseConfig(with("controller.quorum.voters", "", "controller.quorum.bootstrap.servers", "127.0.0.1:9093"))
+	if err != nil || single.Clustered() {
+		t.Errorf("one bootstrap server: clustered %v, err %v; want a single node", single.Clustered(), err)
 	}
 }
