@@ -59,7 +59,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	perPartition := s.cfg.MetricsPerPartition
-	gauge(descBrokers, 1)
+	brokers := 1
+	if s.cluster != nil { // the live (unfenced) brokers, as Metadata lists them
+		brokers = 0
+		for _, b := range s.cluster.ctl.Image().Brokers {
+			if !b.Fenced {
+				brokers++
+			}
+		}
+	}
+	gauge(descBrokers, float64(brokers))
 
 	topics := s.logs.Topics()
 	hw := make(map[string][]int64, len(topics))

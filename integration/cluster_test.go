@@ -426,3 +426,11 @@ func TestClusterNotLeaderNamesTheLeader(t *testing.T) {
 		t.Errorf("produce to broker %d: error %d, current leader %+v, brokers %+v; want NOT_LEADER_OR_FOLLOWER naming leader %d", other, sp.ErrorCode, sp.CurrentLeader, pr.Brokers, leader)
 	}
 }
+
+// Every node's kafka_brokers counts the cluster's live brokers.
+func TestClusterMetricsCountBrokers(t *testing.T) {
+	c := startCluster(t, 3, map[string]string{"http.listener": "127.0.0.1:0"})
+	for _, nd := range c.nodes {
+		scrape(t, nd.srv.HTTPAddr()).expect(t, 3, "kafka_brokers")
+	}
+}
