@@ -427,10 +427,21 @@ func TestClusterNotLeaderNamesTheLeader(t *testing.T) {
 	}
 }
 
-// Every node's kafka_brokers counts the cluster's live brokers.
+// Every node's kafka_brokers counts the cluster's live brokers, once its
+// metadata shows them all unfenced.
 func TestClusterMetricsCountBrokers(t *testing.T) {
 	c := startCluster(t, 3, map[string]string{"http.listener": "127.0.0.1:0"})
 	for _, nd := range c.nodes {
-		scrape(t, nd.srv.HTTPAddr()).expect(t, 3, "kafka_brokers")
+		waitUntil(t, 10*time.Second, func() bool {
+			v, _ := scrape(t, nd.srv.HTTPAddr()).value("kafka_brokers")
+			return v == 3
+		})
+	}
+	c.stop(t, 3)
+	for _, nd := range c.nodes[:2] {
+		waitUntil(t, 10*time.Second, func() bool {
+			v, _ := scrape(t, nd.srv.HTTPAddr()).value("kafka_brokers")
+			return v == 2
+		})
 	}
 }
