@@ -399,10 +399,13 @@ func TestClusterNotLeaderNamesTheLeader(t *testing.T) {
 	fp.CurrentLeaderEpoch, fp.PartitionMaxBytes = epoch, 1<<20
 	ft.Partitions = append(ft.Partitions, fp)
 	fetch.Topics = append(fetch.Topics, ft)
-	fr, err := fetch.RequestWith(ctx(t), b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Node 3 answers once its metadata has the topic (it may lag).
+	var fr *kmsg.FetchResponse
+	waitUntil(t, 10*time.Second, func() bool {
+		var err error
+		fr, err = fetch.RequestWith(ctx(t), b)
+		return err == nil && fr.Topics[0].Partitions[0].ErrorCode != kerr.UnknownTopicID.Code
+	})
 	rp := fr.Topics[0].Partitions[0]
 	if rp.ErrorCode != kerr.NotLeaderForPartition.Code || rp.CurrentLeader.LeaderID != leader || len(fr.Brokers) != 1 || fr.Brokers[0].NodeID != leader {
 		t.Errorf("fetch from broker %d: error %d, current leader %+v, brokers %+v; want an error naming leader %d", other, rp.ErrorCode, rp.CurrentLeader, fr.Brokers, leader)
