@@ -155,7 +155,16 @@ func (l *Log) activeSegment() *LogSegment {
 // UpdateHighWatermark sets the high watermark, clamped to [LogStartOffset,
 // LogEndOffset], and wakes the watchers if it moved (Kafka
 // UnifiedLog.updateHighWatermark + the delayed-fetch purgatory's checkAndComplete).
+//
+// It waits for an append in progress (mu), as Kafka's
+// maybeIncrementHighWatermark takes the log's lock: readers see a batch as
+// soon as it is written, before its producer state is recorded, so a
+// follower may fetch it and report it back while an open transaction's
+// first offset is not yet in firstUnstable. A high watermark moved past the
+// batch then would let the last stable offset expose that transaction.
 func (l *Log) UpdateHighWatermark(hw int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.hwMu.Lock()
 	defer l.hwMu.Unlock()
 	hw = min(max(hw, l.LogStartOffset()), l.LogEndOffset())

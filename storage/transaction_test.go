@@ -187,3 +187,40 @@ func FuzzTransactionIndex(f *testing.F) {
 		}
 	})
 }
+
+// While transactions open and close, a high watermark moved concurrently
+// to the log end (as a follower's fetch moves it in a cluster) never lets
+// the last stable offset pass the start of an open transaction: the move
+// waits for an append's producer state.
+func TestHighWatermarkNeverExposesOpenTransaction(t *testing.T) {
+	l := openTestLog(t, t.TempDir(), testLogConfig(), false, nil)
+	const txns = 2000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range txns {
+			if _, err := l.AppendAsLeader(producerBatch(t, 1, 0, int32(i), true), 0); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := l.AppendTxnMarker(EndTxnMarker{ProducerID: 1, Commit: true}, 0); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		l.UpdateHighWatermark(l.LogEndOffset())
+		lso := l.LastStableOffset()
+		for _, p := range l.ProducerStates() {
+			if p.CurrentTxnFirstOffset >= 0 && p.CurrentTxnFirstOffset < lso {
+				t.Fatalf("last stable offset %d passes the open transaction at %d", lso, p.CurrentTxnFirstOffset)
+			}
+		}
+	}
+}

@@ -147,6 +147,14 @@ if [ "$status" -ne 0 ]; then
 	tail -n 60 "$work/suite.log"
 	echo "---- broker log (tail) ----"
 	tail -n 40 "$work/broker.log"
+	for log in "$work"/broker-*.log; do
+		[ -e "$log" ] || continue
+		echo "---- warnings and errors in $(basename "$log") ----"
+		grep -E 'level=(WARN|ERROR)|active controller|coordinating' "$log" | grep -v 'raft: ' | tail -n 30 || true
+	done
+	if [ -n "${KBROKER_KEEP_LOGS:-}" ]; then
+		mkdir -p "$KBROKER_KEEP_LOGS" && cp "$work"/*.log "$work/suite.log" "$KBROKER_KEEP_LOGS"/ || true
+	fi
 fi
 echo "kgo suite: top-level $top_pass passed, $top_fail failed, $top_skip skipped; not run (waiting): ${#waiting[@]}"
 echo "kgosuite: $pass passed, $fail failed, $skipped skipped"
