@@ -312,21 +312,7 @@ func TestClusterExactlyOnceAcrossCoordinatorKills(t *testing.T) {
 		c.waitReady()
 	}
 
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		groups, err := adm.FetchOffsets(context.Background(), "cluster-eos")
-		done := int64(0)
-		if err == nil {
-			groups.Each(func(o kadm.OffsetResponse) { done += o.At })
-		}
-		if done == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the group committed %d of %d (%v)", done, n, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitGroupCommitted(t, adm, "cluster-eos", n, 120*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	stopApp()
 	app.Wait()
@@ -338,16 +324,7 @@ func TestClusterExactlyOnceAcrossCoordinatorKills(t *testing.T) {
 	for rctx.Err() == nil {
 		out.PollFetches(rctx).EachRecord(func(r *kgo.Record) { got[string(r.Value)]++ })
 	}
-	bad := 0
-	for i := 0; i < n && bad < 10; i++ {
-		if k := got[strconv.Itoa(i)]; k != 1 {
-			t.Errorf("record %d is in B %d times", i, k)
-			bad++
-		}
-	}
-	if len(got) != n {
-		t.Errorf("B holds %d distinct records, A %d", len(got), n)
-	}
+	checkEachOnce(t, got, n)
 	t.Logf("%d transactions committed, the application restarted %d times", txns.Load(), restarts)
 }
 

@@ -64,22 +64,7 @@ func TestExactlyOnceAcrossBrokerCrashes(t *testing.T) {
 
 	// Wait until the group has committed all of A, then give a duplicate
 	// the time to show up.
-	check := newClient(t, addr)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		groups, err := kadm.NewClient(check).FetchOffsets(context.Background(), "eos")
-		done := int64(0)
-		if err == nil {
-			groups.Each(func(o kadm.OffsetResponse) { done += o.At })
-		}
-		if done == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the group committed %d of %d (%v)", done, n, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitGroupCommitted(t, kadm.NewClient(newClient(t, addr)), "eos", n, 90*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	stopApp()
 	app.Wait()
@@ -88,6 +73,34 @@ func TestExactlyOnceAcrossBrokerCrashes(t *testing.T) {
 	for _, v := range consumeAll(t, addr, "eos-b", kgo.FetchIsolationLevel(kgo.ReadCommitted())) {
 		got[v]++
 	}
+	checkEachOnce(t, got, n)
+	t.Logf("%d transactions committed, the application restarted %d times", txns.Load(), restarts)
+}
+
+// waitGroupCommitted waits until group's committed offsets sum to n.
+func waitGroupCommitted(t *testing.T, adm *kadm.Client, group string, n int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		groups, err := adm.FetchOffsets(context.Background(), group)
+		done := int64(0)
+		if err == nil {
+			groups.Each(func(o kadm.OffsetResponse) { done += o.At })
+		}
+		if done == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group committed %d of %d (%v)", done, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkEachOnce checks that got, counts of the values read from B, holds
+// each of the n values "0".."n-1" of A exactly once.
+func checkEachOnce(t *testing.T, got map[string]int, n int) {
+	t.Helper()
 	bad := 0
 	for i := 0; i < n && bad < 10; i++ {
 		if c := got[strconv.Itoa(i)]; c != 1 {
@@ -98,7 +111,6 @@ func TestExactlyOnceAcrossBrokerCrashes(t *testing.T) {
 	if len(got) != n {
 		t.Errorf("B holds %d distinct records, A %d", len(got), n)
 	}
-	t.Logf("%d transactions committed, the application restarted %d times", txns.Load(), restarts)
 }
 
 // copyApp is a read-process-write application: a kgo GroupTransactSession
