@@ -18,10 +18,13 @@ type conn struct {
 	s        *Server
 	nc       net.Conn
 	listener *boundListener
+	// principal is who the connection authenticated as; requests are
+	// authorized against it.
+	principal kafkaPrincipal
 }
 
 func newConn(s *Server, nc net.Conn, l *boundListener) *conn {
-	return &conn{s: s, nc: nc, listener: l}
+	return &conn{s: s, nc: nc, listener: l, principal: anonymousPrincipal}
 }
 
 // clientReq is a request in flight with what its handler needs.
