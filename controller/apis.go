@@ -36,9 +36,13 @@ var controllerAPIs = map[int16]protocol.VersionRange{
 	brokerRegistrationKey:        {Min: 0, Max: 4},
 	brokerHeartbeatKey:           {Min: 0, Max: 2},
 	allocateProducerIDsKey:       {Min: 0, Max: 0},
+	createACLsKey:                {Min: 2, Max: 3},
+	deleteACLsKey:                {Min: 2, Max: 3},
 }
 
 const (
+	createACLsKey                = 30
+	deleteACLsKey                = 31
 	electLeadersKey              = 43
 	alterPartitionAssignmentsKey = 45
 	alterPartitionKey            = 56
@@ -154,6 +158,10 @@ func (c *Controller) handle(req kmsg.Request) kmsg.Response {
 		return c.handleBrokerHeartbeat(req)
 	case *kmsg.AllocateProducerIDsRequest:
 		return c.handleAllocateProducerIDs(req)
+	case *kmsg.CreateACLsRequest:
+		return c.handleCreateACLs(req)
+	case *kmsg.DeleteACLsRequest:
+		return c.handleDeleteACLs(req)
 	}
 	panic(fmt.Sprintf("controller: no handler for %T", req)) // the table and this switch disagree
 }

@@ -120,6 +120,8 @@ type Image struct {
 	TopicsByID map[[16]byte]*TopicImage
 	// NextProducerID is the first producer id no block has handed out.
 	NextProducerID int64
+	// ACLs are the cluster's ACLs, never nil (see acls.go).
+	ACLs *ACLsImage
 }
 
 func emptyImage() *Image {
@@ -127,6 +129,7 @@ func emptyImage() *Image {
 		Brokers:    map[int32]BrokerRegistration{},
 		Topics:     map[string]*TopicImage{},
 		TopicsByID: map[[16]byte]*TopicImage{},
+		ACLs:       emptyACLs,
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 // Snapshot format: one JSON object holding the whole image,
 //
 //	{"version": 1, "offset": N, "brokers": [...], "topics": [...], "nextProducerId": N,
-//	 "coordinatorState": base64}
+//	 "coordinatorState": base64, "acls": [...]}
 //
 // brokers by id, topics by name; coordinatorState (optional) is the
 // StateStore's whole state. Restore checks it as strictly as the log:
@@ -25,10 +25,11 @@ type snapshotData struct {
 	Topics         []*TopicImage        `json:"topics"`
 	NextProducerID int64                `json:"nextProducerId"`
 	State          []byte               `json:"coordinatorState,omitempty"`
+	ACLs           []ACLEntry           `json:"acls,omitempty"`
 }
 
 func encodeSnapshot(img *Image, state []byte) []byte {
-	s := snapshotData{Version: snapshotVersion, Offset: img.Offset, NextProducerID: img.NextProducerID, State: state}
+	s := snapshotData{Version: snapshotVersion, Offset: img.Offset, NextProducerID: img.NextProducerID, State: state, ACLs: snapshotACLs(img)}
 	for _, b := range img.Brokers {
 		s.Brokers = append(s.Brokers, b)
 	}
@@ -56,6 +57,9 @@ func decodeSnapshot(b []byte) (*Image, []byte, error) {
 	}
 	img := emptyImage()
 	img.Offset, img.NextProducerID = s.Offset, s.NextProducerID
+	if err := restoreACLs(img, s.ACLs); err != nil {
+		return nil, nil, fmt.Errorf("%w: snapshot: %v", ErrCorruptRecord, err)
+	}
 	for _, b := range s.Brokers {
 		if _, dup := img.Brokers[b.ID]; dup {
 			return nil, nil, fmt.Errorf("%w: snapshot: broker %d twice", ErrCorruptRecord, b.ID)
