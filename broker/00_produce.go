@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -43,6 +44,11 @@ import (
 // * Transactional batches must belong to an ongoing transaction that added
 //   the partition (Kafka 3.6+ verification, KIP-890 part 1); from v12 the
 //   partition is added implicitly (transactions v2).
+// * With an authorizer: a transactional id needs WRITE on it, else every
+//   partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs
+//   WRITE (TOPIC_AUTHORIZATION_FAILED), and auto-creation CREATE on the
+//   cluster or the topic (else UNKNOWN_TOPIC_OR_PARTITION, as Kafka 4,
+//   which creates no topic on produce, answers).
 //
 // Version notes:
 // * v3: RecordBatch v2 only; TransactionID
@@ -69,6 +75,8 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		rt.Partitions = append(rt.Partitions, sp)
 	}
 
+	txnDenied := req.TransactionID != nil && !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID)
+	writable := s.authorizedTopics(creq, acl.OpWrite, namesOf(req.Topics, func(t kmsg.ProduceRequestTopic) string { return t.Topic }))
 	for i := range req.Topics {
 		reqTopic := &req.Topics[i]
 		resp.Topics = append(resp.Topics, kmsg.NewProduceResponseTopic())
@@ -78,6 +86,12 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		t, ok := s.logs.Topic(reqTopic.Topic)
 		for _, rp := range reqTopic.Partitions {
 			switch {
+			case txnDenied:
+				donep(rt, rp.Partition, kerr.TransactionalIDAuthorizationFailed, "")
+				continue
+			case !writable.has(reqTopic.Topic):
+				donep(rt, rp.Partition, kerr.TopicAuthorizationFailed, "")
+				continue
 			case req.Version < 3:
 				donep(rt, rp.Partition, kerr.UnsupportedVersion, "Produce v0-2 (message format v0/v1) is not supported; use v3+.")
 				continue
@@ -90,6 +104,10 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			}
 			if !ok {
 				var err error
+				if !s.mayAutoCreate(creq, reqTopic.Topic) {
+					donep(rt, rp.Partition, kerr.UnknownTopicOrPartition, "")
+					continue
+				}
 				if t, err = s.autoCreateTopic(reqTopic.Topic); err != nil {
 					donep(rt, rp.Partition, protocol.KafkaError(err), "")
 					continue

@@ -219,3 +219,38 @@ func newACLID() [16]byte {
 	_, _ = rand.Read(id[:])
 	return id
 }
+
+// namesOf yields name(item) for each item: a request's topic or group
+// names, for authorizedNames.
+func namesOf[T any](items []T, name func(T) string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for _, it := range items {
+			if !yield(name(it)) {
+				return
+			}
+		}
+	}
+}
+
+// topicName is a request's topic by name or (newer versions) by id; ok is
+// false for an id that names no topic, which the handler answers itself.
+func (s *Server) topicName(name string, id [16]byte) (string, bool) {
+	if name != "" || id == ([16]byte{}) {
+		return name, true
+	}
+	t, ok := s.logs.TopicByID(storage.TopicID(id))
+	if !ok {
+		return "", false
+	}
+	return t.Name, true
+}
+
+// topicAllowed reports whether op is allowed on a request's topic given by
+// name or id; an unknown id is allowed here, for the handler to answer.
+func (s *Server) topicAllowed(creq *clientReq, op acl.Operation, name string, id [16]byte) bool {
+	if s.authz == nil {
+		return true
+	}
+	n, ok := s.topicName(name, id)
+	return !ok || s.authorize(creq, op, acl.ResourceTopic, n)
+}
