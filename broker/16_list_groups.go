@@ -16,6 +16,7 @@ import (
 // * v3: flexible
 // * v4: StatesFilter (KIP-518)
 // * v5: TypesFilter and GroupType (KIP-848)
+//
 // With an authorizer: every group for DESCRIBE on the cluster, else the
 // groups the principal may DESCRIBE (KafkaApis.handleListGroupsRequest).
 

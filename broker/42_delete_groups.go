@@ -14,6 +14,7 @@ import (
 //
 // Version notes:
 // * v2: flexible
+//
 // With an authorizer: DELETE on each group, else GROUP_AUTHORIZATION_FAILED
 // for it.
 

@@ -11,6 +11,7 @@ import (
 //
 // Behavior: coordinator.GroupCoordinator.OffsetDelete (Kafka's
 // OffsetMetadataManager.deleteOffsets).
+//
 // With an authorizer: DELETE on the group (GROUP_AUTHORIZATION_FAILED) and
 // READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
 

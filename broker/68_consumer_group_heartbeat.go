@@ -23,6 +23,7 @@ import (
 // Version notes:
 // * v1: the client generates its member id; SubscribedTopicRegex (KIP-848
 //   GA in Kafka 4.0), resolved by the broker
+//
 // With an authorizer: READ on the group (GROUP_AUTHORIZATION_FAILED) and
 // DESCRIBE on every subscribed topic (TOPIC_AUTHORIZATION_FAILED).
 

@@ -18,6 +18,7 @@ import (
 // Version notes:
 // * v1: MemberType (always 1: kbroker has no classic members in consumer
 //   groups)
+//
 // With an authorizer: DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED
 // for it; AuthorizedOperations are the principal's.
 
