@@ -104,7 +104,7 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			}
 			if !ok {
 				var err error
-				if !s.mayAutoCreate(creq, reqTopic.Topic) {
+				if !s.mayCreateTopic(creq, reqTopic.Topic) {
 					donep(rt, rp.Partition, kerr.UnknownTopicOrPartition, "")
 					continue
 				}

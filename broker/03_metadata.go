@@ -89,7 +89,7 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 					resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.UnknownTopicOrPartition))
 					continue
 				}
-				if !s.mayAutoCreate(creq, *rt.Topic) {
+				if !s.mayCreateTopic(creq, *rt.Topic) {
 					resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.TopicAuthorizationFailed))
 					continue
 				}

@@ -118,9 +118,9 @@ func (s *Server) authorizedOperations(creq *clientReq, rt acl.ResourceType, name
 	return acl.OperationsBitField(ops)
 }
 
-// mayAutoCreate reports whether the request may create topic name:
+// mayCreateTopic reports whether the request may create topic name:
 // CREATE on the cluster or on the topic (KafkaApis' metadata auto-creation).
-func (s *Server) mayAutoCreate(creq *clientReq, name string) bool {
+func (s *Server) mayCreateTopic(creq *clientReq, name string) bool {
 	return s.authorizeCluster(creq, acl.OpCreate) || s.authorize(creq, acl.OpCreate, acl.ResourceTopic, name)
 }
 
