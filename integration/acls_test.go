@@ -1,0 +1,538 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/broker"
+)
+
+// ACL tests: real clients against a broker with authorizer.class.name set.
+//
+// Until SASL lands every connection is User:ANONYMOUS, so the tests tell
+// identities apart by host: each identity dials from its own loopback
+// address, and its ACLs name that host. With SASL, an identity becomes a
+// user: clientAs authenticates as it and its ACLs name its principal with
+// host "*"; the tests themselves do not change.
+
+const standardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+// identity is who a test client acts as.
+type identity struct {
+	principal string // the ACL principal
+	host      string // the address it connects from, and its ACLs' host
+}
+
+var (
+	// admin gets every right when a test broker starts (aclBroker); the
+	// brokers of a test cluster connect to each other as it too.
+	admin = identity{"User:ANONYMOUS", "127.0.0.1"}
+	// alice starts with no rights.
+	alice = identity{"User:ANONYMOUS", "127.0.0.2"}
+)
+
+// clientAs returns a kgo client acting as id, closed at cleanup.
+func clientAs(t testing.TB, id identity, seeds []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(id.host)}}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.Dialer(d.DialContext),
+		kgo.RetryTimeout(3 * time.Second), kgo.MetadataMinAge(100 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// allow grants id ops on the resources the builder names (it must name
+// resources and may set a pattern type).
+func allow(t testing.TB, adm *kadm.Client, id identity, b *kadm.ACLBuilder, ops ...kadm.ACLOperation) {
+	t.Helper()
+	mustCreateACLs(t, adm, b.Allow(id.principal).AllowHosts(id.host).Operations(ops...))
+}
+
+// deny denies id ops on the builder's resources.
+func deny(t testing.TB, adm *kadm.Client, id identity, b *kadm.ACLBuilder, ops ...kadm.ACLOperation) {
+	t.Helper()
+	mustCreateACLs(t, adm, b.Deny(id.principal).DenyHosts(id.host).Operations(ops...))
+}
+
+func mustCreateACLs(t testing.TB, adm *kadm.Client, b *kadm.ACLBuilder) {
+	t.Helper()
+	res, err := adm.CreateACLs(ctx(t), b)
+	if err != nil {
+		t.Fatalf("CreateACLs: %v", err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("CreateACLs %s %s: %v %s", r.Name, r.Operation, r.Err, r.ErrMessage)
+		}
+	}
+}
+
+// grantAdmin gives admin everything. Run while the cluster has no ACLs
+// and allow.everyone.if.no.acl.found is on; afterwards every resource type
+// has ACLs, so the default no longer applies and others get only what
+// they are granted.
+func grantAdmin(t testing.TB, adm *kadm.Client) {
+	t.Helper()
+	allow(t, adm, admin, kadm.NewACLs().Clusters().Topics("*").Groups("*").TransactionalIDs("*"), kadm.OpAll)
+}
+
+// aclBroker starts a broker with the authorizer on and admin's rights in
+// place.
+func aclBroker(t testing.TB, props map[string]string) *testBroker {
+	t.Helper()
+	all := map[string]string{"authorizer.class.name": standardAuthorizer, "allow.everyone.if.no.acl.found": "true"}
+	for k, v := range props {
+		all[k] = v
+	}
+	b := startBroker(t, all)
+	grantAdmin(t, kadm.NewClient(clientAs(t, admin, []string{b.Addr()})))
+	return b
+}
+
+// errCode is the Kafka error in err, or nil.
+func errCode(err error) *kerr.Error {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke
+	}
+	return nil
+}
+
+func TestACLsRoundTripAndRestart(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, nil)
+	adm := kadm.NewClient(clientAs(t, admin, []string{b.Addr()}))
+	allow(t, adm, alice, kadm.NewACLs().Topics("orders").ResourcePatternType(kadm.ACLPatternPrefixed), kadm.OpRead, kadm.OpWrite)
+	deny(t, adm, alice, kadm.NewACLs().Groups("g"), kadm.OpRead)
+	// The same ACL again is no error and no second copy.
+	allow(t, adm, alice, kadm.NewACLs().Topics("orders").ResourcePatternType(kadm.ACLPatternPrefixed), kadm.OpRead)
+
+	aliceACLs := func(adm *kadm.Client) kadm.DescribedACLs {
+		t.Helper()
+		res, err := adm.DescribeACLs(ctx(t), kadm.NewACLs().AnyResource().Allow(alice.principal).AllowHosts(alice.host).
+			Deny(alice.principal).DenyHosts(alice.host).Operations(kadm.OpAny).ResourcePatternType(kadm.ACLPatternAny))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out kadm.DescribedACLs
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("DescribeACLs: %v", r.Err)
+			}
+			out = append(out, r.Described...)
+		}
+		return out
+	}
+	if got := aliceACLs(adm); len(got) != 3 {
+		t.Fatalf("alice's ACLs: %+v, want 3", got)
+	}
+
+	// Durable: a restarted broker has them and enforces them.
+	b = b.restart(t)
+	adm = kadm.NewClient(clientAs(t, admin, []string{b.Addr()}))
+	if got := aliceACLs(adm); len(got) != 3 {
+		t.Fatalf("alice's ACLs after restart: %+v, want 3", got)
+	}
+	createTopic(t, adm, "orders-eu", 1, nil)
+	produceSync(t, clientAs(t, alice, []string{b.Addr()}), &kgo.Record{Topic: "orders-eu", Value: []byte("x")})
+
+	// A filter deletes what it matches, and reports it.
+	dres, err := adm.DeleteACLs(ctx(t), kadm.NewACLs().Topics("orders").ResourcePatternType(kadm.ACLPatternPrefixed).
+		Allow(alice.principal).AllowHosts(alice.host).Operations(kadm.OpAny))
+	if err != nil || len(dres) != 1 || dres[0].Err != nil || len(dres[0].Deleted) != 2 {
+		t.Fatalf("DeleteACLs: %v %+v", err, dres)
+	}
+	if got := aliceACLs(adm); len(got) != 1 || got[0].Type != kmsg.ACLResourceTypeGroup {
+		t.Fatalf("alice's ACLs after delete: %+v", got)
+	}
+	if err := clientAs(t, alice, []string{b.Addr()}).ProduceSync(ctx(t), &kgo.Record{Topic: "orders-eu"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce after the grant was deleted: %v", err)
+	}
+}
+
+// Bindings Kafka refuses are INVALID_REQUEST, one by one.
+func TestACLsInvalid(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, nil)
+	cl := clientAs(t, admin, []string{b.Addr()})
+	req := kmsg.NewPtrCreateACLsRequest()
+	good := kmsg.NewCreateACLsRequestCreation()
+	good.ResourceType, good.ResourceName, good.ResourcePatternType = kmsg.ACLResourceTypeTopic, "t", kmsg.ACLResourcePatternTypeLiteral
+	good.Principal, good.Host, good.Operation, good.PermissionType = "User:bob", "*", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+	bad := func(f func(c *kmsg.CreateACLsRequestCreation)) kmsg.CreateACLsRequestCreation {
+		c := good
+		f(&c)
+		return c
+	}
+	req.Creations = []kmsg.CreateACLsRequestCreation{
+		good,
+		bad(func(c *kmsg.CreateACLsRequestCreation) { c.Operation = kmsg.ACLOperationAny }),
+		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeMatch }),
+		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = kmsg.ACLResourceTypeAny }),
+		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType, c.ResourceName = kmsg.ACLResourceTypeCluster, "other" }),
+		bad(func(c *kmsg.CreateACLsRequestCreation) { c.Principal = "bob" }),
+		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourceName = "" }),
+	}
+	resp, err := req.RequestWith(ctx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		want := kerr.InvalidRequest.Code
+		if i == 0 {
+			want = 0
+		}
+		if r.ErrorCode != want {
+			t.Errorf("creation %d: error %d (%v), want %d", i, r.ErrorCode, r.ErrorMessage, want)
+		}
+	}
+	dreq := kmsg.NewPtrDescribeACLsRequest()
+	dreq.ResourceType = kmsg.ACLResourceTypeUnknown
+	dresp, err := dreq.RequestWith(ctx(t), cl)
+	if err != nil || dresp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("DescribeAcls with an UNKNOWN filter: %v %+v", err, dresp)
+	}
+}
+
+// Without authorizer.class.name the ACL APIs answer SECURITY_DISABLED and
+// nothing is authorized.
+func TestACLsSecurityDisabled(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, nil)
+	adm := b.admin(t)
+	res, err := adm.CreateACLs(ctx(t), kadm.NewACLs().Topics("t").Allow("User:bob").Operations(kadm.OpRead))
+	if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.SecurityDisabled) {
+		t.Fatalf("CreateACLs without an authorizer: %v %+v", err, res)
+	}
+	dresp, err := kmsg.NewPtrDescribeACLsRequest().RequestWith(ctx(t), b.client(t))
+	if err != nil || dresp.ErrorCode != kerr.SecurityDisabled.Code {
+		t.Fatalf("DescribeACLs without an authorizer: %v %+v", err, dresp)
+	}
+	createTopic(t, adm, "free", 1, nil)
+	produceSync(t, b.client(t), &kgo.Record{Topic: "free"})
+}
+
+// With the authorizer on and allow.everyone.if.no.acl.found false (Kafka's
+// default), a broker without ACLs allows nobody but super users.
+func TestACLsDefaultDeny(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, map[string]string{"authorizer.class.name": standardAuthorizer})
+	cl := b.client(t)
+	if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "t"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	res, err := kadm.NewClient(cl).CreateACLs(ctx(t), kadm.NewACLs().Topics("t").Allow("User:ANONYMOUS").Operations(kadm.OpAll))
+	if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("CreateACLs: %v %+v, want CLUSTER_AUTHORIZATION_FAILED", err, res)
+	}
+
+	// super.users bypasses everything, DENY ACLs included.
+	s := startBroker(t, map[string]string{"authorizer.class.name": standardAuthorizer, "super.users": "User:admin;User:ANONYMOUS"})
+	adm := s.admin(t)
+	mustCreateACLs(t, adm, kadm.NewACLs().Topics("*").Clusters().Deny("User:*").Operations(kadm.OpAll))
+	createTopic(t, adm, "t", 1, nil)
+	produceSync(t, s.client(t), &kgo.Record{Topic: "t", Value: []byte("v")})
+	consumeN(t, s.Addr(), "t", 1)
+}
+
+func TestACLsUnknownAuthorizer(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"kafka.security.authorizer.AclAuthorizer", "com.example.Mine"} {
+		if _, err := broker.ParseConfig(map[string]string{"authorizer.class.name": name}); err == nil {
+			t.Errorf("authorizer.class.name=%s accepted", name)
+		}
+	}
+}
+
+// Topics: produce, consume, metadata, create and delete, by literal and
+// prefixed ACLs; a DENY wins over an ALLOW.
+func TestACLsTopic(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, nil)
+	seeds := []string{b.Addr()}
+	adm := kadm.NewClient(clientAs(t, admin, seeds))
+	createTopic(t, adm, "secret", 1, nil)
+	createTopic(t, adm, "public", 1, nil)
+	produceSync(t, clientAs(t, admin, seeds), &kgo.Record{Topic: "secret", Value: []byte("s")})
+	allow(t, adm, alice, kadm.NewACLs().Topics("public"), kadm.OpDescribe)
+
+	cl := clientAs(t, alice, seeds)
+	if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "secret"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	assertConsumeDenied(t, alice, seeds, "secret")
+
+	// Metadata for all topics hides what alice may not describe; asked
+	// by name it is refused.
+	aadm := kadm.NewClient(cl)
+	md, err := aadm.Metadata(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := md.Topics.Names(); !slices.Equal(names, []string{"public"}) {
+		t.Fatalf("alice's metadata lists %v, want [public]", names)
+	}
+	md, err = aadm.Metadata(ctx(t), "secret")
+	if err == nil {
+		err = md.Topics["secret"].Err
+	}
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("metadata for secret: %v", err)
+	}
+	if r, err := aadm.CreateTopic(ctx(t), 1, 1, nil, "mine"); err == nil && !errors.Is(r.Err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("create topic: %v", r.Err)
+	}
+	dr, err := aadm.DeleteTopics(ctx(t), "public")
+	if err != nil || !errors.Is(dr["public"].Err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("delete topic: %v %+v", err, dr)
+	}
+
+	// A prefixed grant opens secret; a literal DENY of READ keeps it from
+	// being read while writes pass.
+	allow(t, adm, alice, kadm.NewACLs().Topics("sec").ResourcePatternType(kadm.ACLPatternPrefixed), kadm.OpAll)
+	deny(t, adm, alice, kadm.NewACLs().Topics("secret"), kadm.OpRead)
+	produceSync(t, clientAs(t, alice, seeds), &kgo.Record{Topic: "secret", Value: []byte("a")})
+	assertConsumeDenied(t, alice, seeds, "secret")
+	allow(t, adm, alice, kadm.NewACLs().Clusters(), kadm.OpCreate)
+	createTopic(t, kadm.NewClient(clientAs(t, alice, seeds)), "mine", 1, nil)
+}
+
+// assertConsumeDenied checks that id's fetches of topic fail with
+// TOPIC_AUTHORIZATION_FAILED.
+func assertConsumeDenied(t *testing.T, id identity, seeds []string, topic string) {
+	t.Helper()
+	cl := clientAs(t, id, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	c, cancel := context.WithTimeout(ctx(t), 10*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(c)
+		if c.Err() != nil {
+			t.Fatalf("consuming %s: no TOPIC_AUTHORIZATION_FAILED", topic)
+		}
+		if len(fs.Records()) > 0 {
+			t.Fatalf("consumed %d records of %s", len(fs.Records()), topic)
+		}
+		for _, e := range fs.Errors() {
+			if errors.Is(e.Err, kerr.TopicAuthorizationFailed) {
+				return
+			}
+		}
+	}
+}
+
+// Groups: joining and committing need READ on the group.
+func TestACLsGroup(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, map[string]string{"group.initial.rebalance.delay.ms": "0"})
+	seeds := []string{b.Addr()}
+	adm := kadm.NewClient(clientAs(t, admin, seeds))
+	createTopic(t, adm, "events", 1, nil)
+	allow(t, adm, alice, kadm.NewACLs().Topics("events"), kadm.OpRead)
+
+	cl := clientAs(t, alice, seeds, kgo.ConsumeTopics("events"), kgo.ConsumerGroup("analytics"))
+	c, cancel := context.WithTimeout(ctx(t), 10*time.Second)
+	defer cancel()
+	for denied := false; !denied; {
+		fs := cl.PollFetches(c)
+		if c.Err() != nil {
+			t.Fatal("joining the group: no GROUP_AUTHORIZATION_FAILED")
+		}
+		for _, e := range fs.Errors() {
+			denied = denied || errors.Is(e.Err, kerr.GroupAuthorizationFailed)
+		}
+	}
+	aadm := kadm.NewClient(clientAs(t, alice, seeds))
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "events", Partition: 0, At: 0})
+	cr, err := aadm.CommitOffsets(ctx(t), "analytics", offs)
+	if err == nil {
+		err = cr.Error()
+	}
+	if !errors.Is(err, kerr.GroupAuthorizationFailed) {
+		t.Fatalf("commit: %v, want GROUP_AUTHORIZATION_FAILED", err)
+	}
+
+	// With READ on the group the same consumer gets in and commits.
+	allow(t, adm, alice, kadm.NewACLs().Groups("analytics"), kadm.OpRead)
+	produceSync(t, clientAs(t, admin, seeds), &kgo.Record{Topic: "events", Value: []byte("e")})
+	ok := clientAs(t, alice, seeds, kgo.ConsumeTopics("events"), kgo.ConsumerGroup("analytics"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for n := 0; n < 1; {
+		fs := ok.PollFetches(ctx(t))
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume with READ on the group: %v", err)
+		}
+		n += len(fs.Records())
+	}
+	if err := ok.CommitUncommittedOffsets(ctx(t)); err != nil {
+		t.Fatalf("commit with READ on the group: %v", err)
+	}
+}
+
+// Transactional ids: a transactional producer's InitProducerId needs WRITE
+// on its id.
+func TestACLsTransactionalID(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, nil)
+	seeds := []string{b.Addr()}
+	adm := kadm.NewClient(clientAs(t, admin, seeds))
+	createTopic(t, adm, "ledger", 1, nil)
+	allow(t, adm, alice, kadm.NewACLs().Topics("ledger"), kadm.OpWrite)
+
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID, req.TransactionTimeoutMillis = kmsg.StringPtr("tx-1"), 10000
+	// kgo looks the coordinator up first, which alice may not either.
+	resp, err := req.RequestWith(ctx(t), clientAs(t, alice, seeds))
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		t.Fatalf("InitProducerId: %v", err)
+	}
+	cl := clientAs(t, alice, seeds, kgo.TransactionalID("tx-1"), kgo.DefaultProduceTopic("ledger"))
+	if err := cl.BeginTransaction(); err == nil {
+		err = cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte("x")}).FirstErr()
+	}
+	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		t.Fatalf("transactional produce: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
+	}
+
+	allow(t, adm, alice, kadm.NewACLs().TransactionalIDs("tx-").ResourcePatternType(kadm.ACLPatternPrefixed), kadm.OpWrite)
+	cl = clientAs(t, alice, seeds, kgo.TransactionalID("tx-1"), kgo.DefaultProduceTopic("ledger"))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceSync(t, cl, &kgo.Record{Value: []byte("x")})
+	if err := cl.EndTransaction(ctx(t), kgo.TryCommit); err != nil {
+		t.Fatalf("commit with WRITE on the id: %v", err)
+	}
+}
+
+// The cluster resource: admin APIs need ALTER or DESCRIBE on it, and the
+// authorized operations a client asks for are its own.
+func TestACLsCluster(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, nil)
+	seeds := []string{b.Addr()}
+	adm := kadm.NewClient(clientAs(t, admin, seeds))
+	createTopic(t, adm, "t", 1, nil)
+	allow(t, adm, alice, kadm.NewACLs().Topics("t"), kadm.OpDescribe)
+	cl := clientAs(t, alice, seeds)
+	aadm := kadm.NewClient(cl)
+
+	if _, err := aadm.ElectLeaders(ctx(t), kadm.ElectPreferredReplica, kadm.TopicsSet{"t": {0: {}}}); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("ElectLeaders: %v", err)
+	}
+	var ra kadm.AlterPartitionAssignmentsReq
+	ra.Assign("t", 0, []int32{1})
+	if _, err := aadm.AlterPartitionAssignments(ctx(t), ra); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("AlterPartitionAssignments: %v", err)
+	}
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	if resp, err := dc.RequestWith(ctx(t), cl); err != nil || resp.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Errorf("DescribeCluster: %v %+v", err, resp)
+	}
+	ld := kmsg.NewPtrDescribeLogDirsRequest()
+	if resp, err := ld.RequestWith(ctx(t), cl.Broker(1)); err != nil || resp.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Errorf("DescribeLogDirs: %v %+v", err, resp)
+	}
+	if res, err := aadm.CreateACLs(ctx(t), kadm.NewACLs().Topics("t").Allow(alice.principal).Operations(kadm.OpAll)); err != nil || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("CreateACLs: %v %+v", err, res)
+	}
+	if resp, err := kmsg.NewPtrDescribeACLsRequest().RequestWith(ctx(t), cl); err != nil || resp.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Errorf("DescribeACLs: %v %+v", err, resp)
+	}
+
+	// Authorized operations: alice may DESCRIBE the cluster and t, and
+	// READ t.
+	allow(t, adm, alice, kadm.NewACLs().Clusters(), kadm.OpDescribe)
+	allow(t, adm, alice, kadm.NewACLs().Topics("t"), kadm.OpRead)
+	md := kmsg.NewPtrMetadataRequest()
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("t")}}
+	md.IncludeTopicAuthorizedOperations = true
+	mresp, err := md.RequestWith(ctx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	describe := int32(1) << kmsg.ACLOperationDescribe
+	if read := int32(1) << kmsg.ACLOperationRead; len(mresp.Topics) != 1 || mresp.Topics[0].AuthorizedOperations != describe|read {
+		t.Errorf("topic authorized operations %+v, want %b", mresp.Topics, describe|read)
+	}
+	dc.IncludeClusterAuthorizedOperations = true
+	if resp, err := dc.RequestWith(ctx(t), cl); err != nil || resp.ErrorCode != 0 || resp.ClusterAuthorizedOperations != describe {
+		t.Errorf("DescribeCluster with DESCRIBE: %v %+v", err, resp)
+	}
+}
+
+// In a cluster ACLs travel through the metadata log: one created through
+// one node is enforced by every other. The brokers replicate as admin.
+func TestACLsCluster3Nodes(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, map[string]string{"authorizer.class.name": standardAuthorizer, "allow.everyone.if.no.acl.found": "true"})
+	seeds := c.seeds()
+	adm := kadm.NewClient(clientAs(t, admin, seeds[:1]))
+	grantAdmin(t, adm)
+	createTopic3 := func(name string) {
+		t.Helper()
+		r, err := adm.CreateTopic(ctx(t), 1, 3, nil, name)
+		if err != nil || r.Err != nil {
+			t.Fatalf("create %s: %v %v", name, err, r.Err)
+		}
+	}
+	createTopic3("shared")
+	produceSync(t, clientAs(t, admin, seeds), &kgo.Record{Topic: "shared", Value: []byte("replicated")})
+
+	// alice asks each node directly for the topic: refused everywhere.
+	cl := clientAs(t, alice, seeds)
+	metadataOn := func(node int32) int16 {
+		t.Helper()
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("shared")}}
+		resp, err := req.RequestWith(ctx(t), cl.Broker(int(node)))
+		if err != nil || len(resp.Topics) != 1 {
+			t.Fatalf("metadata from node %d: %v", node, err)
+		}
+		return resp.Topics[0].ErrorCode
+	}
+	for id := int32(1); id <= 3; id++ {
+		if code := metadataOn(id); code != kerr.TopicAuthorizationFailed.Code {
+			t.Fatalf("node %d: error %d, want TOPIC_AUTHORIZATION_FAILED", id, code)
+		}
+	}
+	// Granted through node 1, the read is allowed on every node.
+	allow(t, adm, alice, kadm.NewACLs().Topics("shared"), kadm.OpRead)
+	for id := int32(1); id <= 3; id++ {
+		deadline := time.Now().Add(10 * time.Second)
+		for metadataOn(id) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d never applied the ACL", id)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	consumeAs(t, alice, seeds, "shared", 1)
+}
+
+// consumeAs reads n records of topic from the start as id.
+func consumeAs(t *testing.T, id identity, seeds []string, topic string, n int) {
+	t.Helper()
+	cl := clientAs(t, id, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for got := 0; got < n; {
+		fs := cl.PollFetches(ctx(t))
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume %s: %v", topic, err)
+		}
+		got += len(fs.Records())
+	}
+}
