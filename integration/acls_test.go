@@ -181,7 +181,9 @@ func TestACLsInvalid(t *testing.T) {
 		bad(func(c *kmsg.CreateACLsRequestCreation) { c.Operation = kmsg.ACLOperationAny }),
 		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeMatch }),
 		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = kmsg.ACLResourceTypeAny }),
-		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType, c.ResourceName = kmsg.ACLResourceTypeCluster, "other" }),
+		bad(func(c *kmsg.CreateACLsRequestCreation) {
+			c.ResourceType, c.ResourceName = kmsg.ACLResourceTypeCluster, "other"
+		}),
 		bad(func(c *kmsg.CreateACLsRequestCreation) { c.Principal = "bob" }),
 		bad(func(c *kmsg.CreateACLsRequestCreation) { c.ResourceName = "" }),
 	}
