@@ -355,6 +355,7 @@ func TestACLsGroup(t *testing.T) {
 			denied = denied || errors.Is(e.Err, kerr.GroupAuthorizationFailed)
 		}
 	}
+	cl.Close() // it would keep trying, and join once allowed below
 	aadm := kadm.NewClient(clientAs(t, alice, seeds))
 	var offs kadm.Offsets
 	offs.Add(kadm.Offset{Topic: "events", Partition: 0, At: 0})
