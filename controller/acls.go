@@ -60,6 +60,9 @@ func (r *record) checkACL() error {
 }
 
 func (n *Image) applyACLRecord(r record) error {
+	if n.ACLs == nil { // an image built by hand, in tests
+		n.ACLs = emptyACLs
+	}
 	_, exists := n.ACLs.ByID[r.ACLID]
 	byID := maps.Clone(n.ACLs.ByID)
 	switch r.Type {
@@ -79,6 +82,9 @@ func (n *Image) applyACLRecord(r record) error {
 }
 
 func snapshotACLs(img *Image) []ACLEntry {
+	if img.ACLs == nil { // an image built by hand, in tests
+		return nil
+	}
 	var out []ACLEntry
 	for id, b := range img.ACLs.ByID {
 		out = append(out, ACLEntry{ID: id, ACL: b})
