@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/controller"
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -43,7 +44,8 @@ import (
 // * v7: TopicID
 //
 // With an authorizer: CREATE on the cluster or on the topic, else
-// TOPIC_AUTHORIZATION_FAILED.
+// TOPIC_AUTHORIZATION_FAILED; the v5+ configs of a created topic need
+// DESCRIBE_CONFIGS on it, else ConfigErrorCode TOPIC_AUTHORIZATION_FAILED.
 
 func (s *Server) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.CreateTopicsRequest)
@@ -69,6 +71,9 @@ func (s *Server) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 		default:
 			if err := s.createTopic(rt, req.ValidateOnly, &st); err != nil {
 				st.ErrorCode, st.ErrorMessage = errorResult(err)
+			} else if !s.authorize(creq, acl.OpDescribeConfigs, acl.ResourceTopic, rt.Topic) {
+				// Created, but its configs are not the client's to see.
+				st.Configs, st.ConfigErrorCode = nil, kerr.TopicAuthorizationFailed.Code
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
