@@ -450,6 +450,13 @@ func TestACLsCluster(t *testing.T) {
 	if resp, err := ld.RequestWith(ctx(t), cl.Broker(1)); err != nil || resp.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
 		t.Errorf("DescribeLogDirs: %v %+v", err, resp)
 	}
+	// Inter-broker requests need CLUSTER_ACTION.
+	wm := kmsg.NewPtrWriteTxnMarkersRequest()
+	wm.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: 1, Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "t", Partitions: []int32{0}}}}}
+	if resp, err := wm.RequestWith(ctx(t), cl.Broker(1)); err != nil || len(resp.Markers) != 1 ||
+		resp.Markers[0].Topics[0].Partitions[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Errorf("WriteTxnMarkers: %v %+v", err, resp)
+	}
 	if res, err := aadm.CreateACLs(ctx(t), kadm.NewACLs().Topics("t").Allow(alice.principal).Operations(kadm.OpAll)); err != nil || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
 		t.Errorf("CreateACLs: %v %+v", err, res)
 	}
@@ -512,6 +519,14 @@ func TestACLsCluster3Nodes(t *testing.T) {
 		if code := metadataOn(id); code != kerr.TopicAuthorizationFailed.Code {
 			t.Fatalf("node %d: error %d, want TOPIC_AUTHORIZATION_FAILED", id, code)
 		}
+	}
+	// A fetch posing as a follower needs CLUSTER_ACTION.
+	f := kmsg.NewPtrFetchRequest() // kgo sends the newest version: ids, ReplicaState
+	f.ReplicaID, f.ReplicaState.ID, f.ReplicaState.Epoch, f.MaxWaitMillis = 2, 2, -1, 0
+	f.Topics = []kmsg.FetchRequestTopic{{Topic: "shared", TopicID: topicID(t, adm, "shared"), Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1}}}}
+	if resp, err := f.RequestWith(ctx(t), cl.Broker(1)); err != nil || len(resp.Topics) != 1 ||
+		resp.Topics[0].Partitions[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("follower fetch as alice: %v %+v", err, resp)
 	}
 	// Granted through node 1, the read is allowed on every node.
 	allow(t, adm, alice, kadm.NewACLs().Topics("shared"), kadm.OpRead)
