@@ -44,8 +44,9 @@ import (
 // * Transactional batches must belong to an ongoing transaction that added
 //   the partition (Kafka 3.6+ verification, KIP-890 part 1); from v12 the
 //   partition is added implicitly (transactions v2).
-// * With an authorizer: a transactional id needs WRITE on it, else every
-//   partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs
+// * With an authorizer: transactional batches need WRITE on the request's
+//   transactional id, else every partition is
+//   TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs
 //   WRITE (TOPIC_AUTHORIZATION_FAILED), and auto-creation CREATE on the
 //   cluster or the topic (else UNKNOWN_TOPIC_OR_PARTITION, as Kafka 4,
 //   which creates no topic on produce, answers).
@@ -75,7 +76,8 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		rt.Partitions = append(rt.Partitions, sp)
 	}
 
-	txnDenied := req.TransactionID != nil && !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID)
+	txnDenied := s.authz != nil && hasTransactionalRecords(req) &&
+		(req.TransactionID == nil || !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID))
 	writable := s.authorizedTopics(creq, acl.OpWrite, namesOf(req.Topics, func(t kmsg.ProduceRequestTopic) string { return t.Topic }))
 	for i := range req.Topics {
 		reqTopic := &req.Topics[i]
@@ -203,4 +205,18 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// hasTransactionalRecords is Kafka's RequestUtils.hasTransactionalRecords:
+// whether any partition's batch is transactional (a malformed one is
+// refused later, per partition).
+func hasTransactionalRecords(req *kmsg.ProduceRequest) bool {
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			if h, err := storage.ParseBatchHeader(p.Records); err == nil && h.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -119,6 +119,10 @@ func TestAuthorize(t *testing.T) {
 			{alice, h1, OpRead, ResourceTopic, "t", true},
 			{alice, h2, OpRead, ResourceTopic, "t", false},
 		}},
+		{"ipv6 hosts compare as addresses", []Binding{allow(ResourceTopic, PatternLiteral, "t", alice, "0:0:0:0:0:0:0:1", OpRead)}, nil, false, []q{
+			{alice, "::1", OpRead, ResourceTopic, "t", true},
+			{alice, "::2", OpRead, ResourceTopic, "t", false},
+		}},
 		{"host deny", []Binding{
 			allow(ResourceTopic, PatternLiteral, "t", "User:*", "*", OpRead),
 			deny(ResourceTopic, PatternLiteral, "t", "User:*", h2, OpRead),

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -64,7 +65,21 @@ func (a *Authorizer) Authorize(principal, host string, op Operation, rt Resource
 	if a.superUsers[principal] {
 		return true
 	}
-	return a.index.Load().decide(principal, host, op, rt, name, a.allowIfNoACL)
+	return a.index.Load().decide(principal, canonicalHost(host), op, rt, name, a.allowIfNoACL)
+}
+
+// canonicalHost writes an IPv6 address one way, so that an ACL for
+// 0:0:0:0:0:0:0:1 (Java's InetAddress.getHostAddress form, which Kafka
+// compares) matches a client at ::1; an IPv4-mapped address is its IPv4
+// form. Anything else is left as it is.
+func canonicalHost(h string) string {
+	if !strings.Contains(h, ":") {
+		return h
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap().String()
+	}
+	return h
 }
 
 // AuthorizeByResourceType reports whether principal may perform op on at
@@ -83,6 +98,7 @@ func (a *Authorizer) AuthorizeByResourceType(principal, host string, op Operatio
 	if ti == nil {
 		return false
 	}
+	host = canonicalHost(host)
 	var denyLiteral, denyPrefixed, allowLiteral, allowPrefixed []string
 	wildcardAllow := false
 	for _, b := range ti.all {
@@ -143,6 +159,7 @@ type typeIndex struct {
 func newIndex(bindings []Binding) *index {
 	ix := &index{all: slices.Clone(bindings), byType: map[ResourceType]*typeIndex{}}
 	for _, b := range ix.all {
+		b.Host = canonicalHost(b.Host) // ix.all keeps the host as given
 		ti := ix.byType[b.ResourceType]
 		if ti == nil {
 			ti = &typeIndex{literal: map[string][]Binding{}, prefixed: map[string][]Binding{}}

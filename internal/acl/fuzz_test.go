@@ -63,7 +63,8 @@ func scan(set []Binding, principal, host string, op Operation, rt ResourceType, 
 			continue
 		}
 		found = true
-		switch applies(b, principal, host, op) {
+		b.Host = canonicalHost(b.Host)
+		switch applies(b, principal, canonicalHost(host), op) {
 		case PermissionDeny:
 			return false
 		case PermissionAllow:
