@@ -27,9 +27,11 @@ import (
 // are User:ANONYMOUS: a cluster with the authorizer on must make that
 // principal a super user (super.users=User:ANONYMOUS, which is what Kafka
 // needs too for a PLAINTEXT inter-broker listener) or grant it
-// CLUSTER_ACTION on the cluster from the brokers' hosts. Start warns when
-// neither is evident. The controller listener serves only the controller
-// APIs between voters and is not authorized, as in Kafka.
+// CLUSTER_ACTION on the cluster from the brokers' hosts; Start warns
+// unless User:ANONYMOUS is a super user. The controller listener serves
+// only the controller APIs between voters and is not authorized (Kafka's
+// ControllerApis require CLUSTER_ACTION there too; kbroker's voters trust
+// each other, as they do for every other controller request).
 
 // standardAuthorizer is the one authorizer.class.name kbroker implements.
 const standardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
