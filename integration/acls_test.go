@@ -307,7 +307,28 @@ func TestACLsTopic(t *testing.T) {
 	deny(t, adm, alice, kadm.NewACLs().Topics("secret"), kadm.OpRead)
 	produceSync(t, clientAs(t, alice, seeds), &kgo.Record{Topic: "secret", Value: []byte("a")})
 	assertConsumeDenied(t, alice, seeds, "secret")
+	// Auto-creation through Metadata needs CREATE besides DESCRIBE.
+	allow(t, adm, alice, kadm.NewACLs().Topics("auto").ResourcePatternType(kadm.ACLPatternPrefixed), kadm.OpDescribe)
+	autoCreate := func() int16 {
+		t.Helper()
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics, req.AllowAutoTopicCreation = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("auto-1")}}, true
+		resp, err := req.RequestWith(ctx(t), clientAs(t, alice, seeds))
+		if err != nil || len(resp.Topics) != 1 {
+			t.Fatalf("metadata: %v", err)
+		}
+		return resp.Topics[0].ErrorCode
+	}
+	if code := autoCreate(); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("auto-creation without CREATE: error %d", code)
+	}
+	if td, err := adm.ListTopics(ctx(t), "auto-1"); err == nil && td.Has("auto-1") && td["auto-1"].Err == nil {
+		t.Fatal("auto-1 was created")
+	}
 	allow(t, adm, alice, kadm.NewACLs().Clusters(), kadm.OpCreate)
+	if code := autoCreate(); code != 0 && code != kerr.LeaderNotAvailable.Code {
+		t.Fatalf("auto-creation with CREATE: error %d", code)
+	}
 	createTopic(t, kadm.NewClient(clientAs(t, alice, seeds)), "mine", 1, nil)
 }
 
