@@ -541,6 +541,22 @@ func TestACLsCluster3Nodes(t *testing.T) {
 			t.Fatalf("node %d: error %d, want TOPIC_AUTHORIZATION_FAILED", id, code)
 		}
 	}
+	// A broker that does not coordinate groups still refuses alice's
+	// JoinGroup for want of rights, not NOT_COORDINATOR: Kafka authorizes
+	// before it routes.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = "g"
+	fresp, err := fc.RequestWith(ctx(t), clientAs(t, admin, seeds))
+	if err != nil || fresp.ErrorCode != 0 {
+		t.Fatalf("FindCoordinator: %v %+v", err, fresp)
+	}
+	other := fresp.NodeID%3 + 1
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.ProtocolType, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis = "g", "consumer", 10000, 10000
+	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+	if resp, err := jg.RequestWith(ctx(t), cl.Broker(int(other))); err != nil || resp.ErrorCode != kerr.GroupAuthorizationFailed.Code {
+		t.Fatalf("JoinGroup on node %d (coordinator %d): %v %+v", other, fresp.NodeID, err, resp)
+	}
 	// A fetch posing as a follower needs CLUSTER_ACTION.
 	f := kmsg.NewPtrFetchRequest() // kgo sends the newest version: ids, ReplicaState
 	f.ReplicaID, f.ReplicaState.ID, f.ReplicaState.Epoch, f.MaxWaitMillis = 2, 2, -1, 0
