@@ -55,12 +55,15 @@ type config struct {
 // whether it succeeded; a failure is recorded in the broker's Result.
 type phaseFunc func(name string, timeout time.Duration, f func(context.Context) error) bool
 
-var allBrokers = []string{"kbroker", "kfake-mem", "kfake-disk"}
+var allBrokers = []string{"kbroker", "kfake-mem", "kfake-disk", "null"}
 
 func main() {
 	// The kfake brokers are this same binary, re-executed.
 	if len(os.Args) > 1 && os.Args[1] == "serve-kfake" {
 		os.Exit(serveKfake(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "serve-null" {
+		os.Exit(serveNull(os.Args[2:]))
 	}
 
 	var cfg config
@@ -176,12 +179,17 @@ func run(ctx context.Context, cfg config) int {
 			spec = kfakeSpec(self, false)
 		case "kfake-disk":
 			spec = kfakeSpec(self, true)
+		case "null":
+			spec = nullSpec(self)
+			if cfg.clusterOnly {
+				continue // it has no cluster
+			}
 		}
 		res := &Result{Broker: name}
 		if !cfg.clusterOnly {
 			res = benchBroker(ctx, cfg, spec, tmp)
 		}
-		if cfg.withCluster && ctx.Err() == nil {
+		if cfg.withCluster && ctx.Err() == nil && name != "null" {
 			benchCluster(ctx, cfg, res, name, bin, self, tmp)
 		}
 		results = append(results, res)
@@ -353,9 +361,13 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 		})
 	}
 
-	benchGroups(cfg, res, phase, live.addr, logf)
+	if !spec.Null {
+		benchGroups(cfg, res, phase, live.addr, logf)
+	}
 	benchIdempotence(cfg, res, phase, live.addr, values, compression, logf)
-	benchTransactions(cfg, res, phase, live.addr, values, compression, logf)
+	if !spec.Null {
+		benchTransactions(cfg, res, phase, live.addr, values, compression, logf)
+	}
 
 	if dead || ctx.Err() != nil {
 		return res

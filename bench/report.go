@@ -259,7 +259,7 @@ func printRows(w io.Writer, ran []*Result, kb *Result, others []*Result, figs []
 	if len(ran) > 1 {
 		fmt.Fprint(w, "* best in row.")
 		if len(others) > 0 {
-			fmt.Fprint(w, " Ratios are kbroker/kfake; the winner is in brackets.")
+			fmt.Fprint(w, " Ratios are kbroker/peer; the winner is in brackets. null stores nothing but memory: kbroker/null is the share of the client-bound limit kbroker reaches.")
 		}
 		fmt.Fprintln(w)
 	}
