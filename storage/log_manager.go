@@ -318,25 +318,39 @@ func (m *LogManager) openLog(t *Topic, partition int32, clean bool) (*Log, error
 // createLogs makes fresh logs for partitions [from, to) of t. A directory already in
 // the way (left by an interrupted deletion) is moved aside and removed first.
 func (m *LogManager) createLogs(t *Topic, from, to int32) ([]*Log, error) {
-	var logs []*Log
+	logs := make([]*Log, to-from)
+	errs := make([]error, to-from)
+	// Creating a partition is a handful of file system operations that
+	// mostly wait on the journal: a few in parallel overlap those waits.
+	sem := make(chan struct{}, createLogsParallelism)
+	var wg sync.WaitGroup
 	for p := from; p < to; p++ {
-		dir := filepath.Join(m.dir, partitionDirName(t.Name, p))
-		if _, err := os.Stat(dir); err == nil {
-			m.logger.Warn("replacing stale partition directory", "dir", dir)
-			m.removeDirAsync(t.Name, p)
-		}
-		l, err := m.openLog(t, p, true)
-		if err != nil {
-			for _, l := range logs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			dir := filepath.Join(m.dir, partitionDirName(t.Name, p))
+			if _, err := os.Stat(dir); err == nil {
+				m.logger.Warn("replacing stale partition directory", "dir", dir)
+				m.removeDirAsync(t.Name, p)
+			}
+			logs[p-from], errs[p-from] = m.openLog(t, p, true)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, l := range logs {
+			if l != nil {
 				l.close(false)
 				m.removeDirAsync(l.topic, l.partition)
 			}
-			return nil, err
 		}
-		logs = append(logs, l)
+		return nil, err
 	}
 	return logs, nil
 }
+
+// createLogsParallelism bounds the partitions created at once.
+const createLogsParallelism = 8
 
 // removeDirAsync renames a partition directory to "<topic>-<p>.<uid>-delete" and
 // removes it in the background; a crash in between leaves it for the next start.
