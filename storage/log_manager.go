@@ -224,13 +224,14 @@ func (m *LogManager) load() error {
 	}
 	m.cleanDataDir(cat)
 
-	// Recover partitions in parallel (num.recovery.threads.per.data.dir): it is I/O.
+	// Recover partitions in parallel (num.recovery.threads.per.data.dir):
+	// it is I/O, mostly waits on the file system.
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
 		errs = make([]error, len(jobs))
 	)
-	for range min(len(jobs), max(2, runtime.GOMAXPROCS(0))) {
+	for range min(len(jobs), max(logIOParallelism, runtime.GOMAXPROCS(0))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -322,7 +323,7 @@ func (m *LogManager) createLogs(t *Topic, from, to int32) ([]*Log, error) {
 	errs := make([]error, to-from)
 	// Creating a partition is a handful of file system operations that
 	// mostly wait on the journal: a few in parallel overlap those waits.
-	sem := make(chan struct{}, createLogsParallelism)
+	sem := make(chan struct{}, logIOParallelism)
 	var wg sync.WaitGroup
 	for p := from; p < to; p++ {
 		sem <- struct{}{}
@@ -349,8 +350,8 @@ func (m *LogManager) createLogs(t *Topic, from, to int32) ([]*Log, error) {
 	return logs, nil
 }
 
-// createLogsParallelism bounds the partitions created at once.
-const createLogsParallelism = 8
+// logIOParallelism bounds the partitions created or loaded at once.
+const logIOParallelism = 8
 
 // removeDirAsync renames a partition directory to "<topic>-<p>.<uid>-delete" and
 // removes it in the background; a crash in between leaves it for the next start.
