@@ -49,6 +49,10 @@ type config struct {
 	withCluster bool
 	clusterOnly bool
 	cluster     clusterConfig
+	// The scale section: run it (withScale), or only it (scaleOnly).
+	withScale bool
+	scaleOnly bool
+	scale     scaleConfig
 }
 
 // phaseFunc runs f as the named phase, bounded by timeout, and reports
@@ -91,7 +95,26 @@ func main() {
 	flag.DurationVar(&cfg.cluster.heartbeat, "cluster-heartbeat", 250*time.Millisecond, "kbroker cluster: broker.heartbeat.interval.ms (Kafka's default is 2s)")
 	flag.IntVar(&cfg.cluster.failoverRuns, "failover-runs", 5, "leader kills in the failover measurement; the median and max are reported")
 	flag.IntVar(&cfg.cluster.failoverRate, "failover-rate", 500, "records per second the producer writes during the failover runs")
+	var scalePartitions, scaleConnections string
+	flag.BoolVar(&cfg.withScale, "scale", false, "also run the scale section: partition counts (create, Metadata, RSS, start-up after a clean and a crashed stop) and connection counts")
+	flag.BoolVar(&cfg.scaleOnly, "scale-only", false, "run only the scale section (implies -scale)")
+	flag.StringVar(&scalePartitions, "scale-partitions", "100,1000,5000,10000", "partition counts of the scale section, in topics of 100 partitions")
+	flag.StringVar(&scaleConnections, "scale-connections", "10,100,1000", "connection counts of the scale section")
 	flag.Parse()
+	cfg.scale.topicSize = 100
+	var perr error
+	if cfg.scale.partitions, perr = parseCounts(scalePartitions); perr != nil {
+		log.Fatal("-scale-partitions: ", perr)
+	}
+	if cfg.scale.connections, perr = parseCounts(scaleConnections); perr != nil {
+		log.Fatal("-scale-connections: ", perr)
+	}
+	if cfg.scaleOnly {
+		cfg.withScale = true
+	}
+	if cfg.scaleOnly && cfg.clusterOnly {
+		log.Fatal("-scale-only and -cluster-only exclude each other")
+	}
 
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -181,13 +204,16 @@ func run(ctx context.Context, cfg config) int {
 			spec = kfakeSpec(self, true)
 		case "null":
 			spec = nullSpec(self)
-			if cfg.clusterOnly {
-				continue // it has no cluster
+			if cfg.clusterOnly || cfg.scaleOnly {
+				continue // it has no cluster and does not scale
 			}
 		}
 		res := &Result{Broker: name}
-		if !cfg.clusterOnly {
+		if !cfg.clusterOnly && !cfg.scaleOnly {
 			res = benchBroker(ctx, cfg, spec, tmp)
+		}
+		if cfg.withScale && ctx.Err() == nil && name != "null" {
+			benchScale(ctx, cfg, res, spec, tmp, name != "kfake-mem")
 		}
 		if cfg.withCluster && ctx.Err() == nil && name != "null" {
 			benchCluster(ctx, cfg, res, name, bin, self, tmp)
@@ -196,16 +222,19 @@ func run(ctx context.Context, cfg config) int {
 	}
 
 	var figs []figure
-	if !cfg.clusterOnly {
+	if !cfg.clusterOnly && !cfg.scaleOnly {
 		figs = append(figs, figures...)
 	}
 	if cfg.withCluster {
 		figs = append(figs, clusterFigures(cfg.cluster)...)
 	}
-	printTable(os.Stdout, results, figs)
+	if len(figs) > 0 {
+		printTable(os.Stdout, results, figs)
+	}
 	if cfg.withCluster {
 		fmt.Println(clusterNote)
 	}
+	printScale(os.Stdout, results)
 	if cfg.jsonOut != "" {
 		rep := report{
 			Settings: map[string]any{
@@ -224,6 +253,8 @@ func run(ctx context.Context, cfg config) int {
 				"txn_v1":              cfg.txnV1,
 				"cluster":             cfg.withCluster,
 				"cluster_only":        cfg.clusterOnly,
+				"scale":               cfg.withScale,
+				"scale_only":          cfg.scaleOnly,
 			},
 			Results: results,
 		}

@@ -69,6 +69,10 @@ type Result struct {
 	FailoverRunsMs           []float64 `json:"failover_runs_ms,omitempty"` // leader killed → first record sent after it acknowledged
 	FailoverMedianMs         float64   `json:"failover_median_ms"`
 	FailoverMaxMs            float64   `json:"failover_max_ms"`
+
+	// The scale section (-scale).
+	ScalePartitions  []scalePartitionStep `json:"scale_partitions,omitempty"`
+	ScaleConnections []scaleConnStep      `json:"scale_connections,omitempty"`
 }
 
 func (r *Result) fail(phase string, err error) {
