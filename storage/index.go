@@ -65,26 +65,58 @@ func (x *indexFile) writeEntry(entry []byte, pos int64) {
 }
 
 // rewrite replaces the whole file with b (after a rebuild or truncation).
+// Recovery rebuilds the indexes of thousands of segments at once, so a
+// file that was not open is closed again afterwards (flush reopens it to
+// sync it), and an empty index is no file at all.
 func (x *indexFile) rewrite(b []byte) {
+	if len(b) == 0 {
+		if f := x.file.Swap(nil); f != nil {
+			f.Close()
+		}
+		if err := os.Remove(x.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			x.broken.Store(true)
+			return
+		}
+		x.broken.Store(false)
+		x.dirty.Store(false)
+		return
+	}
+	wasOpen := x.file.Load() != nil
 	f, err := x.writable()
 	if err == nil {
 		err = f.Truncate(0)
+	}
+	if err == nil {
+		_, err = f.WriteAt(b, 0)
+	}
+	if !wasOpen {
+		if f := x.file.Swap(nil); f != nil {
+			f.Close()
+		}
 	}
 	if err != nil {
 		x.broken.Store(true)
 		return
 	}
 	x.broken.Store(false)
-	if len(b) > 0 {
-		x.writeEntry(b, 0)
-	}
 	x.dirty.Store(true)
 }
 
 func (x *indexFile) flush() error {
-	f := x.file.Load()
-	if f == nil || x.broken.Load() || !x.dirty.Swap(false) {
+	if x.broken.Load() || !x.dirty.Swap(false) {
 		return nil
+	}
+	f := x.file.Load()
+	if f == nil { // written by rewrite, then closed
+		var err error
+		if f, err = os.OpenFile(x.path, os.O_RDWR, 0); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // the segment was deleted meanwhile
+			}
+			x.dirty.Store(true)
+			return err
+		}
+		defer f.Close()
 	}
 	if err := f.Sync(); err != nil {
 		if errors.Is(err, os.ErrClosed) {
