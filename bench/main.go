@@ -31,6 +31,7 @@ type config struct {
 	recordSize      int
 	compression     string
 	latencyRate     int
+	latencyHighRate int // the second latency run, near half of what one producer sustains
 	latencyDuration time.Duration
 	startupRuns     int
 	phaseTimeout    time.Duration
@@ -78,6 +79,7 @@ func main() {
 	flag.IntVar(&cfg.recordSize, "record-size", 1024, "record value size in bytes")
 	flag.StringVar(&cfg.compression, "compression", "snappy", "producer batch compression: none, gzip, snappy, lz4, zstd (kgo's default is snappy)")
 	flag.IntVar(&cfg.latencyRate, "latency-rate", 2000, "records per second in the end-to-end latency run")
+	flag.IntVar(&cfg.latencyHighRate, "latency-high-rate", 50_000, "records per second in the second end-to-end latency run (0: skip it)")
 	flag.DurationVar(&cfg.latencyDuration, "latency-duration", 5*time.Second, "length of the end-to-end latency run")
 	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups to time; the median is reported")
 	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each phase: start-up, produce, consume, each group and idempotence run, transactional produce, its read_committed check (the latency phase gets -latency-duration on top)")
@@ -242,6 +244,7 @@ func run(ctx context.Context, cfg config) int {
 				"record_size":         cfg.recordSize,
 				"compression":         cfg.compression,
 				"latency_rate":        cfg.latencyRate,
+				"latency_high_rate":   cfg.latencyHighRate,
 				"latency_duration_ms": cfg.latencyDuration.Milliseconds(),
 				"startup_runs":        cfg.startupRuns,
 				"group_runs":          cfg.groupRuns,
@@ -388,6 +391,21 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 			res.LatencyP99Ms = ms(percentile(lat, 99))
 			res.LatencyMaxMs = ms(percentile(lat, 100))
 			logf("latency: %d records: p50 %.2f ms, p99 %.2f ms, max %.2f ms", len(lat), res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs)
+			return nil
+		})
+	}
+	if cfg.latencyHighRate > 0 && phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error { return createTopic(ctx, live.addr, latencyTopic+"-high", 1) }) {
+		phase("latency high", cfg.latencyDuration+cfg.phaseTimeout, func(ctx context.Context) error {
+			logf("latency: %d rec/s for %v", cfg.latencyHighRate, cfg.latencyDuration)
+			lat, err := e2eLatency(ctx, live.addr, latencyTopic+"-high", cfg.latencyHighRate, cfg.latencyDuration, values, compression)
+			if err != nil {
+				return err
+			}
+			slices.Sort(lat)
+			res.LatencyHighRecords = len(lat)
+			res.LatencyHighP50Ms = ms(percentile(lat, 50))
+			res.LatencyHighP99Ms = ms(percentile(lat, 99))
+			logf("latency: %d records: p50 %.2f ms, p99 %.2f ms", len(lat), res.LatencyHighP50Ms, res.LatencyHighP99Ms)
 			return nil
 		})
 	}

@@ -38,6 +38,10 @@ type Result struct {
 	LatencyP99Ms   float64 `json:"latency_p99_ms"`
 	LatencyMaxMs   float64 `json:"latency_max_ms"`
 
+	LatencyHighRecords int     `json:"latency_high_records"`
+	LatencyHighP50Ms   float64 `json:"latency_high_p50_ms"`
+	LatencyHighP99Ms   float64 `json:"latency_high_p99_ms"`
+
 	GroupJoinRunsMs        []float64 `json:"group_join_first_record_runs_ms,omitempty"`
 	GroupJoinFirstRecordMs float64   `json:"group_join_first_record_median_ms"`
 	RebalanceJoinRunsMs    []float64 `json:"rebalance_join_runs_ms,omitempty"`
@@ -99,6 +103,8 @@ var figures = []figure{
 	{"e2e latency p50", "ms", false, func(r *Result) float64 { return r.LatencyP50Ms }},
 	{"e2e latency p99", "ms", false, func(r *Result) float64 { return r.LatencyP99Ms }},
 	{"e2e latency max", "ms", false, func(r *Result) float64 { return r.LatencyMaxMs }},
+	{"e2e latency p50, high rate", "ms", false, func(r *Result) float64 { return r.LatencyHighP50Ms }},
+	{"e2e latency p99, high rate", "ms", false, func(r *Result) float64 { return r.LatencyHighP99Ms }},
 	{"group join → first record", "ms", false, func(r *Result) float64 { return r.GroupJoinFirstRecordMs }},
 	{fmt.Sprintf("rebalance %d members: join", rebalanceMembers), "ms", false, func(r *Result) float64 { return r.RebalanceJoinMs }},
 	{"rebalance: 1 member leaves", "ms", false, func(r *Result) float64 { return r.RebalanceLeaveMs }},
