@@ -100,6 +100,8 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		}
 	}
 
+	s.addTransactionPartitions(req, appends)
+
 	// A request's partitions are independent logs: big requests append
 	// them in parallel, so one connection's produce is not bound to one
 	// core's write(2) speed.
