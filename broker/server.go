@@ -119,6 +119,7 @@ func Start(cfg Config) (*Server, error) {
 		ProducerIDExpiration:              cfg.ProducerIDExpiration,
 		ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
 		ClusterID:                         cfg.ClusterID,
+		DeferNewMetaSync:                  true, // SyncNew below, before serving
 		Logger:                            logger,
 		OnFlush:                           func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
 	})
@@ -138,6 +139,12 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.coord.Store(coord)
+	}
+	// A new data dir's meta.db, with every package's buckets, becomes
+	// durable in one sync here rather than one per package.
+	if err := logs.Meta().SyncNew(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())

@@ -57,6 +57,10 @@ type LogManagerOptions struct {
 	// ClusterID is the cluster id a new data dir gets (see OpenMetaStore);
 	// empty: a random one.
 	ClusterID string
+	// DeferNewMetaSync builds a new data dir's meta.db without fsyncs until
+	// SyncNewMeta, which the caller must call before it writes anything
+	// that must survive a crash (see MetaStore.SyncNew).
+	DeferNewMetaSync bool
 }
 
 // LogManager owns every partition log under one data dir and the topic catalog in
@@ -129,7 +133,7 @@ func OpenLogManager(opts LogManagerOptions) (*LogManager, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	meta, err := OpenMetaStore(filepath.Join(opts.Dir, "meta.db"), opts.ClusterID)
+	meta, err := openMetaStore(filepath.Join(opts.Dir, "meta.db"), opts.ClusterID, opts.DeferNewMetaSync)
 	if err != nil {
 		return nil, err
 	}
