@@ -57,6 +57,10 @@ type Server struct {
 	// nil on a single node (Config.Clustered).
 	cluster *cluster
 
+	// scram is a single node's SCRAM credentials (nil in a cluster, where
+	// the controller's image has them).
+	scram *scramStore
+
 	metrics *metrics
 	http    *httpEndpoint // nil when http.listener is empty
 	ready   atomic.Bool   // recovery done, metadata loaded, listeners bound; /readyz
@@ -138,6 +142,10 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.coord.Store(coord)
+		if err := s.loadScramCredentials(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
@@ -162,6 +170,10 @@ func Start(cfg Config) (*Server, error) {
 			logger.Info("controller listener not bound: a single node needs no KRaft quorum", "listener", l.String())
 		}
 	}
+	if err := s.bootstrapScramUsers(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	for _, bl := range s.listeners {
 		s.goroutine(func() { s.acceptLoop(bl) })
 	}
@@ -182,6 +194,17 @@ func (s *Server) Addrs() []string {
 		out = append(out, l.String())
 	}
 	return out
+}
+
+// ListenerAddr returns the host:port listener name is bound to, "" if
+// there is none.
+func (s *Server) ListenerAddr(name string) string {
+	for _, l := range s.listeners {
+		if l.Name == name {
+			return l.Addr()
+		}
+	}
+	return ""
 }
 
 // ClusterID is the id Metadata and DescribeCluster report.
@@ -273,7 +296,7 @@ func (s *Server) Close() error {
 		l.ln.Close()
 	}
 	for c := range s.conns {
-		c.nc.Close()
+		c.raw.Close()
 	}
 	s.mu.Unlock()
 	if coord := s.coord.Swap(nil); coord != nil {
