@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"crypto/x509"
 	"errors"
 	"time"
@@ -132,18 +133,13 @@ func (c *conn) handleRawSaslToken(token []byte) bool {
 		sc.rawTokens = false
 		c.s.logger.Debug("SASL authenticated", "remote", c.nc.RemoteAddr(), "principal", c.principal.String())
 	}
-	if resp == nil && !sc.server.complete() {
-		resp = []byte{}
-	}
-	if resp != nil {
-		out := make([]byte, 4+len(resp))
-		out[0], out[1], out[2], out[3] = byte(len(resp)>>24), byte(len(resp)>>16), byte(len(resp)>>8), byte(len(resp))
-		copy(out[4:], resp)
-		if _, err := c.nc.Write(out); err != nil {
-			return false
-		}
-	}
-	return true
+	// Every step answers, with an empty token if need be (PLAIN's
+	// evaluateResponse returns an empty array, which Kafka sends).
+	out := make([]byte, 4+len(resp))
+	binary.BigEndian.PutUint32(out, uint32(len(resp)))
+	copy(out[4:], resp)
+	_, err = c.nc.Write(out)
+	return err == nil
 }
 
 // tlsPrincipal is the principal of a TLS connection: the client
