@@ -49,6 +49,9 @@ type config struct {
 	withCluster bool
 	clusterOnly bool
 	cluster     clusterConfig
+	// The TLS figure: kbroker's SSL listener against its PLAINTEXT one.
+	withTLS bool
+	tlsRuns int
 }
 
 // phaseFunc runs f as the named phase, bounded by timeout, and reports
@@ -88,12 +91,17 @@ func main() {
 	flag.DurationVar(&cfg.cluster.heartbeat, "cluster-heartbeat", 250*time.Millisecond, "kbroker cluster: broker.heartbeat.interval.ms (Kafka's default is 2s)")
 	flag.IntVar(&cfg.cluster.failoverRuns, "failover-runs", 5, "leader kills in the failover measurement; the median and max are reported")
 	flag.IntVar(&cfg.cluster.failoverRate, "failover-rate", 500, "records per second the producer writes during the failover runs")
+	flag.BoolVar(&cfg.withTLS, "tls", false, "also run the TLS figure: kbroker with a PLAINTEXT and an SSL listener, produce and consume through each")
+	flag.IntVar(&cfg.tlsRuns, "tls-runs", 3, "runs of each listener in the TLS figure, alternating; the median is reported")
 	flag.Parse()
 
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
 	for _, b := range strings.Split(brokers, ",") {
 		b = strings.TrimSpace(b)
+		if b == "" && cfg.withTLS { // -brokers '' -tls: the TLS figure alone
+			continue
+		}
 		if !slices.Contains(allBrokers, b) {
 			log.Fatalf("unknown broker %q in -brokers (have %s)", b, strings.Join(allBrokers, ", "))
 		}
@@ -187,6 +195,19 @@ func run(ctx context.Context, cfg config) int {
 		results = append(results, res)
 	}
 
+	var tlsRes *TLSResult
+	if cfg.withTLS && ctx.Err() == nil {
+		bin := filepath.Join(tmp, "kbroker")
+		if _, err := os.Stat(bin); err != nil {
+			log.Printf("building kbroker from %s", cfg.kbrokerSrc)
+			if err := buildKbroker(ctx, cfg.kbrokerSrc, bin); err != nil {
+				log.Printf("kbroker: build failed: %v", err)
+				return 1
+			}
+		}
+		tlsRes = benchTLS(ctx, cfg, bin, tmp, func(format string, args ...any) { log.Printf("kbroker-tls: "+format, args...) })
+	}
+
 	var figs []figure
 	if !cfg.clusterOnly {
 		figs = append(figs, figures...)
@@ -194,7 +215,12 @@ func run(ctx context.Context, cfg config) int {
 	if cfg.withCluster {
 		figs = append(figs, clusterFigures(cfg.cluster)...)
 	}
-	printTable(os.Stdout, results, figs)
+	if len(results) > 0 {
+		printTable(os.Stdout, results, figs)
+	}
+	if tlsRes != nil {
+		printTLS(os.Stdout, tlsRes, cfg)
+	}
 	if cfg.withCluster {
 		fmt.Println(clusterNote)
 	}
@@ -216,7 +242,9 @@ func run(ctx context.Context, cfg config) int {
 				"txn_v1":              cfg.txnV1,
 				"cluster":             cfg.withCluster,
 				"cluster_only":        cfg.clusterOnly,
+				"tls":                 cfg.withTLS,
 			},
+			TLS:     tlsRes,
 			Results: results,
 		}
 		if cfg.withCluster {
@@ -235,6 +263,9 @@ func run(ctx context.Context, cfg config) int {
 		if r.Skipped != "" || len(r.Errors) > 0 {
 			return 1
 		}
+	}
+	if tlsRes != nil && tlsRes.Error != "" {
+		return 1
 	}
 	if ctx.Err() != nil {
 		return 1
