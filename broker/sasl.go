@@ -2,8 +2,8 @@ package broker
 
 import (
 	"crypto/tls"
-	"encoding/binary"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"time"
 
