@@ -17,7 +17,7 @@ import (
 // * A failure is SASL_AUTHENTICATION_FAILED with the message Kafka gives:
 //   the mechanism's own for credential failures (PLAIN's "Authentication
 //   failed: Invalid username or password", SCRAM's "Authentication failed:
-//   Invalid user credentials"), else the generic "Authentication failed
+//   Invalid user credentials", OAUTHBEARER's error JSON), else the generic "Authentication failed
 //   during authentication due to invalid credentials with SASL mechanism
 //   X" that tells nothing about the user. The connection closes after the
 //   response.
@@ -26,8 +26,9 @@ import (
 //
 // Version notes:
 // * v1: SessionLifetimeMs (KIP-368): connections.max.reauth.ms for the
-//   mechanism, 0 when unset; such a session that is not re-authenticated
-//   closes on its next request after it expires
+//   mechanism, capped by an OAUTHBEARER token's expiry, 0 when neither;
+//   such a session that is not re-authenticated closes on its next
+//   request after it expires
 // * v2: flexible
 
 func (s *Server) handleSaslAuthenticate(creq *clientReq) (kmsg.Response, error) {

@@ -49,9 +49,11 @@ type saslConn struct {
 	// supportsReauth: the client sent SaslAuthenticate v1+ (Kafka's
 	// connectedClientSupportsReauthentication); only such sessions expire.
 	supportsReauth bool
-	// expires is when the session ends (connections.max.reauth.ms), zero
-	// for never.
-	expires time.Time
+	// expires is when the session ends (connections.max.reauth.ms, or
+	// the credential's expiry), zero for never; lifetime is its length,
+	// SessionLifetimeMs.
+	expires  time.Time
+	lifetime time.Duration
 	// reauth is set while a re-authentication runs: the mechanism and
 	// principal it must keep.
 	reauth          bool
@@ -75,8 +77,11 @@ func (sc *saslConn) allowed(key int16) bool {
 
 // newSaslServer starts mechanism for the connection's listener.
 func (c *conn) newSaslServer(mechanism string) saslServer {
-	if mechanism == "PLAIN" {
+	switch mechanism {
+	case "PLAIN":
 		return &plainServer{users: c.security().plainUsers}
+	case "OAUTHBEARER":
+		return &oauthServer{opts: c.security().oauth, now: time.Now}
 	}
 	m, _ := scramMechanismByName(mechanism)
 	return newScramServer(m, c.s.scramCredential)
@@ -100,21 +105,27 @@ func (c *conn) finishSasl(now time.Time) error {
 	}
 	c.principal = p
 	sc.state, sc.reauth = saslComplete, false
-	sc.expires = time.Time{}
-	if d := c.security().maxReauth[sc.mechanism]; d > 0 && sc.supportsReauth {
-		sc.expires = now.Add(d)
+	// The session lasts connections.max.reauth.ms, and no longer than
+	// the credential (an OAUTHBEARER token's exp), as Kafka's
+	// calcCompletionTimesAndReturnSessionLifetimeMs computes it; only
+	// clients that can re-authenticate get one.
+	sc.expires, sc.lifetime = time.Time{}, 0
+	d := c.security().maxReauth[sc.mechanism]
+	limited := d > 0
+	if ce, ok := sc.server.(interface{ credentialExpiry() time.Time }); ok && !ce.credentialExpiry().IsZero() {
+		if left := max(ce.credentialExpiry().Sub(now), 0); !limited || left < d {
+			d, limited = left, true
+		}
+	}
+	if limited && sc.supportsReauth {
+		sc.expires, sc.lifetime = now.Add(d), d
 	}
 	return nil
 }
 
 // sessionLifetime is SessionLifetimeMs: connections.max.reauth.ms for a
 // client that re-authenticates, else 0.
-func (c *conn) sessionLifetime() int64 {
-	if c.sasl.expires.IsZero() {
-		return 0
-	}
-	return c.security().maxReauth[c.sasl.mechanism].Milliseconds()
-}
+func (c *conn) sessionLifetime() int64 { return c.sasl.lifetime.Milliseconds() }
 
 // handleRawSaslToken runs a token of a SaslHandshake v0 client. Kafka
 // answers with the bare server token, and on failure closes without a

@@ -2,9 +2,12 @@ package broker
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -168,6 +171,51 @@ func TestPrincipalMappingRules(t *testing.T) {
 	} {
 		if got, err := mapPrincipal(rules, dn); err != nil || got != want {
 			t.Errorf("%s: %q %v, want %q", dn, got, err, want)
+		}
+	}
+}
+
+func unsecuredToken(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(claims)) + "."
+}
+
+func TestOAuthBearerServer(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	exp := now.Add(time.Hour).Unix()
+	opts, _ := parseOAuthValidatorOptions(map[string]string{"unsecuredValidatorRequiredScope": "kafka"})
+	for _, tc := range []struct {
+		name, first string
+		user        string // empty: refused with an error JSON
+	}{
+		{"ok", "n,,\x01auth=Bearer " + unsecuredToken(fmt.Sprintf(`{"sub":"alice","exp":%d,"iat":%d,"scope":"kafka other"}`, exp, now.Unix())) + "\x01\x01", "alice"},
+		{"ok with authzid and extension", "n,a=alice,\x01auth=Bearer " + unsecuredToken(fmt.Sprintf(`{"sub":"alice","exp":%d,"scope":["kafka"]}`, exp)) + "\x01ext=1\x01\x01", "alice"},
+		{"expired", "n,,\x01auth=Bearer " + unsecuredToken(fmt.Sprintf(`{"sub":"alice","exp":%d,"scope":"kafka"}`, now.Add(-time.Hour).Unix())) + "\x01\x01", ""},
+		{"no sub", "n,,\x01auth=Bearer " + unsecuredToken(fmt.Sprintf(`{"exp":%d,"scope":"kafka"}`, exp)) + "\x01\x01", ""},
+		{"no scope", "n,,\x01auth=Bearer " + unsecuredToken(fmt.Sprintf(`{"sub":"alice","exp":%d}`, exp)) + "\x01\x01", ""},
+		{"signed", "n,,\x01auth=Bearer " + unsecuredToken(fmt.Sprintf(`{"sub":"alice","exp":%d,"scope":"kafka"}`, exp)) + "sig\x01\x01", ""},
+	} {
+		o := &oauthServer{opts: opts, now: func() time.Time { return now }}
+		resp, err := o.evaluate([]byte(tc.first))
+		if tc.user != "" {
+			if err != nil || !o.complete() || o.username() != tc.user || len(resp) != 0 {
+				t.Errorf("%s: %q %v", tc.name, resp, err)
+			}
+			continue
+		}
+		if err != nil || o.complete() || !strings.Contains(string(resp), `"status"`) {
+			t.Errorf("%s: want an error JSON, got %q %v", tc.name, resp, err)
+			continue
+		}
+		if _, err := o.evaluate([]byte{1}); err == nil || !strings.Contains(err.Error(), "status") {
+			t.Errorf("%s: after the client's \\x01: %v", tc.name, err)
+		}
+	}
+	for _, bad := range []string{"", "n,,auth=Bearer x\x01\x01", "n,,\x01auth=Basic abc\x01\x01", "n,,\x01auth=Bearer a b\x01\x01", "y,,\x01auth=Bearer a\x01\x01", "n,,\x01\x01"} {
+		o := &oauthServer{opts: opts, now: time.Now}
+		if _, err := o.evaluate([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

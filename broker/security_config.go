@@ -49,6 +49,8 @@ type listenerSecurity struct {
 	plainUsers map[string]string
 	// maxReauth is connections.max.reauth.ms per mechanism (0: none).
 	maxReauth map[string]time.Duration
+	// oauth are the unsecured OAUTHBEARER validator's options.
+	oauth oauthValidatorOptions
 }
 
 // securityProp returns key for listener (Kafka's listener prefix, then
@@ -70,7 +72,7 @@ func (c *Config) saslProp(listener, mechanism, key string) (string, bool) {
 }
 
 // saslMechanisms are the mechanisms kbroker's SASL listeners can serve.
-var saslMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+var saslMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
 
 // resolveSecurity builds each broker listener's TLS and SASL settings and
 // checks that inter-broker traffic stays PLAINTEXT in a cluster.
@@ -149,6 +151,26 @@ func (c *Config) resolveSASL(listener string, ls *listenerSecurity) error {
 				return fmt.Errorf("config connections.max.reauth.ms: invalid value %q (want milliseconds >= 0)", r)
 			}
 			ls.maxReauth[m] = time.Duration(n) * time.Millisecond
+		}
+	}
+	if slices.Contains(ls.saslMechanisms, "OAUTHBEARER") {
+		// Kafka's default validator, the unsecured one, with the options
+		// of the listener's OAuthBearerLoginModule, if any.
+		key := "listener.name." + strings.ToLower(listener) + ".oauthbearer.sasl.jaas.config"
+		options := map[string]string{}
+		if jaas, ok := c.security[key]; ok {
+			entries, err := parseJaasConfig(jaas)
+			if err != nil {
+				return fmt.Errorf("config %s: %w", key, err)
+			}
+			if len(entries) != 1 || entries[0].loginModule != oauthLoginModule {
+				return fmt.Errorf("config %s: want exactly one %s", key, oauthLoginModule)
+			}
+			options = entries[0].options
+		}
+		var err error
+		if ls.oauth, err = parseOAuthValidatorOptions(options); err != nil {
+			return fmt.Errorf("config %s: %w", key, err)
 		}
 	}
 	if slices.Contains(ls.saslMechanisms, "PLAIN") {

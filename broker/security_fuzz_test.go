@@ -2,6 +2,7 @@ package broker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/kbroker/kbroker/controller"
 )
@@ -66,4 +67,19 @@ func FuzzJaasConfig(f *testing.F) {
 func FuzzScramBootstrapUsers(f *testing.F) {
 	f.Add(`SCRAM-SHA-256=[name=alice,password=alice-secret];SCRAM-SHA-512=[name=b,password="x"]`)
 	f.Fuzz(func(t *testing.T, s string) { parseScramBootstrapUsers(s) })
+}
+
+// FuzzOAuthBearer feeds arbitrary initial responses to the unsecured
+// OAUTHBEARER server: it never panics, and whatever it accepts names a
+// principal.
+func FuzzOAuthBearer(f *testing.F) {
+	f.Add([]byte("n,,\x01auth=Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIiwiZXhwIjo5OTk5OTk5OTk5fQ.\x01\x01"))
+	f.Add([]byte("n,a=x,\x01auth=Bearer a.b.\x01k=v\x01\x01"))
+	f.Add([]byte("\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o := &oauthServer{opts: oauthValidatorOptions{principalClaim: "sub", scopeClaim: "scope"}, now: time.Now}
+		if _, err := o.evaluate(b); err == nil && o.complete() && o.username() == "" {
+			t.Fatalf("accepted %q without a principal", b)
+		}
+	})
 }

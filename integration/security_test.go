@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -564,4 +566,46 @@ func TestClusterScramCredentials(t *testing.T) {
 	c.stop(t, 2)
 	c.restart(t, 2)
 	login(c.nodes[1].srv.ListenerAddr("SASL_PLAINTEXT"), scramMech("SCRAM-SHA-256", "alice", "alice-secret"))
+}
+
+// unsecuredJWT is an unsecured JWS (alg none) as Kafka's
+// OAuthBearerUnsecuredLoginCallbackHandler makes them.
+func unsecuredJWT(sub string, exp time.Time) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(fmt.Sprintf(`{"sub":%q,"exp":%d,"iat":%d,"scope":"kafka"}`, sub, exp.Unix(), time.Now().Unix()))) + "."
+}
+
+func TestOAuthBearerUnsecured(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, map[string]string{
+		"listeners":               "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+		"sasl.enabled.mechanisms": "OAUTHBEARER",
+		"listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorRequiredScope="kafka";`,
+	})
+	addr := b.ListenerAddr("SASL_PLAINTEXT")
+	produceConsume(t, addr, kgo.SASL(oauth.Auth{Token: unsecuredJWT("alice", time.Now().Add(time.Hour))}.AsMechanism()))
+	// An expired token gets Kafka's error JSON, which franz-go refuses.
+	if err := pingErr(t, addr, kgo.SASL(oauth.Auth{Token: unsecuredJWT("alice", time.Now().Add(-time.Hour))}.AsMechanism())); err == nil {
+		t.Fatal("expired token accepted")
+	}
+	// The session ends with the token (Kafka's credential lifetime).
+	c := rawConn(t, addr)
+	c.request(t, &kmsg.SASLHandshakeRequest{Version: 1, Mechanism: "OAUTHBEARER"})
+	tok := "n,,\x01auth=Bearer " + unsecuredJWT("bob", time.Now().Add(time.Minute)) + "\x01\x01"
+	resp := c.request(t, &kmsg.SASLAuthenticateRequest{Version: 1, SASLAuthBytes: []byte(tok)}).(*kmsg.SASLAuthenticateResponse)
+	if resp.ErrorCode != 0 || resp.SessionLifetimeMillis < 50_000 || resp.SessionLifetimeMillis > 60_000 {
+		t.Fatalf("%+v", resp)
+	}
+	// A bad token: error JSON, the client's \x01, then the failure.
+	c = rawConn(t, addr)
+	c.request(t, &kmsg.SASLHandshakeRequest{Version: 1, Mechanism: "OAUTHBEARER"})
+	resp = c.request(t, &kmsg.SASLAuthenticateRequest{Version: 1, SASLAuthBytes: []byte("n,,\x01auth=Bearer " + unsecuredJWT("bob", time.Now().Add(-time.Minute)) + "\x01\x01")}).(*kmsg.SASLAuthenticateResponse)
+	if resp.ErrorCode != 0 || string(resp.SASLAuthBytes) != `{"status":"invalid_token"}` {
+		t.Fatalf("%+v", resp)
+	}
+	resp = c.request(t, &kmsg.SASLAuthenticateRequest{Version: 1, SASLAuthBytes: []byte{1}}).(*kmsg.SASLAuthenticateResponse)
+	if resp.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+		t.Fatalf("%+v", resp)
+	}
+	c.wantClosed(t)
 }
