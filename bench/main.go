@@ -54,6 +54,9 @@ type config struct {
 	withScale bool
 	scaleOnly bool
 	scale     scaleConfig
+	// The TLS figure: kbroker's SSL listener against its PLAINTEXT one.
+	withTLS bool
+	tlsRuns int
 }
 
 // phaseFunc runs f as the named phase, bounded by timeout, and reports
@@ -102,6 +105,8 @@ func main() {
 	flag.BoolVar(&cfg.scaleOnly, "scale-only", false, "run only the scale section (implies -scale)")
 	flag.StringVar(&scalePartitions, "scale-partitions", "100,1000,5000,10000", "partition counts of the scale section, in topics of 100 partitions")
 	flag.StringVar(&scaleConnections, "scale-connections", "10,100,1000", "connection counts of the scale section")
+	flag.BoolVar(&cfg.withTLS, "tls", false, "also run the TLS figure: kbroker with a PLAINTEXT and an SSL listener, produce and consume through each")
+	flag.IntVar(&cfg.tlsRuns, "tls-runs", 3, "runs of each listener in the TLS figure, alternating; the median is reported")
 	flag.Parse()
 	cfg.scale.topicSize = 100
 	var perr error
@@ -122,6 +127,9 @@ func main() {
 	log.SetPrefix("bench: ")
 	for _, b := range strings.Split(brokers, ",") {
 		b = strings.TrimSpace(b)
+		if b == "" && cfg.withTLS { // -brokers '' -tls: the TLS figure alone
+			continue
+		}
 		if !slices.Contains(allBrokers, b) {
 			log.Fatalf("unknown broker %q in -brokers (have %s)", b, strings.Join(allBrokers, ", "))
 		}
@@ -223,6 +231,19 @@ func run(ctx context.Context, cfg config) int {
 		results = append(results, res)
 	}
 
+	var tlsRes *TLSResult
+	if cfg.withTLS && ctx.Err() == nil {
+		bin := filepath.Join(tmp, "kbroker")
+		if _, err := os.Stat(bin); err != nil {
+			log.Printf("building kbroker from %s", cfg.kbrokerSrc)
+			if err := buildKbroker(ctx, cfg.kbrokerSrc, bin); err != nil {
+				log.Printf("kbroker: build failed: %v", err)
+				return 1
+			}
+		}
+		tlsRes = benchTLS(ctx, cfg, bin, tmp, func(format string, args ...any) { log.Printf("kbroker-tls: "+format, args...) })
+	}
+
 	var figs []figure
 	if !cfg.clusterOnly && !cfg.scaleOnly {
 		figs = append(figs, figures...)
@@ -230,8 +251,11 @@ func run(ctx context.Context, cfg config) int {
 	if cfg.withCluster {
 		figs = append(figs, clusterFigures(cfg.cluster)...)
 	}
-	if len(figs) > 0 {
+	if len(figs) > 0 && len(results) > 0 {
 		printTable(os.Stdout, results, figs)
+	}
+	if tlsRes != nil {
+		printTLS(os.Stdout, tlsRes, cfg)
 	}
 	if cfg.withCluster {
 		fmt.Println(clusterNote)
@@ -258,7 +282,9 @@ func run(ctx context.Context, cfg config) int {
 				"cluster_only":        cfg.clusterOnly,
 				"scale":               cfg.withScale,
 				"scale_only":          cfg.scaleOnly,
+				"tls":                 cfg.withTLS,
 			},
+			TLS:     tlsRes,
 			Results: results,
 		}
 		if cfg.withCluster {
@@ -277,6 +303,9 @@ func run(ctx context.Context, cfg config) int {
 		if r.Skipped != "" || len(r.Errors) > 0 {
 			return 1
 		}
+	}
+	if tlsRes != nil && tlsRes.Error != "" {
+		return 1
 	}
 	if ctx.Err() != nil {
 		return 1

@@ -303,6 +303,7 @@ func bestIndex(f figure, rs []*Result) int {
 type report struct {
 	Settings map[string]any `json:"settings"`
 	Results  []*Result      `json:"results"`
+	TLS      *TLSResult     `json:"tls,omitempty"`
 }
 
 func writeJSON(path string, rep report) error {

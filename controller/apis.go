@@ -36,6 +36,7 @@ var controllerAPIs = map[int16]protocol.VersionRange{
 	brokerRegistrationKey:        {Min: 0, Max: 4},
 	brokerHeartbeatKey:           {Min: 0, Max: 2},
 	allocateProducerIDsKey:       {Min: 0, Max: 0},
+	alterUserScramCredentialsKey: {Min: 0, Max: 0},
 }
 
 const (
@@ -45,6 +46,7 @@ const (
 	brokerRegistrationKey        = 62
 	brokerHeartbeatKey           = 63
 	allocateProducerIDsKey       = 67
+	alterUserScramCredentialsKey = 51
 )
 
 // offsetTag is the kbroker-private tagged field (in the response's
@@ -154,6 +156,8 @@ func (c *Controller) handle(req kmsg.Request) kmsg.Response {
 		return c.handleBrokerHeartbeat(req)
 	case *kmsg.AllocateProducerIDsRequest:
 		return c.handleAllocateProducerIDs(req)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		return c.handleAlterUserScramCredentials(req)
 	}
 	panic(fmt.Sprintf("controller: no handler for %T", req)) // the table and this switch disagree
 }

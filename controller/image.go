@@ -120,13 +120,16 @@ type Image struct {
 	TopicsByID map[[16]byte]*TopicImage
 	// NextProducerID is the first producer id no block has handed out.
 	NextProducerID int64
+	// ScramCredentials are the SCRAM users (scram.go).
+	ScramCredentials map[ScramCredentialKey]ScramCredential
 }
 
 func emptyImage() *Image {
 	return &Image{
-		Brokers:    map[int32]BrokerRegistration{},
-		Topics:     map[string]*TopicImage{},
-		TopicsByID: map[[16]byte]*TopicImage{},
+		Brokers:          map[int32]BrokerRegistration{},
+		Topics:           map[string]*TopicImage{},
+		TopicsByID:       map[[16]byte]*TopicImage{},
+		ScramCredentials: map[ScramCredentialKey]ScramCredential{},
 	}
 }
 

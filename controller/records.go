@@ -31,6 +31,8 @@ import (
 //	                          replicas may change, with a new leader epoch
 //	                          whenever a replica leaves, so it is fenced)
 //	ProducerIds               nextProducerId
+//	UserScramCredential       scram (name, mechanism, credential; see scram.go)
+//	RemoveUserScramCredential scram (name, mechanism)
 //	CoordinatorState          state (bytes: a change set of the group and
 //	                          transaction coordinators' store, opaque here;
 //	                          applied to Config.State, not to the image)
@@ -67,6 +69,7 @@ type record struct {
 	Configs        map[string]string       `json:"configs,omitempty"`
 	NextProducerID int64                   `json:"nextProducerId,omitempty"`
 	State          []byte                  `json:"state,omitempty"`
+	Scram          *ScramCredentialRecord  `json:"scram,omitempty"`
 }
 
 type entry struct {
@@ -148,6 +151,8 @@ func (r *record) check() error {
 		if len(r.State) == 0 {
 			return errors.New("no state")
 		}
+	case recUserScramCredential, recRemoveUserScramCredential:
+		return r.checkScramRecord()
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}
@@ -219,13 +224,15 @@ func hasDuplicates(ids []int32) bool {
 // topic that does not exist, ...) is refused whole, on every node alike.
 func (img *Image) apply(offset uint64, recs []record) (*Image, error) {
 	n := &Image{
-		Offset:         offset,
-		Brokers:        maps.Clone(img.Brokers),
-		Topics:         maps.Clone(img.Topics),
-		TopicsByID:     maps.Clone(img.TopicsByID),
-		NextProducerID: img.NextProducerID,
+		Offset:           offset,
+		Brokers:          maps.Clone(img.Brokers),
+		Topics:           maps.Clone(img.Topics),
+		TopicsByID:       maps.Clone(img.TopicsByID),
+		NextProducerID:   img.NextProducerID,
+		ScramCredentials: img.ScramCredentials,
 	}
 	copied := map[[16]byte]bool{} // topics already cloned for this entry
+	scramCopied := false
 	topic := func(id [16]byte) (*TopicImage, error) {
 		t, ok := n.TopicsByID[id]
 		if !ok {
@@ -239,6 +246,12 @@ func (img *Image) apply(offset uint64, recs []record) (*Image, error) {
 		return t, nil
 	}
 	for i, r := range recs {
+		if r.Type == recUserScramCredential || r.Type == recRemoveUserScramCredential {
+			if err := n.applyScramRecord(r, &scramCopied); err != nil {
+				return img, fmt.Errorf("record %d (%s): %w", i, r.Type, err)
+			}
+			continue
+		}
 		if err := n.applyRecord(offset, r, topic, copied); err != nil {
 			return img, fmt.Errorf("record %d (%s): %w", i, r.Type, err)
 		}

@@ -19,12 +19,13 @@ import (
 const snapshotVersion = 1
 
 type snapshotData struct {
-	Version        int                  `json:"version"`
-	Offset         uint64               `json:"offset"`
-	Brokers        []BrokerRegistration `json:"brokers"`
-	Topics         []*TopicImage        `json:"topics"`
-	NextProducerID int64                `json:"nextProducerId"`
-	State          []byte               `json:"coordinatorState,omitempty"`
+	Version        int                     `json:"version"`
+	Offset         uint64                  `json:"offset"`
+	Brokers        []BrokerRegistration    `json:"brokers"`
+	Topics         []*TopicImage           `json:"topics"`
+	NextProducerID int64                   `json:"nextProducerId"`
+	State          []byte                  `json:"coordinatorState,omitempty"`
+	Scram          []ScramCredentialRecord `json:"scramCredentials,omitempty"`
 }
 
 func encodeSnapshot(img *Image, state []byte) []byte {
@@ -34,6 +35,7 @@ func encodeSnapshot(img *Image, state []byte) []byte {
 	}
 	slices.SortFunc(s.Brokers, func(a, b BrokerRegistration) int { return int(a.ID) - int(b.ID) })
 	s.Topics = img.sortedTopics()
+	s.Scram = img.scramSnapshot()
 	b, err := json.Marshal(s)
 	if err != nil {
 		panic(err) // only plain data: cannot happen
@@ -56,6 +58,9 @@ func decodeSnapshot(b []byte) (*Image, []byte, error) {
 	}
 	img := emptyImage()
 	img.Offset, img.NextProducerID = s.Offset, s.NextProducerID
+	if err := restoreScram(img, s.Scram); err != nil {
+		return nil, nil, err
+	}
 	for _, b := range s.Brokers {
 		if _, dup := img.Brokers[b.ID]; dup {
 			return nil, nil, fmt.Errorf("%w: snapshot: broker %d twice", ErrCorruptRecord, b.ID)
