@@ -29,6 +29,8 @@ type brokerSpec struct {
 	// Args returns the command line for a broker listening on
 	// 127.0.0.1:port, keeping its files (if any) in dataDir.
 	Args func(port int, dataDir string) []string
+	// Null is the null broker: no groups, no transactions, no cluster.
+	Null bool
 }
 
 func kbrokerSpec(bin string) brokerSpec {
@@ -62,6 +64,16 @@ func kfakeSpec(self string, disk bool) brokerSpec {
 			}
 			return args
 		},
+	}
+}
+
+// nullSpec re-executes this binary with the hidden serve-null subcommand.
+func nullSpec(self string) brokerSpec {
+	return brokerSpec{
+		Name: "null",
+		Bin:  self,
+		Args: func(port int, _ string) []string { return []string{"serve-null", "-port", strconv.Itoa(port)} },
+		Null: true,
 	}
 }
 

@@ -31,6 +31,7 @@ type config struct {
 	recordSize      int
 	compression     string
 	latencyRate     int
+	latencyHighRate int // the second latency run, near half of what one producer sustains
 	latencyDuration time.Duration
 	startupRuns     int
 	phaseTimeout    time.Duration
@@ -49,18 +50,28 @@ type config struct {
 	withCluster bool
 	clusterOnly bool
 	cluster     clusterConfig
+	// The scale section: run it (withScale), or only it (scaleOnly).
+	withScale bool
+	scaleOnly bool
+	scale     scaleConfig
+	// The TLS figure: kbroker's SSL listener against its PLAINTEXT one.
+	withTLS bool
+	tlsRuns int
 }
 
 // phaseFunc runs f as the named phase, bounded by timeout, and reports
 // whether it succeeded; a failure is recorded in the broker's Result.
 type phaseFunc func(name string, timeout time.Duration, f func(context.Context) error) bool
 
-var allBrokers = []string{"kbroker", "kfake-mem", "kfake-disk"}
+var allBrokers = []string{"kbroker", "kfake-mem", "kfake-disk", "null"}
 
 func main() {
 	// The kfake brokers are this same binary, re-executed.
 	if len(os.Args) > 1 && os.Args[1] == "serve-kfake" {
 		os.Exit(serveKfake(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "serve-null" {
+		os.Exit(serveNull(os.Args[2:]))
 	}
 
 	var cfg config
@@ -71,6 +82,7 @@ func main() {
 	flag.IntVar(&cfg.recordSize, "record-size", 1024, "record value size in bytes")
 	flag.StringVar(&cfg.compression, "compression", "snappy", "producer batch compression: none, gzip, snappy, lz4, zstd (kgo's default is snappy)")
 	flag.IntVar(&cfg.latencyRate, "latency-rate", 2000, "records per second in the end-to-end latency run")
+	flag.IntVar(&cfg.latencyHighRate, "latency-high-rate", 50_000, "records per second in the second end-to-end latency run (0: skip it)")
 	flag.DurationVar(&cfg.latencyDuration, "latency-duration", 5*time.Second, "length of the end-to-end latency run")
 	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups to time; the median is reported")
 	flag.DurationVar(&cfg.phaseTimeout, "phase-timeout", 30*time.Second, "deadline for each phase: start-up, produce, consume, each group and idempotence run, transactional produce, its read_committed check (the latency phase gets -latency-duration on top)")
@@ -88,12 +100,36 @@ func main() {
 	flag.DurationVar(&cfg.cluster.heartbeat, "cluster-heartbeat", 250*time.Millisecond, "kbroker cluster: broker.heartbeat.interval.ms (Kafka's default is 2s)")
 	flag.IntVar(&cfg.cluster.failoverRuns, "failover-runs", 5, "leader kills in the failover measurement; the median and max are reported")
 	flag.IntVar(&cfg.cluster.failoverRate, "failover-rate", 500, "records per second the producer writes during the failover runs")
+	var scalePartitions, scaleConnections string
+	flag.BoolVar(&cfg.withScale, "scale", false, "also run the scale section: partition counts (create, Metadata, RSS, start-up after a clean and a crashed stop) and connection counts")
+	flag.BoolVar(&cfg.scaleOnly, "scale-only", false, "run only the scale section (implies -scale)")
+	flag.StringVar(&scalePartitions, "scale-partitions", "100,1000,5000,10000", "partition counts of the scale section, in topics of 100 partitions")
+	flag.StringVar(&scaleConnections, "scale-connections", "10,100,1000", "connection counts of the scale section")
+	flag.BoolVar(&cfg.withTLS, "tls", false, "also run the TLS figure: kbroker with a PLAINTEXT and an SSL listener, produce and consume through each")
+	flag.IntVar(&cfg.tlsRuns, "tls-runs", 3, "runs of each listener in the TLS figure, alternating; the median is reported")
 	flag.Parse()
+	cfg.scale.topicSize = 100
+	var perr error
+	if cfg.scale.partitions, perr = parseCounts(scalePartitions); perr != nil {
+		log.Fatal("-scale-partitions: ", perr)
+	}
+	if cfg.scale.connections, perr = parseCounts(scaleConnections); perr != nil {
+		log.Fatal("-scale-connections: ", perr)
+	}
+	if cfg.scaleOnly {
+		cfg.withScale = true
+	}
+	if cfg.scaleOnly && cfg.clusterOnly {
+		log.Fatal("-scale-only and -cluster-only exclude each other")
+	}
 
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
 	for _, b := range strings.Split(brokers, ",") {
 		b = strings.TrimSpace(b)
+		if b == "" && cfg.withTLS { // -brokers '' -tls: the TLS figure alone
+			continue
+		}
 		if !slices.Contains(allBrokers, b) {
 			log.Fatalf("unknown broker %q in -brokers (have %s)", b, strings.Join(allBrokers, ", "))
 		}
@@ -176,28 +212,55 @@ func run(ctx context.Context, cfg config) int {
 			spec = kfakeSpec(self, false)
 		case "kfake-disk":
 			spec = kfakeSpec(self, true)
+		case "null":
+			spec = nullSpec(self)
+			if cfg.clusterOnly || cfg.scaleOnly {
+				continue // it has no cluster and does not scale
+			}
 		}
 		res := &Result{Broker: name}
-		if !cfg.clusterOnly {
+		if !cfg.clusterOnly && !cfg.scaleOnly {
 			res = benchBroker(ctx, cfg, spec, tmp)
 		}
-		if cfg.withCluster && ctx.Err() == nil {
+		if cfg.withScale && ctx.Err() == nil && name != "null" {
+			benchScale(ctx, cfg, res, spec, tmp, name != "kfake-mem")
+		}
+		if cfg.withCluster && ctx.Err() == nil && name != "null" {
 			benchCluster(ctx, cfg, res, name, bin, self, tmp)
 		}
 		results = append(results, res)
 	}
 
+	var tlsRes *TLSResult
+	if cfg.withTLS && ctx.Err() == nil {
+		bin := filepath.Join(tmp, "kbroker")
+		if _, err := os.Stat(bin); err != nil {
+			log.Printf("building kbroker from %s", cfg.kbrokerSrc)
+			if err := buildKbroker(ctx, cfg.kbrokerSrc, bin); err != nil {
+				log.Printf("kbroker: build failed: %v", err)
+				return 1
+			}
+		}
+		tlsRes = benchTLS(ctx, cfg, bin, tmp, func(format string, args ...any) { log.Printf("kbroker-tls: "+format, args...) })
+	}
+
 	var figs []figure
-	if !cfg.clusterOnly {
+	if !cfg.clusterOnly && !cfg.scaleOnly {
 		figs = append(figs, figures...)
 	}
 	if cfg.withCluster {
 		figs = append(figs, clusterFigures(cfg.cluster)...)
 	}
-	printTable(os.Stdout, results, figs)
+	if len(figs) > 0 && len(results) > 0 {
+		printTable(os.Stdout, results, figs)
+	}
+	if tlsRes != nil {
+		printTLS(os.Stdout, tlsRes, cfg)
+	}
 	if cfg.withCluster {
 		fmt.Println(clusterNote)
 	}
+	printScale(os.Stdout, results)
 	if cfg.jsonOut != "" {
 		rep := report{
 			Settings: map[string]any{
@@ -205,6 +268,7 @@ func run(ctx context.Context, cfg config) int {
 				"record_size":         cfg.recordSize,
 				"compression":         cfg.compression,
 				"latency_rate":        cfg.latencyRate,
+				"latency_high_rate":   cfg.latencyHighRate,
 				"latency_duration_ms": cfg.latencyDuration.Milliseconds(),
 				"startup_runs":        cfg.startupRuns,
 				"group_runs":          cfg.groupRuns,
@@ -216,7 +280,11 @@ func run(ctx context.Context, cfg config) int {
 				"txn_v1":              cfg.txnV1,
 				"cluster":             cfg.withCluster,
 				"cluster_only":        cfg.clusterOnly,
+				"scale":               cfg.withScale,
+				"scale_only":          cfg.scaleOnly,
+				"tls":                 cfg.withTLS,
 			},
+			TLS:     tlsRes,
 			Results: results,
 		}
 		if cfg.withCluster {
@@ -235,6 +303,9 @@ func run(ctx context.Context, cfg config) int {
 		if r.Skipped != "" || len(r.Errors) > 0 {
 			return 1
 		}
+	}
+	if tlsRes != nil && tlsRes.Error != "" {
+		return 1
 	}
 	if ctx.Err() != nil {
 		return 1
@@ -352,10 +423,29 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 			return nil
 		})
 	}
+	if cfg.latencyHighRate > 0 && phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error { return createTopic(ctx, live.addr, latencyTopic+"-high", 1) }) {
+		phase("latency high", cfg.latencyDuration+cfg.phaseTimeout, func(ctx context.Context) error {
+			logf("latency: %d rec/s for %v", cfg.latencyHighRate, cfg.latencyDuration)
+			lat, err := e2eLatency(ctx, live.addr, latencyTopic+"-high", cfg.latencyHighRate, cfg.latencyDuration, values, compression)
+			if err != nil {
+				return err
+			}
+			slices.Sort(lat)
+			res.LatencyHighRecords = len(lat)
+			res.LatencyHighP50Ms = ms(percentile(lat, 50))
+			res.LatencyHighP99Ms = ms(percentile(lat, 99))
+			logf("latency: %d records: p50 %.2f ms, p99 %.2f ms", len(lat), res.LatencyHighP50Ms, res.LatencyHighP99Ms)
+			return nil
+		})
+	}
 
-	benchGroups(cfg, res, phase, live.addr, logf)
+	if !spec.Null {
+		benchGroups(cfg, res, phase, live.addr, logf)
+	}
 	benchIdempotence(cfg, res, phase, live.addr, values, compression, logf)
-	benchTransactions(cfg, res, phase, live.addr, values, compression, logf)
+	if !spec.Null {
+		benchTransactions(cfg, res, phase, live.addr, values, compression, logf)
+	}
 
 	if dead || ctx.Err() != nil {
 		return res

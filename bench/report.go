@@ -38,6 +38,10 @@ type Result struct {
 	LatencyP99Ms   float64 `json:"latency_p99_ms"`
 	LatencyMaxMs   float64 `json:"latency_max_ms"`
 
+	LatencyHighRecords int     `json:"latency_high_records"`
+	LatencyHighP50Ms   float64 `json:"latency_high_p50_ms"`
+	LatencyHighP99Ms   float64 `json:"latency_high_p99_ms"`
+
 	GroupJoinRunsMs        []float64 `json:"group_join_first_record_runs_ms,omitempty"`
 	GroupJoinFirstRecordMs float64   `json:"group_join_first_record_median_ms"`
 	RebalanceJoinRunsMs    []float64 `json:"rebalance_join_runs_ms,omitempty"`
@@ -69,6 +73,10 @@ type Result struct {
 	FailoverRunsMs           []float64 `json:"failover_runs_ms,omitempty"` // leader killed → first record sent after it acknowledged
 	FailoverMedianMs         float64   `json:"failover_median_ms"`
 	FailoverMaxMs            float64   `json:"failover_max_ms"`
+
+	// The scale section (-scale).
+	ScalePartitions  []scalePartitionStep `json:"scale_partitions,omitempty"`
+	ScaleConnections []scaleConnStep      `json:"scale_connections,omitempty"`
 }
 
 func (r *Result) fail(phase string, err error) {
@@ -95,6 +103,8 @@ var figures = []figure{
 	{"e2e latency p50", "ms", false, func(r *Result) float64 { return r.LatencyP50Ms }},
 	{"e2e latency p99", "ms", false, func(r *Result) float64 { return r.LatencyP99Ms }},
 	{"e2e latency max", "ms", false, func(r *Result) float64 { return r.LatencyMaxMs }},
+	{"e2e latency p50, high rate", "ms", false, func(r *Result) float64 { return r.LatencyHighP50Ms }},
+	{"e2e latency p99, high rate", "ms", false, func(r *Result) float64 { return r.LatencyHighP99Ms }},
 	{"group join → first record", "ms", false, func(r *Result) float64 { return r.GroupJoinFirstRecordMs }},
 	{fmt.Sprintf("rebalance %d members: join", rebalanceMembers), "ms", false, func(r *Result) float64 { return r.RebalanceJoinMs }},
 	{"rebalance: 1 member leaves", "ms", false, func(r *Result) float64 { return r.RebalanceLeaveMs }},
@@ -259,7 +269,7 @@ func printRows(w io.Writer, ran []*Result, kb *Result, others []*Result, figs []
 	if len(ran) > 1 {
 		fmt.Fprint(w, "* best in row.")
 		if len(others) > 0 {
-			fmt.Fprint(w, " Ratios are kbroker/kfake; the winner is in brackets.")
+			fmt.Fprint(w, " Ratios are kbroker/peer; the winner is in brackets. null stores nothing but memory: kbroker/null is the share of the client-bound limit kbroker reaches.")
 		}
 		fmt.Fprintln(w)
 	}
@@ -293,6 +303,7 @@ func bestIndex(f figure, rs []*Result) int {
 type report struct {
 	Settings map[string]any `json:"settings"`
 	Results  []*Result      `json:"results"`
+	TLS      *TLSResult     `json:"tls,omitempty"`
 }
 
 func writeJSON(path string, rep report) error {

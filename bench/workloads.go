@@ -179,13 +179,13 @@ func produceThroughput(ctx context.Context, topic string, n int, values [][]byte
 }
 
 // consumeThroughput reads n records back from the start of topic with a fresh
-// client and no consumer group.
-func consumeThroughput(ctx context.Context, addr, topic string, n int) (throughput, error) {
-	cl, err := kgo.NewClient(
+// client and no consumer group; extra adds client options (TLS for the TLS figure).
+func consumeThroughput(ctx context.Context, addr, topic string, n int, extra ...kgo.Opt) (throughput, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(addr),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	}, extra...)...)
 	if err != nil {
 		return throughput{}, err
 	}

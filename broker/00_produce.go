@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -63,137 +64,96 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 
-	failed := false
-	var waits []pendingProduce // acks=all appends waiting for the ISR
-	donep := func(rt *kmsg.ProduceResponseTopic, p int32, err *kerr.Error, msg string) {
-		failed = true
-		sp := kmsg.NewProduceResponseTopicPartition()
-		sp.Partition = p
-		sp.ErrorCode = err.Code
-		if msg != "" {
-			sp.ErrorMessage = &msg
-		}
-		rt.Partitions = append(rt.Partitions, sp)
-	}
-
 	txnDenied := s.authz != nil && hasTransactionalRecords(req) &&
 		(req.TransactionID == nil || !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID))
 	writable := s.authorizedTopics(creq, acl.OpWrite, namesOf(req.Topics, func(t kmsg.ProduceRequestTopic) string { return t.Topic }))
+	// Checks and topic lookups (with auto-creation) run in request order;
+	// the appends, one per partition, may then run in parallel.
+	var appends []produceAppend
 	for i := range req.Topics {
 		reqTopic := &req.Topics[i]
 		resp.Topics = append(resp.Topics, kmsg.NewProduceResponseTopic())
 		rt := &resp.Topics[len(resp.Topics)-1]
 		rt.Topic = reqTopic.Topic
+		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(reqTopic.Partitions))
 
 		t, ok := s.logs.Topic(reqTopic.Topic)
-		for _, rp := range reqTopic.Partitions {
+		for j := range reqTopic.Partitions {
+			rp := &reqTopic.Partitions[j]
+			sp := &rt.Partitions[j]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
 			switch {
 			case txnDenied:
-				donep(rt, rp.Partition, kerr.TransactionalIDAuthorizationFailed, "")
+				produceError(sp, kerr.TransactionalIDAuthorizationFailed, "")
 				continue
 			case !writable.has(reqTopic.Topic):
-				donep(rt, rp.Partition, kerr.TopicAuthorizationFailed, "")
+				produceError(sp, kerr.TopicAuthorizationFailed, "")
 				continue
 			case req.Version < 3:
-				donep(rt, rp.Partition, kerr.UnsupportedVersion, "Produce v0-2 (message format v0/v1) is not supported; use v3+.")
+				produceError(sp, kerr.UnsupportedVersion, "Produce v0-2 (message format v0/v1) is not supported; use v3+.")
 				continue
 			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
-				donep(rt, rp.Partition, kerr.InvalidRequiredAcks, "")
+				produceError(sp, kerr.InvalidRequiredAcks, "")
 				continue
 			case isInternalTopic(reqTopic.Topic):
-				donep(rt, rp.Partition, kerr.InvalidTopicException, "Cannot append to internal topic "+reqTopic.Topic)
+				produceError(sp, kerr.InvalidTopicException, "Cannot append to internal topic "+reqTopic.Topic)
 				continue
 			}
 			if !ok {
 				var err error
 				if !s.mayCreateTopic(creq, reqTopic.Topic) {
-					donep(rt, rp.Partition, kerr.UnknownTopicOrPartition, "")
+					produceError(sp, kerr.UnknownTopicOrPartition, "")
 					continue
 				}
 				if t, err = s.autoCreateTopic(reqTopic.Topic); err != nil {
-					donep(rt, rp.Partition, protocol.KafkaError(err), "")
+					produceError(sp, protocol.KafkaError(err), "")
 					continue
 				}
 				ok = true
 			}
 			if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-				donep(rt, rp.Partition, kerr.UnknownTopicOrPartition, "")
+				produceError(sp, kerr.UnknownTopicOrPartition, "")
 				continue
 			}
-			log := t.Partitions[rp.Partition]
-			st := s.partitionState(t, rp.Partition)
-			var part *Partition // this broker's replica, in a cluster
-			if s.cluster != nil {
-				if part = s.cluster.partition(t.Name, rp.Partition); part == nil || st.Leader != s.cfg.NodeID {
-					donep(rt, rp.Partition, kerr.NotLeaderForPartition, "")
-					s.currentLeader(resp, &rt.Partitions[len(rt.Partitions)-1], t.Name, creq.conn.listener)
-					continue
-				}
-			}
-			cfg := log.Config()
-			h, err := protocol.ValidateProduceBatch(rp.Records, cfg, time.Now())
-			if err != nil {
-				donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
-				continue
-			}
-			if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {
-				donep(rt, rp.Partition, kerr.NotEnoughReplicas, "")
-				continue
-			}
-			if h.IsTransactional() {
-				// Held until the append is done: see Server.txnAppends.
-				s.txnAppends.RLock()
-				if err := s.verifyTransactionalProduce(req, h, t.Name, rp.Partition); err != nil {
-					s.txnAppends.RUnlock()
-					donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
-					continue
-				}
-			}
-			var info storage.LogAppendInfo
-			if part != nil {
-				info, err = part.appendRecordsToLeader(rp.Records, req.Acks, cfg.MinInsyncReplicas)
-			} else {
-				info, err = log.AppendAsLeader(rp.Records, st.LeaderEpoch)
-			}
-			if h.IsTransactional() {
-				s.txnAppends.RUnlock()
-			}
-			if err != nil {
-				ke := protocol.KafkaError(err)
-				if ke == kerr.UnknownServerError {
-					s.logger.Error("append failed", "topic", t.Name, "partition", rp.Partition, "err", err)
-				}
-				donep(rt, rp.Partition, ke, "")
-				if ke == kerr.NotLeaderForPartition {
-					s.currentLeader(resp, &rt.Partitions[len(rt.Partitions)-1], t.Name, creq.conn.listener)
-				}
-				continue
-			}
-			if info.Duplicate {
-				s.metrics.duplicates.Inc()
-			} else {
-				if part == nil {
-					// The leader is the whole ISR: the append is committed.
-					log.UpdateHighWatermark(log.LogEndOffset())
-				}
-				tm := s.metrics.topic(t.Name)
-				tm.bytesIn.Add(float64(len(rp.Records)))
-				tm.recordsIn.Add(float64(info.RecordCount))
-				s.metrics.batchBytes.Observe(float64(len(rp.Records)))
-				s.metrics.batchRecords.Observe(float64(info.RecordCount))
-			}
+			appends = append(appends, produceAppend{t: t, records: rp.Records, sp: sp, topic: i, partition: j})
+		}
+	}
 
-			sp := kmsg.NewProduceResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.BaseOffset = info.FirstOffset
-			sp.LogAppendTime = info.LogAppendTime
-			sp.LogStartOffset = info.LogStartOffset
-			rt.Partitions = append(rt.Partitions, sp)
-			if part != nil && req.Acks == -1 {
-				// Even a duplicate waits: its first append may not be
-				// committed yet.
-				waits = append(waits, pendingProduce{part: part, topic: len(resp.Topics) - 1, partition: len(rt.Partitions) - 1, offset: info.LastOffset + 1, minISR: cfg.MinInsyncReplicas})
-			}
+	s.addTransactionPartitions(req, appends)
+
+	// A request's partitions are independent logs: big requests append
+	// them in parallel, so one connection's produce is not bound to one
+	// core's write(2) speed.
+	size := 0
+	for _, a := range appends {
+		size += len(a.records)
+	}
+	if len(appends) > 1 && size >= parallelProduceBytes {
+		var wg sync.WaitGroup
+		for i := range appends {
+			wg.Go(func() { s.appendPartition(req, &appends[i]) })
+		}
+		wg.Wait()
+	} else {
+		for i := range appends {
+			s.appendPartition(req, &appends[i])
+		}
+	}
+
+	failed := false
+	var waits []pendingProduce // acks=all appends waiting for the ISR
+	for _, a := range appends {
+		if a.notLeader {
+			s.currentLeader(resp, a.sp, a.t.Name, creq.conn.listener)
+		}
+		if a.wait {
+			waits = append(waits, pendingProduce{part: a.part, topic: a.topic, partition: a.partition, offset: a.nextOffset, minISR: a.minISR})
+		}
+	}
+	for _, rt := range resp.Topics {
+		for _, sp := range rt.Partitions {
+			failed = failed || sp.ErrorCode != 0
 		}
 	}
 	s.waitForProduce(resp, waits, time.Duration(req.TimeoutMillis)*time.Millisecond, creq.conn.listener)
@@ -205,6 +165,109 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// parallelProduceBytes is the request size from which partitions are
+// appended in parallel: below it a goroutine per partition costs more
+// than it saves.
+const parallelProduceBytes = 256 << 10
+
+// produceAppend is one partition's append within a produce request.
+type produceAppend struct {
+	t                *storage.Topic
+	records          []byte
+	sp               *kmsg.ProduceResponseTopicPartition // the answer, filled in by appendPartition
+	topic, partition int                                 // indexes into the response
+	// Set by appendPartition: notLeader asks for the current leader in
+	// the answer (KIP-951); wait for an acks=all append in a cluster.
+	notLeader  bool
+	wait       bool
+	part       *Partition
+	nextOffset int64
+	minISR     int32
+}
+
+func produceError(sp *kmsg.ProduceResponseTopicPartition, err *kerr.Error, msg string) {
+	sp.ErrorCode = err.Code
+	sp.BaseOffset, sp.LogAppendTime = -1, -1
+	if msg != "" {
+		sp.ErrorMessage = &msg
+	}
+}
+
+// appendPartition validates and appends one partition's batch. It touches
+// only a and its log, so a request's partitions can run concurrently.
+func (s *Server) appendPartition(req *kmsg.ProduceRequest, a *produceAppend) {
+	t, sp := a.t, a.sp
+	p := sp.Partition
+	log := t.Partitions[p]
+	st := s.partitionState(t, p)
+	var part *Partition // this broker's replica, in a cluster
+	if s.cluster != nil {
+		if part = s.cluster.partition(t.Name, p); part == nil || st.Leader != s.cfg.NodeID {
+			produceError(sp, kerr.NotLeaderForPartition, "")
+			a.notLeader = true
+			return
+		}
+	}
+	cfg := log.Config()
+	h, err := protocol.ValidateProduceBatch(a.records, cfg, time.Now())
+	if err != nil {
+		produceError(sp, protocol.KafkaError(err), protocol.ErrorMessage(err))
+		return
+	}
+	if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {
+		produceError(sp, kerr.NotEnoughReplicas, "")
+		return
+	}
+	if h.IsTransactional() {
+		// Held until the append is done: see Server.txnAppends.
+		s.txnAppends.RLock()
+		if err := s.verifyTransactionalProduce(req, h, t.Name, p); err != nil {
+			s.txnAppends.RUnlock()
+			produceError(sp, protocol.KafkaError(err), protocol.ErrorMessage(err))
+			return
+		}
+	}
+	var info storage.LogAppendInfo
+	if part != nil {
+		info, err = part.appendRecordsToLeader(a.records, req.Acks, cfg.MinInsyncReplicas)
+	} else {
+		info, err = log.AppendAsLeader(a.records, st.LeaderEpoch)
+	}
+	if h.IsTransactional() {
+		s.txnAppends.RUnlock()
+	}
+	if err != nil {
+		ke := protocol.KafkaError(err)
+		if ke == kerr.UnknownServerError {
+			s.logger.Error("append failed", "topic", t.Name, "partition", p, "err", err)
+		}
+		produceError(sp, ke, "")
+		a.notLeader = ke == kerr.NotLeaderForPartition
+		return
+	}
+	if info.Duplicate {
+		s.metrics.duplicates.Inc()
+	} else {
+		if part == nil {
+			// The leader is the whole ISR: the append is committed.
+			log.UpdateHighWatermark(log.LogEndOffset())
+		}
+		tm := s.metrics.topic(t.Name)
+		tm.bytesIn.Add(float64(len(a.records)))
+		tm.recordsIn.Add(float64(info.RecordCount))
+		s.metrics.batchBytes.Observe(float64(len(a.records)))
+		s.metrics.batchRecords.Observe(float64(info.RecordCount))
+	}
+	sp.BaseOffset = info.FirstOffset
+	sp.LogAppendTime = info.LogAppendTime
+	sp.LogStartOffset = info.LogStartOffset
+	if part != nil && req.Acks == -1 {
+		// Even a duplicate waits: its first append may not be committed
+		// yet.
+		a.wait, a.part, a.nextOffset, a.minISR = true, part, info.LastOffset+1, cfg.MinInsyncReplicas
+	}
 }
 
 // hasTransactionalRecords is Kafka's RequestUtils.hasTransactionalRecords:

@@ -128,13 +128,22 @@ type Config struct {
 	// reports these as STATIC_BROKER_CONFIG and the rest as DEFAULT_CONFIG.
 	Props map[string]string
 
+	// security holds the ssl.*, sasl.* and listener.name.* settings as
+	// given; listenerSecurity is what they resolve to per broker listener
+	// (resolveSecurity).
+	security         map[string]string
+	listenerSecurity map[string]*listenerSecurity
+	// ScramBootstrapUsers is kbroker.scram.bootstrap.users: SCRAM
+	// credentials created at start for users that have none yet.
+	ScramBootstrapUsers []ScramBootstrapUser
+
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
 }
 
 // Listener is one entry of listeners / advertised.listeners:
 // NAME://host:port, with the security protocol listener.security.protocol.map
-// gives its name. Only PLAINTEXT is served.
+// gives its name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
 type Listener struct {
 	Name             string // upper case, as Kafka normalises listener names
 	SecurityProtocol string
@@ -466,6 +475,9 @@ func ParseConfig(props map[string]string) (Config, error) {
 	if err := c.resolveQuorum(); err != nil {
 		return Config{}, err
 	}
+	if err := c.resolveSecurity(props); err != nil {
+		return Config{}, err
+	}
 	return c, nil
 }
 
@@ -552,8 +564,8 @@ func parseSecurityProtocolMap(v string) (map[string]string, error) {
 // gives each its security protocol, and checks them as KafkaConfig does:
 // advertised names must be broker listeners, no advertised 0.0.0.0, an
 // explicit inter.broker.listener.name must be advertised. Broker listeners
-// must be PLAINTEXT, the one protocol kbroker serves; controller listeners
-// are not bound, so their protocol does not matter.
+// may be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (resolveSecurity);
+// controller listeners speak PLAINTEXT whatever the map says.
 func (c *Config) resolveListeners(props map[string]string) error {
 	protocols := c.securityProtocols
 	if _, set := props["listener.security.protocol.map"]; !set {
@@ -586,9 +598,6 @@ func (c *Config) resolveListeners(props map[string]string) error {
 		if isController(l) {
 			c.ControllerListeners = append(c.ControllerListeners, l)
 			continue
-		}
-		if l.SecurityProtocol != "PLAINTEXT" {
-			return fmt.Errorf("config listeners: listener %s uses %s (listener.security.protocol.map); kbroker serves PLAINTEXT only", l.Name, l.SecurityProtocol)
 		}
 		c.Listeners = append(c.Listeners, l)
 	}
@@ -640,7 +649,7 @@ func (c *Config) resolveListeners(props map[string]string) error {
 func UnknownKeys(props map[string]string) []string {
 	var unknown []string
 	for k := range props {
-		if configDefByName(k) == nil {
+		if configDefByName(k) == nil && !isSecurityKey(k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -112,7 +112,11 @@ func TestParseConfigListenerErrors(t *testing.T) {
 		key     string // the error names it
 		message string // and says this
 	}{
-		{map[string]string{"listeners": "SSL://:9093"}, "config listeners", "uses SSL"},
+		{map[string]string{"listeners": "SSL://:9093"}, "config ssl.keystore.location", "needs a key and certificate chain"},
+		{map[string]string{"listeners": "SSL://:9093", "ssl.keystore.type": "JKS"}, "config ssl.keystore.type", "kbroker reads PEM"},
+		{map[string]string{"listeners": "SASL_PLAINTEXT://:9093"}, "config sasl.enabled.mechanisms", "GSSAPI"},
+		{map[string]string{"listeners": "SASL_PLAINTEXT://:9093", "sasl.enabled.mechanisms": "PLAIN"}, "config listener.name.sasl_plaintext.plain.sasl.jaas.config", "PlainLoginModule"},
+		{map[string]string{"listeners": "SASL_PLAINTEXT://:9093", "sasl.enabled.mechanisms": "GSSAPI"}, "config sasl.enabled.mechanisms", "not supported"},
 		{map[string]string{"listeners": "EXTERNAL://:9093"}, "config listeners", "no security protocol for listener EXTERNAL"},
 		{map[string]string{"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT", "controller.listener.names": "CONTROLLER"},
 			"config listeners", "no security protocol for listener CONTROLLER"},

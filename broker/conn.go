@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -15,16 +16,83 @@ import (
 
 // conn is one client connection (Kafka's KafkaChannel with its Processor).
 type conn struct {
-	s        *Server
-	nc       net.Conn
+	s *Server
+	// nc is the connection's stream: the TCP connection, or TLS over it.
+	nc net.Conn
+	// raw is the TCP connection, closed by Server.Close (closing a TLS
+	// conn may block on its close_notify).
+	raw      net.Conn
 	listener *boundListener
 	// principal is who the connection authenticated as; requests are
 	// authorized against it.
 	principal kafkaPrincipal
+	// sasl is the authentication state on SASL listeners, nil elsewhere.
+	sasl *saslConn
+	// closeAfterResponse closes the connection once the current response
+	// is written (a failed authentication).
+	closeAfterResponse bool
 }
 
 func newConn(s *Server, nc net.Conn, l *boundListener) *conn {
-	return &conn{s: s, nc: nc, listener: l, principal: anonymousPrincipal}
+	c := &conn{s: s, nc: nc, raw: nc, listener: l, principal: anonymousPrincipal}
+	if l.SecurityProtocol == "SASL_PLAINTEXT" || l.SecurityProtocol == "SASL_SSL" {
+		c.sasl = &saslConn{}
+	}
+	return c
+}
+
+// tlsHandshakeTimeout bounds a TLS handshake, so a client that never
+// finishes one (or speaks plaintext to a TLS listener) does not hold a
+// goroutine.
+const tlsHandshakeTimeout = 10 * time.Second
+
+// startTLS runs the server side of the TLS handshake and takes the
+// principal from the client certificate (SSL listeners; on SASL_SSL the
+// SASL principal replaces it).
+func (c *conn) startTLS(cfg *tls.Config) error {
+	tc := tls.Server(c.raw, cfg)
+	c.raw.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	c.raw.SetDeadline(time.Time{})
+	c.nc = tc
+	p, err := tlsPrincipal(tc.ConnectionState(), c.security().principalRules)
+	if err != nil {
+		return err
+	}
+	c.principal = p
+	return nil
+}
+
+// admit decides, on a SASL listener, whether a request may be served:
+// before authentication only the authentication APIs; a SaslHandshake on
+// an authenticated connection begins a re-authentication (KIP-368); an
+// expired session closes on its next other request, as Kafka's Processor
+// does.
+func (c *conn) admit(key int16) bool {
+	sc := c.sasl
+	if sc == nil {
+		return true
+	}
+	if sc.state == saslComplete {
+		if key == protocol.SaslHandshakeKey && sc.supportsReauth {
+			sc.reauth, sc.reauthMechanism, sc.reauthPrincipal = true, sc.mechanism, c.principal
+			sc.state = saslHandshake
+			return true
+		}
+		if !sc.expires.IsZero() && time.Now().After(sc.expires) {
+			c.s.logger.Debug("closing connection: SASL session expired", "remote", c.nc.RemoteAddr(), "principal", c.principal.String())
+			return false
+		}
+		return true
+	}
+	if !sc.allowed(key) {
+		c.s.logger.Debug("closing connection: request before SASL authentication", "remote", c.nc.RemoteAddr(),
+			"api", kmsg.NameForKey(key), "listener", c.listener.Name)
+		return false
+	}
+	return true
 }
 
 // clientReq is a request in flight with what its handler needs.
@@ -70,7 +138,13 @@ func recyclable(key int16) bool {
 // client that stops reading responses stops its own requests, nobody else's.
 func (c *conn) serve() {
 	defer c.s.removeConn(c)
-	defer c.nc.Close()
+	defer c.raw.Close()
+	if cfg := c.security().tls; cfg != nil {
+		if err := c.startTLS(cfg); err != nil {
+			c.s.logger.Debug("closing connection: TLS handshake failed", "remote", c.raw.RemoteAddr(), "listener", c.listener.Name, "err", err)
+			return
+		}
+	}
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
 		bufp, _ := framePool.Get().(*[]byte)
@@ -84,13 +158,19 @@ func (c *conn) serve() {
 			}
 			return
 		}
+		if c.sasl != nil && c.sasl.rawTokens && c.sasl.state == saslAuthenticate {
+			if !c.handleRawSaslToken(frame) {
+				return
+			}
+			continue
+		}
 		req, err := protocol.ParseRequest(frame)
 		if err != nil {
 			c.s.logger.Debug("closing connection: unparseable request", "remote", c.nc.RemoteAddr(),
 				"key", req.Key, "version", req.Version, "err", err)
 			return
 		}
-		if !c.handle(req) {
+		if !c.admit(req.Key) || !c.handle(req) {
 			return
 		}
 		if recyclable(req.Key) && cap(frame) <= maxPooledFrame {
@@ -128,5 +208,5 @@ func (c *conn) handle(req protocol.Request) bool {
 	}
 	_, err = out.WriteTo(c.nc)
 	c.s.metrics.observeRequest(am, resp, handled.Sub(began), time.Since(handled))
-	return err == nil
+	return err == nil && !c.closeAfterResponse
 }

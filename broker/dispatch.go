@@ -106,6 +106,14 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleDescribeProducers(creq)
 	case protocol.DescribeTopicPartitionsKey:
 		return s.handleDescribeTopicPartitions(creq)
+	case protocol.SaslHandshakeKey:
+		return s.handleSaslHandshake(creq)
+	case protocol.SaslAuthenticateKey:
+		return s.handleSaslAuthenticate(creq)
+	case protocol.DescribeUserScramCredentialsKey:
+		return s.handleDescribeUserScramCredentials(creq)
+	case protocol.AlterUserScramCredentialsKey:
+		return s.handleAlterUserScramCredentials(creq)
 	default:
 		return nil, fmt.Errorf("no handler for %s", kmsg.NameForKey(creq.Key))
 	}

@@ -62,6 +62,10 @@ type Server struct {
 	// nil on a single node (Config.Clustered).
 	cluster *cluster
 
+	// scram is a single node's SCRAM credentials (nil in a cluster, where
+	// the controller's image has them).
+	scram *scramStore
+
 	metrics *metrics
 	http    *httpEndpoint // nil when http.listener is empty
 	ready   atomic.Bool   // recovery done, metadata loaded, listeners bound; /readyz
@@ -125,6 +129,7 @@ func Start(cfg Config) (*Server, error) {
 		ProducerIDExpiration:              cfg.ProducerIDExpiration,
 		ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
 		ClusterID:                         cfg.ClusterID,
+		DeferNewMetaSync:                  true, // SyncNew below, before serving
 		Logger:                            logger,
 		OnFlush:                           func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
 	})
@@ -150,6 +155,16 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.coord.Store(coord)
+		if err := s.loadScramCredentials(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	// A new data dir's meta.db, with every package's buckets, becomes
+	// durable in one sync here rather than one per package.
+	if err := logs.Meta().SyncNew(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
@@ -177,6 +192,10 @@ func Start(cfg Config) (*Server, error) {
 			logger.Info("controller listener not bound: a single node needs no KRaft quorum", "listener", l.String())
 		}
 	}
+	if err := s.bootstrapScramUsers(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	for _, bl := range s.listeners {
 		s.goroutine(func() { s.acceptLoop(bl) })
 	}
@@ -197,6 +216,17 @@ func (s *Server) Addrs() []string {
 		out = append(out, l.String())
 	}
 	return out
+}
+
+// ListenerAddr returns the host:port listener name is bound to, "" if
+// there is none.
+func (s *Server) ListenerAddr(name string) string {
+	for _, l := range s.listeners {
+		if l.Name == name {
+			return l.Addr()
+		}
+	}
+	return ""
 }
 
 // ClusterID is the id Metadata and DescribeCluster report.
@@ -288,7 +318,7 @@ func (s *Server) Close() error {
 		l.ln.Close()
 	}
 	for c := range s.conns {
-		c.nc.Close()
+		c.raw.Close()
 	}
 	s.mu.Unlock()
 	if coord := s.coord.Swap(nil); coord != nil {

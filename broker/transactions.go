@@ -109,6 +109,40 @@ func (v partitionsView) PartitionExists(topic string, partition int32) bool {
 // append is done. The coordinator's retriable answers become
 // NOT_ENOUGH_REPLICAS, which every producer retries (KafkaApis does the
 // same).
+// addTransactionPartitions adds the partitions of a transactions-v2 produce
+// (v12+) to their transaction in one stored change before the appends, so
+// a request that opens a transaction on six partitions costs one write, not
+// six. Each append still verifies its own partition (which then finds it
+// in); an error here is left for those checks to report. Only the local
+// coordinator is asked: a remote one gets the per-partition checks.
+func (s *Server) addTransactionPartitions(req *kmsg.ProduceRequest, appends []produceAppend) {
+	coord := s.coord.Load()
+	if req.TransactionID == nil || coord == nil || txn.ProduceOperation(req.Version) != txn.AddPartition {
+		return
+	}
+	type producer struct {
+		id    int64
+		epoch int16
+	}
+	var tps map[producer][]txn.TopicPartition
+	for _, a := range appends {
+		h, err := storage.ParseBatchHeader(a.records)
+		if err != nil || !h.IsTransactional() {
+			continue
+		}
+		if tps == nil {
+			tps = map[producer][]txn.TopicPartition{}
+		}
+		p := producer{h.ProducerID, h.ProducerEpoch}
+		tps[p] = append(tps[p], txn.TopicPartition{Topic: a.t.Name, Partition: a.sp.Partition})
+	}
+	for p, parts := range tps {
+		if len(parts) > 1 {
+			coord.txn.AddPartitionsImplicitly(*req.TransactionID, p.id, p.epoch, parts)
+		}
+	}
+}
+
 func (s *Server) verifyTransactionalProduce(req *kmsg.ProduceRequest, h storage.BatchHeader, topic string, partition int32) error {
 	if req.TransactionID == nil {
 		return kerr.InvalidTxnState

@@ -38,6 +38,7 @@ var controllerAPIs = map[int16]protocol.VersionRange{
 	allocateProducerIDsKey:       {Min: 0, Max: 0},
 	createACLsKey:                {Min: 2, Max: 3},
 	deleteACLsKey:                {Min: 2, Max: 3},
+	alterUserScramCredentialsKey: {Min: 0, Max: 0},
 }
 
 const (
@@ -49,6 +50,7 @@ const (
 	brokerRegistrationKey        = 62
 	brokerHeartbeatKey           = 63
 	allocateProducerIDsKey       = 67
+	alterUserScramCredentialsKey = 51
 )
 
 // offsetTag is the kbroker-private tagged field (in the response's
@@ -162,6 +164,8 @@ func (c *Controller) handle(req kmsg.Request) kmsg.Response {
 		return c.handleCreateACLs(req)
 	case *kmsg.DeleteACLsRequest:
 		return c.handleDeleteACLs(req)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		return c.handleAlterUserScramCredentials(req)
 	}
 	panic(fmt.Sprintf("controller: no handler for %T", req)) // the table and this switch disagree
 }

@@ -120,16 +120,19 @@ type Image struct {
 	TopicsByID map[[16]byte]*TopicImage
 	// NextProducerID is the first producer id no block has handed out.
 	NextProducerID int64
+	// ScramCredentials are the SCRAM users (scram.go).
+	ScramCredentials map[ScramCredentialKey]ScramCredential
 	// ACLs are the cluster's ACLs, never nil (see acls.go).
 	ACLs *ACLsImage
 }
 
 func emptyImage() *Image {
 	return &Image{
-		Brokers:    map[int32]BrokerRegistration{},
-		Topics:     map[string]*TopicImage{},
-		TopicsByID: map[[16]byte]*TopicImage{},
-		ACLs:       emptyACLs,
+		Brokers:          map[int32]BrokerRegistration{},
+		Topics:           map[string]*TopicImage{},
+		TopicsByID:       map[[16]byte]*TopicImage{},
+		ScramCredentials: map[ScramCredentialKey]ScramCredential{},
+		ACLs:             emptyACLs,
 	}
 }
 

@@ -135,6 +135,12 @@ func notController(resp kmsg.Response) bool {
 		}
 	case *kmsg.AlterPartitionResponse:
 		return r.ErrorCode == nc
+	case *kmsg.AlterUserSCRAMCredentialsResponse:
+		for _, u := range r.Results {
+			if u.ErrorCode == nc {
+				return true
+			}
+		}
 	case *kmsg.ElectLeadersResponse:
 		return r.ErrorCode == nc
 	case *kmsg.AlterPartitionAssignmentsResponse:

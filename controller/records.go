@@ -33,6 +33,8 @@ import (
 //	                          replicas may change, with a new leader epoch
 //	                          whenever a replica leaves, so it is fenced)
 //	ProducerIds               nextProducerId
+//	UserScramCredential       scram (name, mechanism, credential; see scram.go)
+//	RemoveUserScramCredential scram (name, mechanism)
 //	CoordinatorState          state (bytes: a change set of the group and
 //	                          transaction coordinators' store, opaque here;
 //	                          applied to Config.State, not to the image)
@@ -73,6 +75,7 @@ type record struct {
 	State          []byte                  `json:"state,omitempty"`
 	ACLID          [16]byte                `json:"aclId,omitzero"`
 	ACL            *acl.Binding            `json:"acl,omitempty"`
+	Scram          *ScramCredentialRecord  `json:"scram,omitempty"`
 }
 
 type entry struct {
@@ -156,6 +159,8 @@ func (r *record) check() error {
 		}
 	case recAccessControlEntry, recRemoveAccessControlEntry:
 		return r.checkACL()
+	case recUserScramCredential, recRemoveUserScramCredential:
+		return r.checkScramRecord()
 	default:
 		return fmt.Errorf("unknown record type %q", r.Type)
 	}
@@ -227,14 +232,16 @@ func hasDuplicates(ids []int32) bool {
 // topic that does not exist, ...) is refused whole, on every node alike.
 func (img *Image) apply(offset uint64, recs []record) (*Image, error) {
 	n := &Image{
-		Offset:         offset,
-		Brokers:        maps.Clone(img.Brokers),
-		Topics:         maps.Clone(img.Topics),
-		TopicsByID:     maps.Clone(img.TopicsByID),
-		NextProducerID: img.NextProducerID,
-		ACLs:           img.ACLs,
+		Offset:           offset,
+		Brokers:          maps.Clone(img.Brokers),
+		Topics:           maps.Clone(img.Topics),
+		TopicsByID:       maps.Clone(img.TopicsByID),
+		NextProducerID:   img.NextProducerID,
+		ScramCredentials: img.ScramCredentials,
+		ACLs:             img.ACLs,
 	}
 	copied := map[[16]byte]bool{} // topics already cloned for this entry
+	scramCopied := false
 	topic := func(id [16]byte) (*TopicImage, error) {
 		t, ok := n.TopicsByID[id]
 		if !ok {
@@ -248,6 +255,12 @@ func (img *Image) apply(offset uint64, recs []record) (*Image, error) {
 		return t, nil
 	}
 	for i, r := range recs {
+		if r.Type == recUserScramCredential || r.Type == recRemoveUserScramCredential {
+			if err := n.applyScramRecord(r, &scramCopied); err != nil {
+				return img, fmt.Errorf("record %d (%s): %w", i, r.Type, err)
+			}
+			continue
+		}
 		if err := n.applyRecord(offset, r, topic, copied); err != nil {
 			return img, fmt.Errorf("record %d (%s): %w", i, r.Type, err)
 		}

@@ -10,7 +10,7 @@ import (
 // Snapshot format: one JSON object holding the whole image,
 //
 //	{"version": 1, "offset": N, "brokers": [...], "topics": [...], "nextProducerId": N,
-//	 "coordinatorState": base64, "acls": [...]}
+//	 "coordinatorState": base64, "scramCredentials": [...], "acls": [...]}
 //
 // brokers by id, topics by name; coordinatorState (optional) is the
 // StateStore's whole state. Restore checks it as strictly as the log:
@@ -19,13 +19,14 @@ import (
 const snapshotVersion = 1
 
 type snapshotData struct {
-	Version        int                  `json:"version"`
-	Offset         uint64               `json:"offset"`
-	Brokers        []BrokerRegistration `json:"brokers"`
-	Topics         []*TopicImage        `json:"topics"`
-	NextProducerID int64                `json:"nextProducerId"`
-	State          []byte               `json:"coordinatorState,omitempty"`
-	ACLs           []ACLEntry           `json:"acls,omitempty"`
+	Version        int                     `json:"version"`
+	Offset         uint64                  `json:"offset"`
+	Brokers        []BrokerRegistration    `json:"brokers"`
+	Topics         []*TopicImage           `json:"topics"`
+	NextProducerID int64                   `json:"nextProducerId"`
+	State          []byte                  `json:"coordinatorState,omitempty"`
+	Scram          []ScramCredentialRecord `json:"scramCredentials,omitempty"`
+	ACLs           []ACLEntry              `json:"acls,omitempty"`
 }
 
 func encodeSnapshot(img *Image, state []byte) []byte {
@@ -35,6 +36,7 @@ func encodeSnapshot(img *Image, state []byte) []byte {
 	}
 	slices.SortFunc(s.Brokers, func(a, b BrokerRegistration) int { return int(a.ID) - int(b.ID) })
 	s.Topics = img.sortedTopics()
+	s.Scram = img.scramSnapshot()
 	b, err := json.Marshal(s)
 	if err != nil {
 		panic(err) // only plain data: cannot happen
@@ -57,6 +59,9 @@ func decodeSnapshot(b []byte) (*Image, []byte, error) {
 	}
 	img := emptyImage()
 	img.Offset, img.NextProducerID = s.Offset, s.NextProducerID
+	if err := restoreScram(img, s.Scram); err != nil {
+		return nil, nil, err
+	}
 	if err := restoreACLs(img, s.ACLs); err != nil {
 		return nil, nil, fmt.Errorf("%w: snapshot: %v", ErrCorruptRecord, err)
 	}

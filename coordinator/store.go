@@ -92,15 +92,7 @@ type store struct {
 }
 
 func newStore(db kvlog.DB) (*store, error) {
-	err := db.Update(func(tx *kvlog.Tx) error {
-		for _, b := range [][]byte{groupsBucket, offsetsBucket, txnOffsetsBucket} {
-			if err := tx.CreateBucket([][]byte{b}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := kvlog.CreateBuckets(db, groupsBucket, offsetsBucket, txnOffsetsBucket); err != nil {
 		return nil, err
 	}
 	return &store{db: db, Writer: batchwriter.New(db)}, nil

@@ -48,7 +48,7 @@ func clusterProps(n int) map[string]string {
 
 // startCluster starts n nodes at once (each waits for a quorum) and stops
 // them at cleanup. props override every node's configs; "{id}" in a value
-// is the node's id.
+// is the node's id, "{listeners}" the listeners it would have had.
 func startCluster(t testing.TB, n int, props map[string]string) *testCluster {
 	t.Helper()
 	// A port found free can be taken by another test's connection before a
@@ -80,7 +80,8 @@ func tryStartCluster(t testing.TB, n int, props map[string]string) (*testCluster
 			"http.listener":             "",
 		})
 		for k, v := range props {
-			all[k] = strings.ReplaceAll(v, "{id}", fmt.Sprint(i))
+			// "{listeners}" is the default listeners, to add one to them.
+			all[k] = strings.ReplaceAll(strings.ReplaceAll(v, "{id}", fmt.Sprint(i)), "{listeners}", all["listeners"])
 		}
 		c.nodes = append(c.nodes, &clusterNode{id: int32(i), dir: all["log.dirs"], props: all})
 	}

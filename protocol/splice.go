@@ -165,8 +165,10 @@ func (f *Frame) Bytes() ([]byte, error) {
 }
 
 // WriteTo writes the frame to w: consecutive byte pieces in one writev, each
-// region with sendfile when w is a socket, else copied. Regions are released
-// whether or not the write succeeds.
+// region with sendfile when w is a socket (a *net.TCPConn), else copied
+// through a buffer: a *tls.Conn is no syscall.Conn, so TLS connections get
+// the encrypted copy they need. Regions are released whether or not the
+// write succeeds.
 func (f *Frame) WriteTo(w io.Writer) (int64, error) {
 	defer f.Release()
 	sc, canSendfile := w.(syscall.Conn)

@@ -54,6 +54,14 @@ const (
 	ListPartitionReassignmentsKey  = 46
 )
 
+// Authentication and SCRAM credential keys.
+const (
+	SaslHandshakeKey                = 17
+	SaslAuthenticateKey             = 36
+	DescribeUserScramCredentialsKey = 50
+	AlterUserScramCredentialsKey    = 51
+)
+
 // VersionRange is an inclusive [Min, Max] range of API versions.
 type VersionRange struct{ Min, Max int16 }
 
@@ -119,6 +127,13 @@ var supported = map[int16]VersionRange{
 	ElectLeadersKey:                {0, 2},
 	AlterPartitionReassignmentsKey: {0, 1},
 	ListPartitionReassignmentsKey:  {0, 0},
+
+	// SASL (KIP-43, KIP-152, KIP-368) and SCRAM credentials (KIP-554).
+	// SaslHandshake v0 (tokens as bare frames) is still in Kafka 4.
+	SaslHandshakeKey:                {0, 1},
+	SaslAuthenticateKey:             {0, 2},
+	DescribeUserScramCredentialsKey: {0, 0},
+	AlterUserScramCredentialsKey:    {0, 0},
 }
 
 // Supported reports whether the broker serves key at version.

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"io"
 	"os"
 	"sync/atomic"
 )
@@ -12,25 +11,41 @@ import (
 // entry is one small positioned write at the end of the file. The file is only read
 // when a segment is loaded. A failed write marks the file broken; it is then deleted
 // on close so the next load rebuilds it from the log instead of trusting it.
+//
+// The file is opened, and created, by the first write, and stays open until
+// the segment closes: an index that is only read holds no descriptor, so
+// thousands of idle partitions cost one descriptor each (the .log), and a
+// new partition creates one file, not three. A missing file loads as an
+// empty index, which is valid for any segment (lookups then scan from its
+// start until recovery or appends add entries).
 type indexFile struct {
-	file   *os.File
+	file   atomic.Pointer[os.File] // nil until the first write
 	path   string
 	dirty  atomic.Bool // written since the last fsync
 	broken atomic.Bool // a write failed: the file no longer matches the entries
 }
 
-// openIndexFile opens (creating if needed) an index file and returns its contents.
+// openIndexFile reads an index file (missing: empty) without keeping it open.
 func openIndexFile(path string) (*indexFile, []byte, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
 	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
+	return &indexFile{path: path}, b, nil
+}
+
+// writable returns the open file, opening it first if needed. Writes come
+// from one goroutine at a time (the segment's appender, under the log lock).
+func (x *indexFile) writable() (*os.File, error) {
+	if f := x.file.Load(); f != nil {
+		return f, nil
 	}
-	return &indexFile{file: f, path: path}, b, nil
+	f, err := os.OpenFile(x.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	x.file.Store(f)
+	return f, nil
 }
 
 // writeEntry writes one encoded entry at byte position pos.
@@ -38,7 +53,11 @@ func (x *indexFile) writeEntry(entry []byte, pos int64) {
 	if x.broken.Load() {
 		return
 	}
-	if _, err := x.file.WriteAt(entry, pos); err != nil {
+	f, err := x.writable()
+	if err == nil {
+		_, err = f.WriteAt(entry, pos)
+	}
+	if err != nil {
 		x.broken.Store(true)
 		return
 	}
@@ -46,15 +65,40 @@ func (x *indexFile) writeEntry(entry []byte, pos int64) {
 }
 
 // rewrite replaces the whole file with b (after a rebuild or truncation).
+// Recovery rebuilds the indexes of thousands of segments at once, so a
+// file that was not open is closed again afterwards (flush reopens it to
+// sync it), and an empty index is no file at all.
 func (x *indexFile) rewrite(b []byte) {
-	if err := x.file.Truncate(0); err != nil {
+	if len(b) == 0 {
+		if f := x.file.Swap(nil); f != nil {
+			f.Close()
+		}
+		if err := os.Remove(x.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			x.broken.Store(true)
+			return
+		}
+		x.broken.Store(false)
+		x.dirty.Store(false)
+		return
+	}
+	wasOpen := x.file.Load() != nil
+	f, err := x.writable()
+	if err == nil {
+		err = f.Truncate(0)
+	}
+	if err == nil {
+		_, err = f.WriteAt(b, 0)
+	}
+	if !wasOpen {
+		if f := x.file.Swap(nil); f != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
 		x.broken.Store(true)
 		return
 	}
 	x.broken.Store(false)
-	if len(b) > 0 {
-		x.writeEntry(b, 0)
-	}
 	x.dirty.Store(true)
 }
 
@@ -62,7 +106,19 @@ func (x *indexFile) flush() error {
 	if x.broken.Load() || !x.dirty.Swap(false) {
 		return nil
 	}
-	if err := x.file.Sync(); err != nil {
+	f := x.file.Load()
+	if f == nil { // written by rewrite, then closed
+		var err error
+		if f, err = os.OpenFile(x.path, os.O_RDWR, 0); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // the segment was deleted meanwhile
+			}
+			x.dirty.Store(true)
+			return err
+		}
+		defer f.Close()
+	}
+	if err := f.Sync(); err != nil {
 		if errors.Is(err, os.ErrClosed) {
 			return nil // the segment was deleted meanwhile
 		}
@@ -74,7 +130,10 @@ func (x *indexFile) flush() error {
 
 // close closes the file, removing it if it no longer matches the entries.
 func (x *indexFile) close() error {
-	err := x.file.Close()
+	var err error
+	if f := x.file.Swap(nil); f != nil {
+		err = f.Close()
+	}
 	if x.broken.Load() {
 		os.Remove(x.path)
 	}
@@ -83,7 +142,9 @@ func (x *indexFile) close() error {
 
 // remove closes and deletes the file (segment deletion).
 func (x *indexFile) remove() {
-	x.file.Close()
+	if f := x.file.Swap(nil); f != nil {
+		f.Close()
+	}
 	os.Remove(x.path)
 }
 

@@ -72,6 +72,10 @@ type Log struct {
 	recoveryPoint atomic.Int64 // offsets below were fsynced
 	lastFlushMs   atomic.Int64
 	dirDirty      atomic.Bool // files were created or renamed since the directory was last synced
+	// snapshotOffset is the offset of the newest producer state snapshot
+	// on disk (0 without one): close writes another only if the log has
+	// moved since, as Kafka's ProducerStateManager.takeSnapshot.
+	snapshotOffset atomic.Int64
 }
 
 // logOffsetMetadata is an offset with the segment and byte position it falls at
@@ -658,6 +662,8 @@ func (l *Log) roll() (*LogSegment, error) {
 	// bounds that to the active segment (UnifiedLog.roll).
 	if err := l.producers.WriteSnapshot(l.dir, leo); err != nil {
 		l.logger.Warn("writing producer snapshot", "log", l.name(), "offset", leo, "err", err)
+	} else {
+		l.snapshotOffset.Store(leo)
 	}
 	l.logger.Debug("rolled segment", "log", l.name(), "base_offset", leo)
 	return seg, nil
@@ -1162,7 +1168,9 @@ func (l *Log) close(flush bool) error {
 	if flush {
 		errs = append(errs, l.flush())
 		// The next start loads this instead of replaying (LogManager.shutdown).
-		errs = append(errs, l.producers.WriteSnapshot(l.dir, l.LogEndOffset()))
+		if leo := l.LogEndOffset(); leo != l.snapshotOffset.Load() {
+			errs = append(errs, l.producers.WriteSnapshot(l.dir, leo))
+		}
 	}
 	for _, seg := range segs {
 		errs = append(errs, seg.close())
@@ -1229,6 +1237,7 @@ func (l *Log) loadProducerState() error {
 	if err != nil {
 		return err
 	}
+	l.snapshotOffset.Store(from)
 	from = max(from, l.LogStartOffset())
 	l.producers.Lock()
 	defer func() {

@@ -57,6 +57,10 @@ type LogManagerOptions struct {
 	// ClusterID is the cluster id a new data dir gets (see OpenMetaStore);
 	// empty: a random one.
 	ClusterID string
+	// DeferNewMetaSync builds a new data dir's meta.db without fsyncs until
+	// SyncNewMeta, which the caller must call before it writes anything
+	// that must survive a crash (see MetaStore.SyncNew).
+	DeferNewMetaSync bool
 }
 
 // LogManager owns every partition log under one data dir and the topic catalog in
@@ -129,7 +133,7 @@ func OpenLogManager(opts LogManagerOptions) (*LogManager, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	meta, err := OpenMetaStore(filepath.Join(opts.Dir, "meta.db"), opts.ClusterID)
+	meta, err := openMetaStore(filepath.Join(opts.Dir, "meta.db"), opts.ClusterID, opts.DeferNewMetaSync)
 	if err != nil {
 		return nil, err
 	}
@@ -224,13 +228,14 @@ func (m *LogManager) load() error {
 	}
 	m.cleanDataDir(cat)
 
-	// Recover partitions in parallel (num.recovery.threads.per.data.dir): it is I/O.
+	// Recover partitions in parallel (num.recovery.threads.per.data.dir):
+	// it is I/O, mostly waits on the file system.
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
 		errs = make([]error, len(jobs))
 	)
-	for range min(len(jobs), max(2, runtime.GOMAXPROCS(0))) {
+	for range min(len(jobs), max(logIOParallelism, runtime.GOMAXPROCS(0))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -318,25 +323,39 @@ func (m *LogManager) openLog(t *Topic, partition int32, clean bool) (*Log, error
 // createLogs makes fresh logs for partitions [from, to) of t. A directory already in
 // the way (left by an interrupted deletion) is moved aside and removed first.
 func (m *LogManager) createLogs(t *Topic, from, to int32) ([]*Log, error) {
-	var logs []*Log
+	logs := make([]*Log, to-from)
+	errs := make([]error, to-from)
+	// Creating a partition is a handful of file system operations that
+	// mostly wait on the journal: a few in parallel overlap those waits.
+	sem := make(chan struct{}, logIOParallelism)
+	var wg sync.WaitGroup
 	for p := from; p < to; p++ {
-		dir := filepath.Join(m.dir, partitionDirName(t.Name, p))
-		if _, err := os.Stat(dir); err == nil {
-			m.logger.Warn("replacing stale partition directory", "dir", dir)
-			m.removeDirAsync(t.Name, p)
-		}
-		l, err := m.openLog(t, p, true)
-		if err != nil {
-			for _, l := range logs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			dir := filepath.Join(m.dir, partitionDirName(t.Name, p))
+			if _, err := os.Stat(dir); err == nil {
+				m.logger.Warn("replacing stale partition directory", "dir", dir)
+				m.removeDirAsync(t.Name, p)
+			}
+			logs[p-from], errs[p-from] = m.openLog(t, p, true)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, l := range logs {
+			if l != nil {
 				l.close(false)
 				m.removeDirAsync(l.topic, l.partition)
 			}
-			return nil, err
 		}
-		logs = append(logs, l)
+		return nil, err
 	}
 	return logs, nil
 }
+
+// logIOParallelism bounds the partitions created or loaded at once.
+const logIOParallelism = 8
 
 // removeDirAsync renames a partition directory to "<topic>-<p>.<uid>-delete" and
 // removes it in the background; a crash in between leaves it for the next start.

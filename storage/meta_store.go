@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -30,7 +32,13 @@ var (
 type MetaStore struct {
 	db        *bolt.DB
 	clusterID string
+	// pendingPath is where a new database built with its syncs deferred
+	// goes once SyncNew makes it durable; empty otherwise.
+	pendingPath string
 }
+
+// newMetaSuffix names a meta.db being built with its syncs deferred.
+const newMetaSuffix = ".new"
 
 // OpenMetaStore opens or creates the database at path, creates storage's buckets,
 // checks the schema version and reads the cluster id, creating it on first start
@@ -40,16 +48,35 @@ type MetaStore struct {
 // when it is not empty (it must be a Kafka Uuid: 16 bytes, URL-safe base64); an
 // existing one keeps its own, as `kafka-storage format --ignore-formatted` does.
 func OpenMetaStore(path, newClusterID string) (*MetaStore, error) {
+	return openMetaStore(path, newClusterID, false)
+}
+
+// openMetaStore is OpenMetaStore; with deferNewSync a database that does not
+// exist yet is built without fsyncs under path+".new" and appears at path,
+// durable, only with SyncNew. A start that creates meta.db thus pays for two
+// syncs instead of two per bbolt commit of its own and of every package
+// that creates its buckets; a crash before SyncNew leaves no meta.db, and
+// the next start begins afresh.
+func openMetaStore(path, newClusterID string, deferNewSync bool) (*MetaStore, error) {
 	if newClusterID != "" {
 		if raw, err := base64.RawURLEncoding.DecodeString(newClusterID); err != nil || len(raw) != 16 {
 			return nil, fmt.Errorf("storage: cluster id %q is not a Kafka Uuid (16 bytes in URL-safe base64, 22 characters)", newClusterID)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	openPath, opts := path, &bolt.Options{Timeout: time.Second}
+	pendingPath := ""
+	if _, err := os.Stat(path); deferNewSync && errors.Is(err, os.ErrNotExist) {
+		openPath, pendingPath = path+newMetaSuffix, path
+		if err := os.Remove(openPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		opts.NoSync, opts.NoGrowSync = true, true
 	}
-	s := &MetaStore{db: db}
+	db, err := bolt.Open(openPath, 0o600, opts)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", openPath, err)
+	}
+	s := &MetaStore{db: db, pendingPath: pendingPath}
 	initialized := false
 	err = db.View(func(tx *bolt.Tx) error {
 		initialized, err = s.readMeta(tx)
@@ -91,6 +118,28 @@ func OpenMetaStore(path, newClusterID string) (*MetaStore, error) {
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// SyncNew makes a database built with its syncs deferred durable at its
+// path, and every later commit durable as usual. It must run before anyone
+// else writes (the broker calls it before it serves). Without a deferred
+// database it does nothing.
+func (s *MetaStore) SyncNew() error {
+	if s.pendingPath == "" {
+		return nil
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("storage: sync new meta.db: %w", err)
+	}
+	if err := os.Rename(s.pendingPath+newMetaSuffix, s.pendingPath); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if err := syncDir(filepath.Dir(s.pendingPath)); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	s.db.NoSync, s.db.NoGrowSync = false, false
+	s.pendingPath = ""
+	return nil
 }
 
 // readMeta checks the schema version and loads the cluster id; it reports whether

@@ -1,8 +1,12 @@
 package storage
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/kbroker/kbroker/internal/acl"
 )
@@ -66,4 +70,54 @@ func TestMetaStoreACLs(t *testing.T) {
 	if err != nil || len(got) != 1 || got[id2] != b {
 		t.Fatalf("ACLs after reopen = %v, %v", got, err)
 	}
+}
+
+// A meta.db built with its syncs deferred exists only once SyncNew has run:
+// a start that dies before leaves nothing the next one trusts.
+func TestMetaStoreDeferredSync(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "meta.db")
+	s, err := openMetaStore(path, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s.ClusterID()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("meta.db exists before SyncNew: %v", err)
+	}
+	s.Close() // a start that failed before SyncNew
+
+	s, err = openMetaStore(path, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ClusterID() == first {
+		t.Fatal("an unsynced meta.db was reused")
+	}
+	second := s.ClusterID()
+	if err := s.SyncNew(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *bolt.Tx) error { return tx.Bucket(metaBucket).Put([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(path + newMetaSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s left behind: %v", newMetaSuffix, err)
+	}
+
+	s, err = openMetaStore(path, "", true) // exists now: opened as it is
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.ClusterID() != second || s.pendingPath != "" || s.db.NoSync {
+		t.Fatalf("reopened: cluster id %q (want %q), pending %q, NoSync %v", s.ClusterID(), second, s.pendingPath, s.db.NoSync)
+	}
+	s.View(func(tx *bolt.Tx) error {
+		if string(tx.Bucket(metaBucket).Get([]byte("k"))) != "v" {
+			t.Error("write after SyncNew lost")
+		}
+		return nil
+	})
 }

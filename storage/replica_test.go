@@ -163,7 +163,7 @@ func imageOf(t testing.TB, l *Log) logImage {
 		}
 		im.bases = append(im.bases, seg.baseOffset)
 		im.logFiles = append(im.logFiles, b)
-		im.indexFiles = append(im.indexFiles, readFile(t, seg.offsetIndex.path))
+		im.indexFiles = append(im.indexFiles, readIndexFile(t, seg.offsetIndex.path))
 	}
 	return im
 }

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/kbroker/kbroker/internal/kvlog"
+	"github.com/kbroker/kbroker/internal/kvlog/kvlogtest"
 )
 
 var (
@@ -769,4 +770,34 @@ func TestClosed(t *testing.T) {
 	wantErr(t, "verify", tc.VerifyPartition("tx", pid, epoch, t0, DefaultError), kerr.CoordinatorNotAvailable)
 	wantCode(t, "list", tc.ListTransactions(kmsg.NewPtrListTransactionsRequest()).ErrorCode, kerr.CoordinatorNotAvailable)
 	tc.Close() // twice is fine
+}
+
+// A transactions-v2 produce to several partitions adds them in one stored
+// change; the per-partition checks that follow store nothing more.
+func TestAddPartitionsImplicitlyIsOneWrite(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.TransactionVersion = 2 })
+	e.rec = &kvlogtest.Recorder{}
+	e.reopen()
+	pid, epoch := e.mustInit("tx")
+	_, before := e.rec.Changes()
+
+	wantErr(t, "batched add", e.tc.AddPartitionsImplicitly("tx", pid, epoch, []TopicPartition{t0, t1, u0}), nil)
+	for _, tp := range []TopicPartition{t0, t1, u0} {
+		wantErr(t, "verify "+tp.Topic, e.tc.VerifyPartition("tx", pid, epoch, tp, AddPartition), nil)
+	}
+	if _, after := e.rec.Changes(); after-before != 1 {
+		t.Fatalf("%d stored changes for one batched add and its checks, want 1", after-before)
+	}
+	wantErr(t, "missing partition", e.tc.AddPartitionsImplicitly("tx", pid, epoch, []TopicPartition{t0, {"t", 99}}), kerr.UnknownTopicOrPartition)
+	wantErr(t, "fenced", e.tc.AddPartitionsImplicitly("tx", pid, epoch+1, []TopicPartition{t0, t1}), kerr.InvalidProducerEpoch)
+
+	r := e.endTxn(5, "tx", pid, epoch, true)
+	if r.ErrorCode != 0 {
+		t.Fatalf("commit: %+v", r)
+	}
+	calls := e.markers.Calls()
+	if len(calls) != 1 || len(calls[0].partitions) != 3 {
+		t.Fatalf("markers %+v, want one call for the three partitions", calls)
+	}
 }

@@ -27,10 +27,7 @@ type txnStore struct {
 }
 
 func newTxnStore(db kvlog.DB) (*txnStore, error) {
-	err := db.Update(func(tx *kvlog.Tx) error {
-		return tx.CreateBucket([][]byte{transactionsBucket})
-	})
-	if err != nil {
+	if err := kvlog.CreateBuckets(db, transactionsBucket); err != nil {
 		return nil, err
 	}
 	return &txnStore{db: db, Writer: batchwriter.New(db)}, nil

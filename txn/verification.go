@@ -89,6 +89,20 @@ func (tc *TransactionCoordinator) AddPartitionImplicitly(transactionalID string,
 	return VerificationError(err, AddPartition)
 }
 
+// AddPartitionsImplicitly is AddPartitionImplicitly for several partitions
+// of one produce request at once, in one stored change, as Kafka's broker
+// sends one AddPartitionsToTxn for a request's partitions. The produce path
+// still verifies each partition; after this they are already in.
+func (tc *TransactionCoordinator) AddPartitionsImplicitly(transactionalID string, producerID int64, epoch int16, tps []TopicPartition) error {
+	for _, tp := range tps {
+		if !tc.parts.PartitionExists(tp.Topic, tp.Partition) {
+			return kerr.UnknownTopicOrPartition
+		}
+	}
+	err := tc.addToTransaction(transactionalID, producerID, epoch, tps, nil, tv2)
+	return VerificationError(err, AddPartition)
+}
+
 // VerifyGroup checks a TxnOffsetCommit to group by (producerID, epoch) of
 // transactionalID: the group was added to the Ongoing transaction with
 // AddOffsetsToTxn (Kafka verifies the group's __consumer_offsets

@@ -28,12 +28,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waiting for what kbroker does not serve yet: share groups (KIP-932) and
-# SASL/SCRAM.
+# Waiting for what kbroker does not serve yet: share groups (KIP-932).
 waiting=(
 	TestShareGroup TestShareGroupAckOnClose TestShareGroupETL
 	TestShareGroupOffsetsAdmin TestConsumeRegexShareSkipsInternal
-	TestSCRAMAuth TestSCRAMAuthBadCredentials
 )
 default_skip="^($(IFS='|'; echo "${waiting[*]}"))\$"
 skip=${KGO_SKIP-$default_skip}
@@ -54,10 +52,10 @@ start_broker() { # log file, extra --override arguments...
 	"$work/kbroker" --ephemeral --override "http.listener=127.0.0.1:0" "$@" >"$log" 2>&1 &
 	broker_pids+=("$!")
 }
-wait_started() { # log file; prints the broker address, or fails
-	local a=
+wait_started() { # log file [listener name]; prints the listener's address, or fails
+	local a= name=${2:-PLAINTEXT}
 	for _ in $(seq 400); do
-		a=$(sed -n 's/.*msg="kbroker started".* listeners=\[PLAINTEXT:\/\/\([0-9.:]*\)\].*/\1/p' "$1")
+		a=$(sed -n 's/.*msg="kbroker started".* listeners="\{0,1\}\[[^]]*\<'"$name"':\/\/\([0-9.:]*\).*/\1/p' "$1")
 		[ -n "$a" ] && break
 		grep -q 'msg="cannot start"' "$1" && break
 		sleep 0.05
@@ -85,10 +83,19 @@ free_port() {
 		fi
 	done
 }
+# The SCRAM tests (TestSCRAMAuth, TestSCRAMAuthBadCredentials) log in as
+# this user on a SASL_PLAINTEXT listener of the single node; kgo's
+# KGO_TEST_SCRAM is user:pass(:256|512).
+scram_user=kgo-scram scram_pass=kgo-scram-secret
+scram_env=()
 if [ "$nodes" -le 1 ]; then
 	# Port 0: the broker's start-up line names the port the OS picked.
-	start_broker "$work/broker.log" --override "listeners=PLAINTEXT://127.0.0.1:0"
+	start_broker "$work/broker.log" --override "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0" \
+		--override "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512" \
+		--override "kbroker.scram.bootstrap.users=SCRAM-SHA-256=[name=$scram_user,password=$scram_pass];SCRAM-SHA-512=[name=$scram_user,password=$scram_pass]"
 	addr=$(wait_started "$work/broker.log") || exit 1
+	scram_addr=$(wait_started "$work/broker.log" SASL_PLAINTEXT) || exit 1
+	scram_env=(KGO_TEST_SCRAM_SEEDS="$scram_addr" KGO_TEST_SCRAM="$scram_user:$scram_pass")
 	rf=1
 else
 	# A port can still be taken between the check and the bind: then the
@@ -129,7 +136,7 @@ echo "kbroker: $nodes node(s) at $addr" >&2
 # TestOptValuesCoversEveryOption reads config.go from the working directory.
 cd "$kgodir"
 set +e
-KGO_SEEDS="$addr" KGO_TEST_RF="$rf" KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-100000}" KGO_LOG_LEVEL=none \
+env "${scram_env[@]}" KGO_SEEDS="$addr" KGO_TEST_RF="$rf" KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-100000}" KGO_LOG_LEVEL=none \
 	"$work/kgo.test" -test.v -test.timeout 15m -test.run "$run" ${skip:+-test.skip "$skip"} >"$work/suite.log" 2>&1
 status=$?
 set -e

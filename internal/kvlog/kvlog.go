@@ -255,6 +255,29 @@ func (l local) Update(fn func(tx *Tx) error) error {
 
 func (l local) View(fn func(tx *bolt.Tx) error) error { return l.db.View(fn) }
 
+// CreateBuckets creates the top-level buckets that are missing, in one
+// write, and writes nothing when all exist: a restart then costs no commit
+// (and no fsync) here.
+func CreateBuckets(db DB, names ...[]byte) error {
+	missing := false
+	if err := db.View(func(tx *bolt.Tx) error {
+		for _, n := range names {
+			missing = missing || tx.Bucket(n) == nil
+		}
+		return nil
+	}); err != nil || !missing {
+		return err
+	}
+	return db.Update(func(tx *Tx) error {
+		for _, n := range names {
+			if err := tx.CreateBucket([][]byte{n}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Dump returns the whole store as changes that, applied to an empty store,
 // rebuild it: every bucket (empty ones too) and every key, in key order.
 // For snapshots of a replicated store.

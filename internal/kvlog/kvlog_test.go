@@ -327,3 +327,36 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// CreateBuckets writes once on a new store and never again: a restart
+// commits nothing.
+func TestCreateBucketsWritesOnlyWhatIsMissing(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rec := &kvlogtest.Recorder{DB: db}
+	for range 2 {
+		if err := kvlog.CreateBuckets(rec, []byte("a"), []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, commits := rec.Changes(); commits != 1 {
+		t.Fatalf("%d commits, want 1", commits)
+	}
+	if err := kvlog.CreateBuckets(rec, []byte("a"), []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if _, commits := rec.Changes(); commits != 2 {
+		t.Fatalf("%d commits after a missing bucket, want 2", commits)
+	}
+	db.View(func(tx *bolt.Tx) error {
+		for _, n := range []string{"a", "b", "c"} {
+			if tx.Bucket([]byte(n)) == nil {
+				t.Errorf("bucket %s missing", n)
+			}
+		}
+		return nil
+	})
+}
