@@ -12,39 +12,70 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/kbroker/kbroker/broker"
 )
 
 // ACL tests: real clients against a broker with authorizer.class.name set.
-//
-// Until SASL lands every connection is User:ANONYMOUS, so the tests tell
-// identities apart by host: each identity dials from its own loopback
-// address, and its ACLs name that host. With SASL, an identity becomes a
-// user: clientAs authenticates as it and its ACLs name its principal with
-// host "*"; the tests themselves do not change.
+// Clients log in with SASL PLAIN on a SASL_PLAINTEXT listener, so each
+// identity is a principal of its own (User:admin, a super user, and
+// User:alice, who starts with no rights); a client can also connect from a
+// given loopback address, for rules on hosts.
 
 const standardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 
+const aclJaas = `org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret";`
+
 // identity is who a test client acts as.
 type identity struct {
-	principal string // the ACL principal
-	host      string // the address it connects from, and its ACLs' host
+	principal  string // the ACL principal
+	user, pass string // its SASL PLAIN login
+	from       string // the address it connects from; empty: any
 }
 
 var (
-	// admin gets every right when a test broker starts (aclBroker); the
-	// brokers of a test cluster connect to each other as it too.
-	admin = identity{"User:ANONYMOUS", "127.0.0.1"}
-	// alice starts with no rights.
-	alice = identity{"User:ANONYMOUS", "127.0.0.2"}
+	admin = identity{principal: "User:admin", user: "admin", pass: "admin-secret"}
+	alice = identity{principal: "User:alice", user: "alice", pass: "alice-secret"}
 )
 
-// clientAs returns a kgo client acting as id, closed at cleanup.
+// aclProps configure the authorizer with admin as super user and a
+// SASL_PLAINTEXT listener beside the PLAINTEXT one ("{listeners}" for a
+// test cluster's own listeners).
+func aclProps(listeners string) map[string]string {
+	return map[string]string{
+		"listeners":                      listeners + ",SASL_PLAINTEXT://127.0.0.1:0",
+		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+		"sasl.enabled.mechanisms":        "PLAIN",
+		"listener.name.sasl_plaintext.plain.sasl.jaas.config": aclJaas,
+		"authorizer.class.name":                               standardAuthorizer,
+		"super.users":                                         "User:admin",
+	}
+}
+
+// aclBroker starts a broker with the authorizer on; props override
+// aclProps.
+func aclBroker(t testing.TB, props map[string]string) *testBroker {
+	t.Helper()
+	all := aclProps("PLAINTEXT://127.0.0.1:0")
+	for k, v := range props {
+		all[k] = v
+	}
+	return startBroker(t, all)
+}
+
+// saslSeeds is where identities log in.
+func (b *testBroker) saslSeeds() []string { return []string{b.ListenerAddr("SASL_PLAINTEXT")} }
+
+// clientAs returns a kgo client logged in as id, closed at cleanup.
 func clientAs(t testing.TB, id identity, seeds []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(id.host)}}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if id.from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(id.from)}
+	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.Dialer(d.DialContext),
+		kgo.SASL(plain.Auth{User: id.user, Pass: id.pass}.AsMechanism()),
 		kgo.RetryTimeout(3 * time.Second), kgo.MetadataMinAge(100 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -53,17 +84,17 @@ func clientAs(t testing.TB, id identity, seeds []string, opts ...kgo.Opt) *kgo.C
 	return cl
 }
 
-// allow grants id ops on the resources the builder names (it must name
-// resources and may set a pattern type).
+// allow grants id ops, from any host, on the resources the builder names
+// (it must name resources and may set a pattern type).
 func allow(t testing.TB, adm *kadm.Client, id identity, b *kadm.ACLBuilder, ops ...kadm.ACLOperation) {
 	t.Helper()
-	mustCreateACLs(t, adm, b.Allow(id.principal).AllowHosts(id.host).Operations(ops...))
+	mustCreateACLs(t, adm, b.Allow(id.principal).AllowHosts("*").Operations(ops...))
 }
 
-// deny denies id ops on the builder's resources.
+// deny denies id ops, from any host, on the builder's resources.
 func deny(t testing.TB, adm *kadm.Client, id identity, b *kadm.ACLBuilder, ops ...kadm.ACLOperation) {
 	t.Helper()
-	mustCreateACLs(t, adm, b.Deny(id.principal).DenyHosts(id.host).Operations(ops...))
+	mustCreateACLs(t, adm, b.Deny(id.principal).DenyHosts("*").Operations(ops...))
 }
 
 func mustCreateACLs(t testing.TB, adm *kadm.Client, b *kadm.ACLBuilder) {
@@ -79,28 +110,6 @@ func mustCreateACLs(t testing.TB, adm *kadm.Client, b *kadm.ACLBuilder) {
 	}
 }
 
-// grantAdmin gives admin everything. Run while the cluster has no ACLs
-// and allow.everyone.if.no.acl.found is on; afterwards every resource type
-// has ACLs, so the default no longer applies and others get only what
-// they are granted.
-func grantAdmin(t testing.TB, adm *kadm.Client) {
-	t.Helper()
-	allow(t, adm, admin, kadm.NewACLs().Clusters().Topics("*").Groups("*").TransactionalIDs("*"), kadm.OpAll)
-}
-
-// aclBroker starts a broker with the authorizer on and admin's rights in
-// place.
-func aclBroker(t testing.TB, props map[string]string) *testBroker {
-	t.Helper()
-	all := map[string]string{"authorizer.class.name": standardAuthorizer, "allow.everyone.if.no.acl.found": "true"}
-	for k, v := range props {
-		all[k] = v
-	}
-	b := startBroker(t, all)
-	grantAdmin(t, kadm.NewClient(clientAs(t, admin, []string{b.Addr()})))
-	return b
-}
-
 // errCode is the Kafka error in err, or nil.
 func errCode(err error) *kerr.Error {
 	var ke *kerr.Error
@@ -113,7 +122,7 @@ func errCode(err error) *kerr.Error {
 func TestACLsRoundTripAndRestart(t *testing.T) {
 	t.Parallel()
 	b := aclBroker(t, nil)
-	adm := kadm.NewClient(clientAs(t, admin, []string{b.Addr()}))
+	adm := kadm.NewClient(clientAs(t, admin, b.saslSeeds()))
 	allow(t, adm, alice, kadm.NewACLs().Topics("orders").ResourcePatternType(kadm.ACLPatternPrefixed), kadm.OpRead, kadm.OpWrite)
 	deny(t, adm, alice, kadm.NewACLs().Groups("g"), kadm.OpRead)
 	// The same ACL again is no error and no second copy.
@@ -121,8 +130,8 @@ func TestACLsRoundTripAndRestart(t *testing.T) {
 
 	aliceACLs := func(adm *kadm.Client) kadm.DescribedACLs {
 		t.Helper()
-		res, err := adm.DescribeACLs(ctx(t), kadm.NewACLs().AnyResource().Allow(alice.principal).AllowHosts(alice.host).
-			Deny(alice.principal).DenyHosts(alice.host).Operations(kadm.OpAny).ResourcePatternType(kadm.ACLPatternAny))
+		res, err := adm.DescribeACLs(ctx(t), kadm.NewACLs().AnyResource().Allow(alice.principal).AllowHosts().
+			Deny(alice.principal).DenyHosts().Operations(kadm.OpAny).ResourcePatternType(kadm.ACLPatternAny))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,23 +150,23 @@ func TestACLsRoundTripAndRestart(t *testing.T) {
 
 	// Durable: a restarted broker has them and enforces them.
 	b = b.restart(t)
-	adm = kadm.NewClient(clientAs(t, admin, []string{b.Addr()}))
+	adm = kadm.NewClient(clientAs(t, admin, b.saslSeeds()))
 	if got := aliceACLs(adm); len(got) != 3 {
 		t.Fatalf("alice's ACLs after restart: %+v, want 3", got)
 	}
 	createTopic(t, adm, "orders-eu", 1, nil)
-	produceSync(t, clientAs(t, alice, []string{b.Addr()}), &kgo.Record{Topic: "orders-eu", Value: []byte("x")})
+	produceSync(t, clientAs(t, alice, b.saslSeeds()), &kgo.Record{Topic: "orders-eu", Value: []byte("x")})
 
 	// A filter deletes what it matches, and reports it.
 	dres, err := adm.DeleteACLs(ctx(t), kadm.NewACLs().Topics("orders").ResourcePatternType(kadm.ACLPatternPrefixed).
-		Allow(alice.principal).AllowHosts(alice.host).Operations(kadm.OpAny))
+		Allow(alice.principal).AllowHosts().Operations(kadm.OpAny))
 	if err != nil || len(dres) != 1 || dres[0].Err != nil || len(dres[0].Deleted) != 2 {
 		t.Fatalf("DeleteACLs: %v %+v", err, dres)
 	}
 	if got := aliceACLs(adm); len(got) != 1 || got[0].Type != kmsg.ACLResourceTypeGroup {
 		t.Fatalf("alice's ACLs after delete: %+v", got)
 	}
-	if err := clientAs(t, alice, []string{b.Addr()}).ProduceSync(ctx(t), &kgo.Record{Topic: "orders-eu"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+	if err := clientAs(t, alice, b.saslSeeds()).ProduceSync(ctx(t), &kgo.Record{Topic: "orders-eu"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("produce after the grant was deleted: %v", err)
 	}
 }
@@ -166,7 +175,7 @@ func TestACLsRoundTripAndRestart(t *testing.T) {
 func TestACLsInvalid(t *testing.T) {
 	t.Parallel()
 	b := aclBroker(t, nil)
-	cl := clientAs(t, admin, []string{b.Addr()})
+	cl := clientAs(t, admin, b.saslSeeds())
 	req := kmsg.NewPtrCreateACLsRequest()
 	good := kmsg.NewCreateACLsRequestCreation()
 	good.ResourceType, good.ResourceName, good.ResourcePatternType = kmsg.ACLResourceTypeTopic, "t", kmsg.ACLResourcePatternTypeLiteral
@@ -227,26 +236,60 @@ func TestACLsSecurityDisabled(t *testing.T) {
 }
 
 // With the authorizer on and allow.everyone.if.no.acl.found false (Kafka's
-// default), a broker without ACLs allows nobody but super users.
-func TestACLsDefaultDeny(t *testing.T) {
+// default), a broker without ACLs allows nobody but super users, whom no
+// DENY stops; allow.everyone.if.no.acl.found=true opens what has no ACL.
+func TestACLsDefaultDenyAndSuperUsers(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, map[string]string{"authorizer.class.name": standardAuthorizer})
-	cl := b.client(t)
-	if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "t"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
-		t.Fatalf("produce: %v, want TOPIC_AUTHORIZATION_FAILED", err)
-	}
-	res, err := kadm.NewClient(cl).CreateACLs(ctx(t), kadm.NewACLs().Topics("t").Allow("User:ANONYMOUS").Operations(kadm.OpAll))
-	if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
-		t.Fatalf("CreateACLs: %v %+v, want CLUSTER_AUTHORIZATION_FAILED", err, res)
+	b := aclBroker(t, nil)
+	for _, cl := range []*kgo.Client{b.client(t), clientAs(t, alice, b.saslSeeds())} { // User:ANONYMOUS, User:alice
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "t"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+			t.Fatalf("produce: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+		}
+		res, err := kadm.NewClient(cl).CreateACLs(ctx(t), kadm.NewACLs().Topics("t").Allow("User:*").Operations(kadm.OpAll))
+		if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
+			t.Fatalf("CreateACLs: %v %+v, want CLUSTER_AUTHORIZATION_FAILED", err, res)
+		}
 	}
 
-	// super.users bypasses everything, DENY ACLs included.
-	s := startBroker(t, map[string]string{"authorizer.class.name": standardAuthorizer, "super.users": "User:admin;User:ANONYMOUS"})
-	adm := s.admin(t)
+	adm := kadm.NewClient(clientAs(t, admin, b.saslSeeds()))
 	mustCreateACLs(t, adm, kadm.NewACLs().Topics("*").Clusters().Deny("User:*").Operations(kadm.OpAll))
 	createTopic(t, adm, "t", 1, nil)
-	produceSync(t, s.client(t), &kgo.Record{Topic: "t", Value: []byte("v")})
-	consumeN(t, s.Addr(), "t", 1)
+	produceSync(t, clientAs(t, admin, b.saslSeeds()), &kgo.Record{Topic: "t", Value: []byte("v")})
+	consumeAs(t, admin, b.saslSeeds(), "t", 1)
+
+	open := aclBroker(t, map[string]string{"allow.everyone.if.no.acl.found": "true"})
+	oadm := kadm.NewClient(clientAs(t, admin, open.saslSeeds()))
+	createTopic(t, oadm, "t", 1, nil)
+	produceSync(t, clientAs(t, alice, open.saslSeeds()), &kgo.Record{Topic: "t", Value: []byte("v")})
+	allow(t, oadm, admin, kadm.NewACLs().Topics("t"), kadm.OpAll)
+	if err := clientAs(t, alice, open.saslSeeds()).ProduceSync(ctx(t), &kgo.Record{Topic: "t"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce to a topic with ACLs: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+}
+
+// Hosts: an ACL's host is the client's address; alice is refused from one
+// host and served from another.
+func TestACLsHost(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, nil)
+	adm := kadm.NewClient(clientAs(t, admin, b.saslSeeds()))
+	createTopic(t, adm, "t", 1, nil)
+	allow(t, adm, alice, kadm.NewACLs().Topics("t"), kadm.OpWrite)
+	mustCreateACLs(t, adm, kadm.NewACLs().Topics("t").Deny(alice.principal).DenyHosts("127.0.0.2").Operations(kadm.OpWrite))
+	here, there := alice, alice
+	here.from, there.from = "127.0.0.1", "127.0.0.2"
+	produceSync(t, clientAs(t, here, b.saslSeeds()), &kgo.Record{Topic: "t", Value: []byte("v")})
+	noIdempotence := kgo.DisableIdempotentWrite()
+	if err := clientAs(t, there, b.saslSeeds(), noIdempotence).ProduceSync(ctx(t), &kgo.Record{Topic: "t"}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce from 127.0.0.2: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	// An idempotent producer there gets no producer id: InitProducerId
+	// needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic, and
+	// alice's only WRITE is denied from that host
+	// (authorizeByResourceType).
+	if err := clientAs(t, there, b.saslSeeds()).ProduceSync(ctx(t), &kgo.Record{Topic: "t"}).FirstErr(); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("idempotent produce from 127.0.0.2: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
+	}
 }
 
 func TestACLsUnknownAuthorizer(t *testing.T) {
@@ -263,7 +306,7 @@ func TestACLsUnknownAuthorizer(t *testing.T) {
 func TestACLsTopic(t *testing.T) {
 	t.Parallel()
 	b := aclBroker(t, nil)
-	seeds := []string{b.Addr()}
+	seeds := b.saslSeeds()
 	adm := kadm.NewClient(clientAs(t, admin, seeds))
 	createTopic(t, adm, "secret", 1, nil)
 	createTopic(t, adm, "public", 1, nil)
@@ -359,7 +402,7 @@ func assertConsumeDenied(t *testing.T, id identity, seeds []string, topic string
 func TestACLsGroup(t *testing.T) {
 	t.Parallel()
 	b := aclBroker(t, map[string]string{"group.initial.rebalance.delay.ms": "0"})
-	seeds := []string{b.Addr()}
+	seeds := b.saslSeeds()
 	adm := kadm.NewClient(clientAs(t, admin, seeds))
 	createTopic(t, adm, "events", 1, nil)
 	allow(t, adm, alice, kadm.NewACLs().Topics("events"), kadm.OpRead)
@@ -409,7 +452,7 @@ func TestACLsGroup(t *testing.T) {
 func TestACLsTransactionalID(t *testing.T) {
 	t.Parallel()
 	b := aclBroker(t, nil)
-	seeds := []string{b.Addr()}
+	seeds := b.saslSeeds()
 	adm := kadm.NewClient(clientAs(t, admin, seeds))
 	createTopic(t, adm, "ledger", 1, nil)
 	allow(t, adm, alice, kadm.NewACLs().Topics("ledger"), kadm.OpWrite)
@@ -448,7 +491,7 @@ func TestACLsTransactionalID(t *testing.T) {
 func TestACLsCluster(t *testing.T) {
 	t.Parallel()
 	b := aclBroker(t, nil)
-	seeds := []string{b.Addr()}
+	seeds := b.saslSeeds()
 	adm := kadm.NewClient(clientAs(t, admin, seeds))
 	createTopic(t, adm, "t", 1, nil)
 	allow(t, adm, alice, kadm.NewACLs().Topics("t"), kadm.OpDescribe)
@@ -507,13 +550,20 @@ func TestACLsCluster(t *testing.T) {
 }
 
 // In a cluster ACLs travel through the metadata log: one created through
-// one node is enforced by every other. The brokers replicate as admin.
+// one node is enforced by every other.
 func TestACLsCluster3Nodes(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 3, map[string]string{"authorizer.class.name": standardAuthorizer, "allow.everyone.if.no.acl.found": "true"})
-	seeds := c.seeds()
+	// The brokers reach each other on the PLAINTEXT listeners as
+	// User:ANONYMOUS, a super user as Kafka needs it with a PLAINTEXT
+	// inter-broker listener; clients log in on the SASL ones.
+	props := aclProps("{listeners}")
+	props["super.users"] = "User:admin;User:ANONYMOUS"
+	c := startCluster(t, 3, props)
+	var seeds []string
+	for _, nd := range c.nodes {
+		seeds = append(seeds, nd.srv.ListenerAddr("SASL_PLAINTEXT"))
+	}
 	adm := kadm.NewClient(clientAs(t, admin, seeds[:1]))
-	grantAdmin(t, adm)
 	createTopic3 := func(name string) {
 		t.Helper()
 		r, err := adm.CreateTopic(ctx(t), 1, 3, nil, name)
