@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -44,6 +45,12 @@ import (
 // * Transactional batches must belong to an ongoing transaction that added
 //   the partition (Kafka 3.6+ verification, KIP-890 part 1); from v12 the
 //   partition is added implicitly (transactions v2).
+// * With an authorizer: transactional batches need WRITE on the request's
+//   transactional id, else every partition is
+//   TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs
+//   WRITE (TOPIC_AUTHORIZATION_FAILED), and auto-creation CREATE on the
+//   cluster or the topic (else UNKNOWN_TOPIC_OR_PARTITION, as Kafka 4,
+//   which creates no topic on produce, answers).
 //
 // Version notes:
 // * v3: RecordBatch v2 only; TransactionID
@@ -57,6 +64,9 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 
+	txnDenied := s.authz != nil && hasTransactionalRecords(req) &&
+		(req.TransactionID == nil || !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID))
+	writable := s.authorizedTopics(creq, acl.OpWrite, namesOf(req.Topics, func(t kmsg.ProduceRequestTopic) string { return t.Topic }))
 	// Checks and topic lookups (with auto-creation) run in request order;
 	// the appends, one per partition, may then run in parallel.
 	var appends []produceAppend
@@ -74,6 +84,12 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			switch {
+			case txnDenied:
+				produceError(sp, kerr.TransactionalIDAuthorizationFailed, "")
+				continue
+			case !writable.has(reqTopic.Topic):
+				produceError(sp, kerr.TopicAuthorizationFailed, "")
+				continue
 			case req.Version < 3:
 				produceError(sp, kerr.UnsupportedVersion, "Produce v0-2 (message format v0/v1) is not supported; use v3+.")
 				continue
@@ -86,6 +102,10 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			}
 			if !ok {
 				var err error
+				if !s.mayCreateTopic(creq, reqTopic.Topic) {
+					produceError(sp, kerr.UnknownTopicOrPartition, "")
+					continue
+				}
 				if t, err = s.autoCreateTopic(reqTopic.Topic); err != nil {
 					produceError(sp, protocol.KafkaError(err), "")
 					continue
@@ -248,4 +268,18 @@ func (s *Server) appendPartition(req *kmsg.ProduceRequest, a *produceAppend) {
 		// yet.
 		a.wait, a.part, a.nextOffset, a.minISR = true, part, info.LastOffset+1, cfg.MinInsyncReplicas
 	}
+}
+
+// hasTransactionalRecords is Kafka's RequestUtils.hasTransactionalRecords:
+// whether any partition's batch is transactional (a malformed one is
+// refused later, per partition).
+func hasTransactionalRecords(req *kmsg.ProduceRequest) bool {
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			if h, err := storage.ParseBatchHeader(p.Records); err == nil && h.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -37,6 +38,10 @@ import (
 //   appends rather than high watermark moves, and their fetch offset is the
 //   follower's log end offset, from which the leader moves the high
 //   watermark and grows or shrinks the ISR.
+// * With an authorizer, consumers need READ on each topic and followers
+//   CLUSTER_ACTION on the cluster (KafkaApis.handleFetchRequest): other
+//   partitions are TOPIC_AUTHORIZATION_FAILED, read for nobody, on every
+//   fetch of a session.
 //
 // Version notes:
 // * v4: IsolationLevel, LastStableOffset, AbortedTransactions
@@ -117,6 +122,10 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 	if session != nil {
 		resp.SessionID = session.id
 	}
+	var denied []*sessionPartition
+	if s.authz != nil {
+		parts, denied = s.authorizeFetch(creq, replicaID, parts)
+	}
 
 	results := s.waitForFetch(req, parts, replicaID)
 
@@ -172,10 +181,55 @@ func (s *Server) handleFetch(creq *clientReq) (kmsg.Response, error) {
 		}
 		rt.Partitions = append(rt.Partitions, rp)
 	}
+	for _, p := range denied {
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic, rt.TopicID = p.key.topic, p.key.topicID
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition, rp.ErrorCode = p.key.partition, kerr.TopicAuthorizationFailed.Code
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+	}
 	if session != nil && incremental {
 		session.moveToEnd(served)
 	}
 	return resp, nil
+}
+
+// authorizeFetch splits parts into those the request may read and those it
+// may not: a follower needs CLUSTER_ACTION, a consumer READ on the topic.
+// A topic id that names no topic is left for the read to answer
+// UNKNOWN_TOPIC_ID.
+func (s *Server) authorizeFetch(creq *clientReq, replicaID int32, parts []*sessionPartition) (allowed, denied []*sessionPartition) {
+	if replicaID >= 0 {
+		if s.authorizeCluster(creq, acl.OpClusterAction) {
+			return parts, nil
+		}
+		return nil, parts
+	}
+	readable := map[string]bool{}
+	for _, p := range parts {
+		name := p.key.topic
+		if name == "" {
+			t := s.fetchTopic(p.key)
+			if t == nil {
+				allowed = append(allowed, p)
+				continue
+			}
+			name = t.Name
+		}
+		ok, seen := readable[name]
+		if !seen {
+			ok = s.authorize(creq, acl.OpRead, acl.ResourceTopic, name)
+			readable[name] = ok
+		}
+		if ok {
+			allowed = append(allowed, p)
+		} else {
+			denied = append(denied, p)
+		}
+	}
+	return allowed, denied
 }
 
 // fetchCurrentLeader fills in a NOT_LEADER_OR_FOLLOWER or

@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 )
 
@@ -18,6 +19,7 @@ import (
 //   or after it (offset -1 when there is none).
 // * CurrentLeaderEpoch is checked as in Fetch (KIP-320).
 // * A partition asked for twice in one request gets INVALID_REQUEST.
+// * With an authorizer, each topic needs DESCRIBE: TOPIC_AUTHORIZATION_FAILED.
 //
 // Version notes:
 // * v1: one offset per partition
@@ -42,6 +44,7 @@ func (s *Server) handleListOffsets(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 
+	describable := s.authorizedTopics(creq, acl.OpDescribe, namesOf(req.Topics, func(t kmsg.ListOffsetsRequestTopic) string { return t.Topic }))
 	seen := make(map[string]map[int32]bool)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
@@ -59,7 +62,9 @@ func (s *Server) handleListOffsets(creq *clientReq) (kmsg.Response, error) {
 				continue
 			}
 			seen[rt.Topic][rp.Partition] = true
-			if err := s.listOffset(req, rt.Topic, rp, &sp); err != nil {
+			if !describable.has(rt.Topic) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if err := s.listOffset(req, rt.Topic, rp, &sp); err != nil {
 				sp.ErrorCode = err.Code
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -20,8 +21,14 @@ import (
 //   (v4+ AllowAutoTopicCreation; always before v4) and
 //   auto.create.topics.enable allow it; otherwise UNKNOWN_TOPIC_OR_PARTITION.
 // * Topics requested by id (v10+) that do not exist get UNKNOWN_TOPIC_ID.
-// * There is no authorizer, so authorized operations, when asked for (v8+),
-//   are every operation on the resource, as Kafka reports without one.
+// * With an authorizer (KafkaApis.handleTopicMetadataRequest): all-topics
+//   requests list only the topics the client may DESCRIBE; a named topic
+//   it may not is TOPIC_AUTHORIZATION_FAILED, whether it exists or not; a
+//   topic to auto-create needs CREATE on the cluster or on the topic, else
+//   TOPIC_AUTHORIZATION_FAILED.
+// * Authorized operations, when asked for (v8+), are the operations the
+//   client may perform (AuthHelper.authorizedOperations): every one
+//   without an authorizer.
 //
 // Version notes:
 // * v1: null topics means all; ControllerID; IsInternal
@@ -39,14 +46,16 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 	resp.Brokers, resp.ControllerID = s.metadataBrokers(creq.conn.listener)
 	resp.ClusterID = &s.clusterID
 	if req.IncludeClusterAuthorizedOperations {
-		resp.AuthorizedOperations = clusterAuthorizedOperations
+		resp.AuthorizedOperations = s.authorizedOperations(creq, acl.ResourceCluster, acl.ClusterName)
 	}
 
 	// v0 has no null: an empty list means every topic.
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
 		for _, t := range s.logs.Topics() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(t, req.IncludeTopicAuthorizedOperations))
+			if s.authorize(creq, acl.OpDescribe, acl.ResourceTopic, t.Name) {
+				resp.Topics = append(resp.Topics, s.metadataTopic(creq, t, req.IncludeTopicAuthorizedOperations))
+			}
 		}
 		return resp, nil
 	}
@@ -67,10 +76,21 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 				resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.UnknownTopicID))
 				continue
 			}
+			if !s.authorize(creq, acl.OpDescribe, acl.ResourceTopic, t.Name) {
+				resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.TopicAuthorizationFailed))
+				continue
+			}
+		case !s.authorize(creq, acl.OpDescribe, acl.ResourceTopic, *rt.Topic):
+			resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.TopicAuthorizationFailed))
+			continue
 		default:
 			if t, ok = s.logs.Topic(*rt.Topic); !ok {
 				if !allowAuto {
 					resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.UnknownTopicOrPartition))
+					continue
+				}
+				if !s.mayCreateTopic(creq, *rt.Topic) {
+					resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.TopicAuthorizationFailed))
 					continue
 				}
 				var err error
@@ -80,18 +100,18 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 				}
 			}
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(t, req.IncludeTopicAuthorizedOperations))
+		resp.Topics = append(resp.Topics, s.metadataTopic(creq, t, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
 }
 
-func (s *Server) metadataTopic(t *storage.Topic, authorizedOps bool) kmsg.MetadataResponseTopic {
+func (s *Server) metadataTopic(creq *clientReq, t *storage.Topic, authorizedOps bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
 	mt.IsInternal = isInternalTopic(t.Name)
 	if authorizedOps {
-		mt.AuthorizedOperations = topicAuthorizedOperations
+		mt.AuthorizedOperations = s.authorizedOperations(creq, acl.ResourceTopic, t.Name)
 	}
 	for p := range t.Partitions {
 		st := s.partitionState(t, int32(p))

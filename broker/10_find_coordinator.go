@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // FindCoordinator: v0-6
@@ -24,6 +26,8 @@ import (
 //   created.
 // * Share groups (key type 2) are not served: INVALID_REQUEST with a
 //   message saying so, not a retriable error a client would loop on.
+// * With an authorizer, DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED)
+//   or the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 //
 // Version notes:
 // * v1: KeyType, ErrorMessage
@@ -44,7 +48,17 @@ func (s *Server) handleFindCoordinator(creq *clientReq) (kmsg.Response, error) {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Host, c.Port = key, -1, "", -1
 		switch req.CoordinatorType {
-		case 0, 1:
+		case 0:
+			if !s.authorize(creq, acl.OpDescribe, acl.ResourceGroup, key) {
+				c.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				break
+			}
+			fallthrough
+		case 1:
+			if req.CoordinatorType == 1 && !s.authorize(creq, acl.OpDescribe, acl.ResourceTransactionalID, key) {
+				c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+				break
+			}
 			if err := s.ensureOffsetsTopic(); err != nil {
 				s.logger.Warn("cannot create "+offsetsTopic, "err", err)
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/controller"
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -41,6 +42,10 @@ import (
 // * v4: -1 partitions / replication factor take the broker defaults (KIP-464)
 // * v5: flexible; NumPartitions, ReplicationFactor, Configs in the response (KIP-525)
 // * v7: TopicID
+//
+// With an authorizer: CREATE on the cluster or on the topic, else
+// TOPIC_AUTHORIZATION_FAILED; the v5+ configs of a created topic need
+// DESCRIBE_CONFIGS on it, else ConfigErrorCode TOPIC_AUTHORIZATION_FAILED.
 
 func (s *Server) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.CreateTopicsRequest)
@@ -60,9 +65,15 @@ func (s *Server) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 		case n > 1:
 			seen[rt.Topic] = 0
 			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr("Duplicate topic name.")
+		case !s.mayCreateTopic(creq, rt.Topic):
+			st.ErrorCode, st.ErrorMessage = kerr.TopicAuthorizationFailed.Code, kmsg.StringPtr("Authorization failed.")
+			st.NumPartitions, st.ReplicationFactor = -1, -1
 		default:
 			if err := s.createTopic(rt, req.ValidateOnly, &st); err != nil {
 				st.ErrorCode, st.ErrorMessage = errorResult(err)
+			} else if !s.authorize(creq, acl.OpDescribeConfigs, acl.ResourceTopic, rt.Topic) {
+				// Created, but its configs are not the client's to see.
+				st.Configs, st.ConfigErrorCode = nil, kerr.TopicAuthorizationFailed.Code
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -32,6 +33,10 @@ import (
 // * v4: flexible
 // * v5: ErrorMessage
 // * v6: Topics with TopicID; TopicID in the response
+//
+// With an authorizer: DELETE on the topic, else
+// TOPIC_AUTHORIZATION_FAILED; a topic id the client may not DESCRIBE is
+// UNKNOWN_TOPIC_ID (ControllerApis.deleteTopics).
 
 func (s *Server) handleDeleteTopics(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.DeleteTopicsRequest)
@@ -121,6 +126,8 @@ func (s *Server) handleDeleteTopics(creq *clientReq) (kmsg.Response, error) {
 					answered[name] = true
 					respond(e.Topic, [16]byte{}, kerr.InvalidRequest, kmsg.StringPtr("Duplicate topic name."))
 				}
+			case !s.authorize(creq, acl.OpDelete, acl.ResourceTopic, name):
+				respond(e.Topic, [16]byte{}, kerr.TopicAuthorizationFailed, nil)
 			case t == nil:
 				respond(e.Topic, [16]byte{}, kerr.UnknownTopicOrPartition, kmsg.StringPtr(kerr.UnknownTopicOrPartition.Description))
 			case voided[t.ID]:
@@ -136,8 +143,11 @@ func (s *Server) handleDeleteTopics(creq *clientReq) (kmsg.Response, error) {
 					answered[e.TopicID] = true
 					respond(nil, e.TopicID, kerr.InvalidRequest, kmsg.StringPtr("Duplicate topic id."))
 				}
-			case t == nil:
+			case t == nil || !s.authorize(creq, acl.OpDescribe, acl.ResourceTopic, t.Name):
+				// A topic the client may not describe is not disclosed.
 				respond(nil, e.TopicID, kerr.UnknownTopicID, kmsg.StringPtr(kerr.UnknownTopicID.Description))
+			case !s.authorize(creq, acl.OpDelete, acl.ResourceTopic, t.Name):
+				respond(nil, e.TopicID, kerr.TopicAuthorizationFailed, nil)
 			case voided[e.TopicID]:
 				// Answered under the name that maps to it.
 			default:

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 )
 
@@ -31,10 +32,15 @@ import (
 // deleteRecordsHighWatermark is DeleteRecordsRequest.HIGH_WATERMARK.
 const deleteRecordsHighWatermark = -1
 
+//
+// With an authorizer: DELETE on the topic, else
+// TOPIC_AUTHORIZATION_FAILED.
+
 func (s *Server) handleDeleteRecords(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 
+	deletable := s.authorizedTopics(creq, acl.OpDelete, namesOf(req.Topics, func(t kmsg.DeleteRecordsRequestTopic) string { return t.Topic }))
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
@@ -42,6 +48,11 @@ func (s *Server) handleDeleteRecords(creq *clientReq) (kmsg.Response, error) {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
+			if !deletable.has(rt.Topic) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			low, err := s.deleteRecords(rt.Topic, rp.Partition, rp.Offset)
 			if err != nil {
 				sp.ErrorCode = err.Code

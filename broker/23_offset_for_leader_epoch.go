@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // OffsetForLeaderEpoch: v2-4
@@ -25,18 +27,28 @@ import (
 // * v2: CurrentLeaderEpoch
 // * v3: ReplicaID
 // * v4: flexible
+//
+// With an authorizer: CLUSTER_ACTION on the cluster (followers)
+// covers every topic; otherwise DESCRIBE on each, else
+// TOPIC_AUTHORIZATION_FAILED.
 
 func (s *Server) handleOffsetForLeaderEpoch(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 
+	var describable authorizedSet // nil: all, for followers
+	if s.authz != nil && !s.authorizeCluster(creq, acl.OpClusterAction) {
+		describable = s.authorizedTopics(creq, acl.OpDescribe, namesOf(req.Topics, func(t kmsg.OffsetForLeaderEpochRequestTopic) string { return t.Topic }))
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition() // LeaderEpoch, EndOffset: -1
 			sp.Partition = rp.Partition
-			if err := s.offsetForLeaderEpoch(rt.Topic, rp, &sp); err != nil {
+			if !describable.has(rt.Topic) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if err := s.offsetForLeaderEpoch(rt.Topic, rp, &sp); err != nil {
 				sp.ErrorCode = err.Code
 			}
 			st.Partitions = append(st.Partitions, sp)

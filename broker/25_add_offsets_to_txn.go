@@ -1,6 +1,11 @@
 package broker
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
+)
 
 // AddOffsetsToTxn: v0-4
 //
@@ -12,7 +17,21 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // Version notes:
 // * v2: PRODUCER_FENCED (KIP-588)
 // * v3: flexible
+//
+// With an authorizer: WRITE on the transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the group
+// (GROUP_AUTHORIZATION_FAILED).
 
 func (s *Server) handleAddOffsetsToTxn(creq *clientReq) (kmsg.Response, error) {
-	return creq.coord.txn.AddOffsetsToTxn(creq.Body.(*kmsg.AddOffsetsToTxnRequest)), nil
+	req := creq.Body.(*kmsg.AddOffsetsToTxnRequest)
+	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	switch {
+	case !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, req.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+	case !s.authorize(creq, acl.OpRead, acl.ResourceGroup, req.Group):
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+	default:
+		return creq.coord.txn.AddOffsetsToTxn(req), nil
+	}
+	return resp, nil
 }

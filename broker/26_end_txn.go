@@ -1,6 +1,11 @@
 package broker
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
+)
 
 // EndTxn: v0-5
 //
@@ -15,7 +20,17 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // * v3: flexible
 // * v5: transactions v2 (KIP-890): the epoch is bumped by every EndTxn
 //   and the response carries the producer id and epoch to use next.
+//
+// With an authorizer: WRITE on the transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 func (s *Server) handleEndTxn(creq *clientReq) (kmsg.Response, error) {
-	return creq.coord.txn.EndTxn(creq.Body.(*kmsg.EndTxnRequest)), nil
+	req := creq.Body.(*kmsg.EndTxnRequest)
+	if !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, req.TransactionalID) {
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		resp.ProducerID, resp.ProducerEpoch = -1, -1
+		return resp, nil
+	}
+	return creq.coord.txn.EndTxn(req), nil
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -26,10 +27,14 @@ import (
 //
 // Version notes:
 // * v1: flexible; v0 was removed in Kafka 4 (KIP-896)
+//
+// With an authorizer: CLUSTER_ACTION on the cluster, else every
+// partition is CLUSTER_AUTHORIZATION_FAILED.
 
 func (s *Server) handleWriteTxnMarkers(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.WriteTxnMarkersRequest)
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	clusterAction := s.authorizeCluster(creq, acl.OpClusterAction)
 	for _, rm := range req.Markers {
 		m := storage.EndTxnMarker{ProducerID: rm.ProducerID, ProducerEpoch: rm.ProducerEpoch, CoordinatorEpoch: rm.CoordinatorEpoch, Commit: rm.Committed}
 		sm := kmsg.NewWriteTxnMarkersResponseMarker()
@@ -40,7 +45,9 @@ func (s *Server) handleWriteTxnMarkers(creq *clientReq) (kmsg.Response, error) {
 			for _, p := range rt.Partitions {
 				sp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 				sp.Partition = p
-				sp.ErrorCode = s.writeTxnMarkerFor(creq.coord, rt.Topic, p, m)
+				if sp.ErrorCode = kerr.ClusterAuthorizationFailed.Code; clusterAction {
+					sp.ErrorCode = s.writeTxnMarkerFor(creq.coord, rt.Topic, p, m)
+				}
 				st.Partitions = append(st.Partitions, sp)
 			}
 			sm.Topics = append(sm.Topics, st)

@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/txn"
 )
 
@@ -22,9 +23,42 @@ import (
 // * v3: flexible; GenerationID, MemberID, GroupInstanceID (KIP-447)
 // * v4: PRODUCER_FENCED etc. as in the other v4 txn APIs
 // * v5: transactions v2 clients
+//
+// With an authorizer: WRITE on the transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and READ on the group
+// (GROUP_AUTHORIZATION_FAILED) for every partition; READ on each topic, else
+// TOPIC_AUTHORIZATION_FAILED for its partitions and the rest committed.
 
 func (s *Server) handleTxnOffsetCommit(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.TxnOffsetCommitRequest)
+	switch {
+	case !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, req.TransactionalID):
+		return txnOffsetCommitError(req, kerr.TransactionalIDAuthorizationFailed.Code), nil
+	case !s.authorize(creq, acl.OpRead, acl.ResourceGroup, req.Group):
+		return txnOffsetCommitError(req, kerr.GroupAuthorizationFailed.Code), nil
+	}
+	var denied []kmsg.TxnOffsetCommitRequestTopic
+	if s.authz != nil {
+		sub := *req
+		sub.Topics = nil
+		for _, t := range req.Topics {
+			if s.authorize(creq, acl.OpRead, acl.ResourceTopic, t.Topic) {
+				sub.Topics = append(sub.Topics, t)
+			} else {
+				denied = append(denied, t)
+			}
+		}
+		req = &sub
+	}
+	resp, err := s.txnOffsetCommit(creq, req)
+	if len(denied) > 0 {
+		deniedResp := txnOffsetCommitError(&kmsg.TxnOffsetCommitRequest{Version: req.Version, Topics: denied}, kerr.TopicAuthorizationFailed.Code)
+		resp.Topics = append(resp.Topics, deniedResp.Topics...)
+	}
+	return resp, err
+}
+
+func (s *Server) txnOffsetCommit(creq *clientReq, req *kmsg.TxnOffsetCommitRequest) (*kmsg.TxnOffsetCommitResponse, error) {
 	if err := creq.coord.txn.VerifyGroup(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, txn.TxnOffsetCommitOperation(req.Version)); err != nil {
 		code := kerr.UnknownServerError.Code
 		if ke, ok := err.(*kerr.Error); ok {

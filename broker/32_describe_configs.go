@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // DescribeConfigs: v1-4
@@ -35,6 +37,10 @@ import (
 // * v1: IncludeSynonyms, Source
 // * v3: IncludeDocumentation, ConfigType (KIP-569)
 // * v4: flexible
+//
+// With an authorizer: DESCRIBE_CONFIGS on the topic
+// (TOPIC_AUTHORIZATION_FAILED), group (GROUP_AUTHORIZATION_FAILED) or, for
+// broker resources, the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 func (s *Server) handleDescribeConfigs(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.DescribeConfigsRequest)
@@ -44,7 +50,13 @@ func (s *Server) handleDescribeConfigs(creq *clientReq) (kmsg.Response, error) {
 		rr := &req.Resources[i]
 		res := kmsg.NewDescribeConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
-		configs, err := s.describeResource(rr, req.IncludeSynonyms, req.IncludeDocumentation)
+		var configs []kmsg.DescribeConfigsResponseResourceConfig
+		var err error
+		if aerr := s.authorizeConfigResource(creq, acl.OpDescribeConfigs, rr.ResourceType, rr.ResourceName); aerr != nil {
+			err = aerr
+		} else {
+			configs, err = s.describeResource(rr, req.IncludeSynonyms, req.IncludeDocumentation)
+		}
 		if err != nil {
 			res.ErrorCode, res.ErrorMessage = errorResult(err)
 			configs = nil

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // AlterConfigs: v0-2
@@ -29,6 +31,10 @@ import (
 // Version notes:
 // * v1: same as v0 (throttle time semantics)
 // * v2: flexible
+//
+// With an authorizer: ALTER_CONFIGS on the topic
+// (TOPIC_AUTHORIZATION_FAILED), group (GROUP_AUTHORIZATION_FAILED) or, for
+// broker resources, the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 func (s *Server) handleAlterConfigs(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.AlterConfigsRequest)
@@ -43,7 +49,11 @@ func (s *Server) handleAlterConfigs(creq *clientReq) (kmsg.Response, error) {
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
 		err := newAPIError(kerr.InvalidRequest, "Each resource must appear at most once.")
 		if counts[configResource{rr.ResourceType, rr.ResourceName}] == 1 {
-			err = s.alterConfigsResource(rr, req.ValidateOnly)
+			if aerr := s.authorizeConfigResource(creq, acl.OpAlterConfigs, rr.ResourceType, rr.ResourceName); aerr != nil {
+				err = aerr
+			} else {
+				err = s.alterConfigsResource(rr, req.ValidateOnly)
+			}
 		}
 		res.ErrorCode, res.ErrorMessage = errorResult(err)
 		resp.Resources = append(resp.Resources, res)

@@ -7,6 +7,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sys/unix"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // DescribeLogDirs: v1-4
@@ -30,10 +32,18 @@ import (
 // * v2: flexible
 // * v3: top-level ErrorCode
 // * v4: TotalBytes, UsableBytes
+//
+// With an authorizer: DESCRIBE on the cluster, else
+// CLUSTER_AUTHORIZATION_FAILED (v3+ ErrorCode; older versions get no
+// directories), as KafkaApis.handleDescribeLogDirsRequest.
 
 func (s *Server) handleDescribeLogDirs(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !s.authorizeCluster(creq, acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 
 	var wanted map[string]map[int32]bool // nil: all
 	if req.Topics != nil {

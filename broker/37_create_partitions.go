@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 )
 
@@ -32,6 +33,9 @@ import (
 // * v1: no change
 // * v2: flexible
 // * v3: no change (strict controller mutation quota in Kafka)
+//
+// With an authorizer: ALTER on the topic, else
+// TOPIC_AUTHORIZATION_FAILED.
 
 func (s *Server) handleCreatePartitions(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.CreatePartitionsRequest)
@@ -55,6 +59,8 @@ func (s *Server) handleCreatePartitions(creq *clientReq) (kmsg.Response, error) 
 		)
 		if count[rt.Topic] > 1 {
 			err, msg = kerr.InvalidRequest, "Duplicate topic name."
+		} else if !s.authorize(creq, acl.OpAlter, acl.ResourceTopic, rt.Topic) {
+			err = kerr.TopicAuthorizationFailed
 		} else {
 			err, msg = s.createPartitions(rt, req.ValidateOnly)
 		}

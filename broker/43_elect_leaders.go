@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/controller"
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 )
 
@@ -37,6 +38,9 @@ import (
 // Version notes:
 // * v1: ElectionType; top-level ErrorCode (KIP-460)
 // * v2: flexible
+//
+// With an authorizer: ALTER on the cluster, else
+// CLUSTER_AUTHORIZATION_FAILED for the request and each partition.
 
 func (s *Server) handleElectLeaders(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.ElectLeadersRequest)
@@ -54,7 +58,14 @@ func (s *Server) handleElectLeaders(creq *clientReq) (kmsg.Response, error) {
 	}
 
 	var results []controller.PartitionResult
-	if s.cluster != nil {
+	if !s.authorizeCluster(creq, acl.OpAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		for _, tp := range topics {
+			for _, p := range tp.Partitions {
+				results = append(results, controller.PartitionResult{Topic: tp.Topic, Partition: p, Err: kerr.ClusterAuthorizationFailed})
+			}
+		}
+	} else if s.cluster != nil {
 		err := s.cluster.change(func(ctx context.Context) error {
 			var err error
 			results, err = s.cluster.ctl.ElectLeaders(ctx, typ, topics)

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/controller"
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 )
 
@@ -43,10 +44,17 @@ import (
 // * v0: flexible
 // * v1: AllowReplicationFactorChange (KIP-860): when false, a target of
 //   another size than the current one is INVALID_REPLICATION_FACTOR
+//
+// With an authorizer: ALTER on the cluster, else
+// CLUSTER_AUTHORIZATION_FAILED.
 
 func (s *Server) handleAlterPartitionReassignments(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.AlterPartitionAssignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	if !s.authorizeCluster(creq, acl.OpAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	allowRF := req.Version < 1 || req.AllowReplicationFactorChange
 	var rs []controller.Reassignment
 	for _, rt := range req.Topics {

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/controller"
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // ListPartitionReassignments: v0
@@ -21,10 +23,17 @@ import (
 //
 // Version notes:
 // * v0: flexible
+//
+// With an authorizer: DESCRIBE on the cluster, else
+// CLUSTER_AUTHORIZATION_FAILED.
 
 func (s *Server) handleListPartitionReassignments(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.ListPartitionReassignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if !s.authorizeCluster(creq, acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	if s.cluster == nil {
 		return resp, nil
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // DescribeUserScramCredentials: v0
@@ -15,10 +17,17 @@ import (
 // * A named user without credentials: RESOURCE_NOT_FOUND; a user named
 //   twice: DUPLICATE_RESOURCE, as Kafka's broker answers.
 // * Authorization is left to the ACL checks (DESCRIBE on the cluster).
+//
+// With an authorizer: DESCRIBE on the cluster, else
+// CLUSTER_AUTHORIZATION_FAILED.
 
 func (s *Server) handleDescribeUserScramCredentials(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !s.authorizeCluster(creq, acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	byUser := map[string][]kmsg.DescribeUserSCRAMCredentialsResponseResultCredentialInfo{}
 	for k, c := range s.scramCredentials() {
 		byUser[k.User] = append(byUser[k.User], kmsg.DescribeUserSCRAMCredentialsResponseResultCredentialInfo{Mechanism: k.Mechanism, Iterations: c.Iterations})

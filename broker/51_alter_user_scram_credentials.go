@@ -4,8 +4,10 @@ import (
 	"context"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/protocol"
 )
 
@@ -23,13 +25,20 @@ import (
 //   RESOURCE_NOT_FOUND for deleting a missing credential.
 // * The changes of one request are atomic; established sessions keep
 //   their authentication.
+//
+// With an authorizer: ALTER on the cluster, else
+// CLUSTER_AUTHORIZATION_FAILED for every user.
 
 func (s *Server) handleAlterUserScramCredentials(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.AlterUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	results, err := s.alterScramCredentials(ctx, req)
+	var results []kmsg.AlterUserSCRAMCredentialsResponseResult
+	err := error(kerr.ClusterAuthorizationFailed)
+	if s.authorizeCluster(creq, acl.OpAlter) {
+		results, err = s.alterScramCredentials(ctx, req)
+	}
 	if err != nil {
 		code := protocol.ErrorCode(err)
 		msg := kmsg.StringPtr(err.Error())

@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // DescribeCluster: v0-2
@@ -19,9 +21,11 @@ import (
 //   MISMATCHED_ENDPOINT_TYPE, as a Kafka broker answers; any other value
 //   UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), with Kafka's
 //   messages.
-// * ClusterAuthorizedOperations stays -2147483648 unless requested; there
-//   is no authorizer, so a request gets every cluster operation, as Kafka's
-//   AuthHelper.authorizedOperations does without one.
+// * ClusterAuthorizedOperations stays -2147483648 unless requested; then
+//   it is what the principal may do on the cluster (every cluster
+//   operation without an authorizer), as AuthHelper.authorizedOperations.
+// * With an authorizer, DESCRIBE on the cluster, else
+//   CLUSTER_AUTHORIZATION_FAILED.
 //
 // Version notes:
 // * v0: flexible from the start
@@ -32,15 +36,6 @@ import (
 const (
 	endpointTypeBroker     = 1
 	endpointTypeController = 2
-)
-
-// clusterAuthorizedOperations is Utils.to32BitField over
-// AclEntry.supportedOperations(CLUSTER): what no authorizer allows.
-var clusterAuthorizedOperations = aclBitfield(
-	kmsg.ACLOperationCreate, kmsg.ACLOperationClusterAction,
-	kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs,
-	kmsg.ACLOperationIdempotentWrite, kmsg.ACLOperationAlter,
-	kmsg.ACLOperationDescribe,
 )
 
 func (s *Server) handleDescribeCluster(creq *clientReq) (kmsg.Response, error) {
@@ -65,10 +60,14 @@ func (s *Server) handleDescribeCluster(creq *clientReq) (kmsg.Response, error) {
 		return resp, nil
 	}
 
+	if !s.authorizeCluster(creq, acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	resp.EndpointType = endpointTypeBroker
 	resp.ClusterID = s.clusterID
 	if req.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = clusterAuthorizedOperations
+		resp.ClusterAuthorizedOperations = s.authorizedOperations(creq, acl.ResourceCluster, acl.ClusterName)
 	}
 	var brokers []kmsg.MetadataResponseBroker
 	brokers, resp.ControllerID = s.metadataBrokers(creq.conn.listener)
@@ -78,15 +77,4 @@ func (s *Server) handleDescribeCluster(creq *clientReq) (kmsg.Response, error) {
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	return resp, nil
-}
-
-// aclBitfield is Kafka's Utils.to32BitField: bit n set for operation code n.
-func aclBitfield(ops ...kmsg.ACLOperation) int32 {
-	var field int32
-	for _, op := range ops {
-		if op >= 0 && op < 32 {
-			field |= 1 << op
-		}
-	}
-	return field
 }

@@ -1,6 +1,11 @@
 package broker
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
+)
 
 // DescribeProducers: v0
 //
@@ -11,10 +16,14 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //   transaction starts (-1 if none), as Kafka's
 //   ReplicaManager.activeProducerState answers.
 // * Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER.
+//
+// With an authorizer: READ on the topic, else
+// TOPIC_AUTHORIZATION_FAILED.
 
 func (s *Server) handleDescribeProducers(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.DescribeProducersRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	readable := s.authorizedTopics(creq, acl.OpRead, namesOf(req.Topics, func(t kmsg.DescribeProducersRequestTopic) string { return t.Topic }))
 	for _, rt := range req.Topics {
 		t, _ := s.logs.Topic(rt.Topic)
 		st := kmsg.NewDescribeProducersResponseTopic()
@@ -22,6 +31,11 @@ func (s *Server) handleDescribeProducers(creq *clientReq) (kmsg.Response, error)
 		for _, p := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = p
+			if !readable.has(rt.Topic) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			log, _, kerrv := s.leaderLog(t, p, -1)
 			if kerrv != nil {
 				sp.ErrorCode = kerrv.Code

@@ -1,6 +1,11 @@
 package broker
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
+)
 
 // ConsumerGroupDescribe: v0-1
 //
@@ -13,7 +18,25 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // Version notes:
 // * v1: MemberType (always 1: kbroker has no classic members in consumer
 //   groups)
+//
+// With an authorizer: DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED
+// for it; AuthorizedOperations are the principal's.
 
 func (s *Server) handleConsumerGroupDescribe(creq *clientReq) (kmsg.Response, error) {
-	return creq.coord.groups.ConsumerGroupDescribe(creq.Body.(*kmsg.ConsumerGroupDescribeRequest)), nil
+	req := creq.Body.(*kmsg.ConsumerGroupDescribeRequest)
+	resp := creq.coord.groups.ConsumerGroupDescribe(req)
+	if s.authz == nil {
+		return resp, nil
+	}
+	for i := range resp.Groups {
+		g := &resp.Groups[i]
+		if !s.authorize(creq, acl.OpDescribe, acl.ResourceGroup, g.Group) {
+			ng := kmsg.NewConsumerGroupDescribeResponseGroup()
+			ng.Group, ng.ErrorCode = g.Group, kerr.GroupAuthorizationFailed.Code
+			*g = ng
+		} else if req.IncludeAuthorizedOperations {
+			g.AuthorizedOperations = s.authorizedOperations(creq, acl.ResourceGroup, g.Group)
+		}
+	}
+	return resp, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/storage"
 )
 
@@ -32,7 +33,10 @@ import (
 //   state; EligibleLeaderReplicas, LastKnownELR and OfflineReplicas are
 //   empty (no ELR, no offline replicas on one node).
 // * TopicAuthorizedOperations is always filled: without an authorizer that
-//   is every topic operation, as AuthHelper.authorizedOperations gives.
+//   is every topic operation, as AuthHelper.authorizedOperations gives;
+//   with one, the operations the principal may perform.
+// * With an authorizer, all-topics requests list the topics the principal
+//   may DESCRIBE; a named one it may not is TOPIC_AUTHORIZATION_FAILED.
 //
 // Version notes:
 // * v0: flexible; the only version
@@ -43,11 +47,7 @@ const maxRequestPartitionSizeLimit = 2000
 
 // topicAuthorizedOperations is Utils.to32BitField over
 // AclEntry.supportedOperations(TOPIC).
-var topicAuthorizedOperations = aclBitfield(
-	kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationCreate,
-	kmsg.ACLOperationDescribe, kmsg.ACLOperationDelete, kmsg.ACLOperationAlter,
-	kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs,
-)
+var topicAuthorizedOperations = acl.OperationsBitField(acl.SupportedOperations[acl.ResourceTopic])
 
 func (s *Server) handleDescribeTopicPartitions(creq *clientReq) (kmsg.Response, error) {
 	req := creq.Body.(*kmsg.DescribeTopicPartitionsRequest)
@@ -62,7 +62,7 @@ func (s *Server) handleDescribeTopicPartitions(creq *clientReq) (kmsg.Response, 
 	var names []string
 	if all {
 		for _, t := range s.logs.Topics() {
-			if t.Name >= cursorTopic {
+			if t.Name >= cursorTopic && s.authorize(creq, acl.OpDescribe, acl.ResourceTopic, t.Name) {
 				names = append(names, t.Name)
 			}
 		}
@@ -94,6 +94,12 @@ func (s *Server) handleDescribeTopicPartitions(creq *clientReq) (kmsg.Response, 
 			}
 			break
 		}
+		if !all && !s.authorize(creq, acl.OpDescribe, acl.ResourceTopic, name) {
+			st := describeTopicPartitionsError(name)
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		t, ok := s.logs.Topic(name)
 		if !ok {
 			if !all {
@@ -106,6 +112,7 @@ func (s *Server) handleDescribeTopicPartitions(creq *clientReq) (kmsg.Response, 
 			start = cursorPartition
 		}
 		st, next := s.describeTopicPartitions(t, start, remaining)
+		st.AuthorizedOperations = s.authorizedOperations(creq, acl.ResourceTopic, t.Name)
 		resp.Topics = append(resp.Topics, st)
 		if next != -1 {
 			resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: next}

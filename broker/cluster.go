@@ -259,6 +259,9 @@ func (c *cluster) reconcile() {
 		}
 	}
 	c.parts.Store(&parts)
+	if s.authz != nil && (c.applied == nil || img.ACLs != c.applied.ACLs) {
+		s.authz.SetACLs(img.ACLs.Bindings())
+	}
 	c.applied = img
 	// Waiting acks=all produces and follower fetches re-check leadership.
 	for _, p := range parts {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kbroker/kbroker/controller"
 	"github.com/kbroker/kbroker/coordinator"
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/storage"
 	"github.com/kbroker/kbroker/txn"
 )
@@ -88,6 +89,16 @@ type Config struct {
 	// is also a Gatherer (a *prometheus.Registry) serves both.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// AuthorizerClassName is authorizer.class.name: empty (no
+	// authorization) or Kafka's StandardAuthorizer.
+	AuthorizerClassName string
+	// SuperUsers is super.users (principals separated by ';'): allowed
+	// everything, ACLs or not.
+	SuperUsers []string
+	// AllowEveryoneIfNoACLFound is allow.everyone.if.no.acl.found: what a
+	// resource without any ACL gets (false: super users only).
+	AllowEveryoneIfNoACLFound bool
+
 	// Version is reported by kbroker_build_info and the start-up log.
 	Version string
 	// ClusterID is the cluster id a new data directory is formatted with
@@ -288,6 +299,29 @@ var brokerConfigDefs = []configDef{
 		return nil
 	}},
 	{"kbroker.metrics.per.partition.enable", "true", boolInto(func(c *Config) *bool { return &c.MetricsPerPartition })},
+
+	// Authorization (see authorizer.go).
+	{"authorizer.class.name", "", func(c *Config, v string) error {
+		switch v {
+		case standardAuthorizer:
+			c.AuthorizerClassName = v
+		case "kafka.security.authorizer.AclAuthorizer":
+			return fmt.Errorf("%s kept ACLs in ZooKeeper and was removed in Kafka 4: use %s", v, standardAuthorizer)
+		default:
+			return fmt.Errorf("unknown authorizer %q (want %s, or empty for none)", v, standardAuthorizer)
+		}
+		return nil
+	}},
+	{"super.users", "", func(c *Config, v string) error {
+		c.SuperUsers = acl.ParseSuperUsers(v)
+		for _, u := range c.SuperUsers {
+			if typ, name, ok := strings.Cut(u, ":"); !ok || typ == "" || name == "" {
+				return fmt.Errorf("principal %q is not Type:Name (e.g. User:admin)", u)
+			}
+		}
+		return nil
+	}},
+	{"allow.everyone.if.no.acl.found", "false", boolInto(func(c *Config) *bool { return &c.AllowEveryoneIfNoACLFound })},
 
 	// The transaction coordinator (Kafka's TransactionStateManagerConfig).
 	{"transaction.max.timeout.ms", "900000", intInto(func(c *Config) *int32 { return &c.Txn.TransactionMaxTimeoutMs }, 1, math.MaxInt32)},

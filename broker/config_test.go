@@ -183,3 +183,28 @@ func TestClusterQuorumConfig(t *testing.T) {
 		t.Errorf("one bootstrap server: clustered %v, err %v; want a single node", single.Clustered(), err)
 	}
 }
+
+// authorizer.class.name accepts Kafka 4's StandardAuthorizer only;
+// super.users splits on ';'.
+func TestAuthorizerConfig(t *testing.T) {
+	c, err := ParseConfig(map[string]string{"authorizer.class.name": standardAuthorizer, "super.users": "User:admin; User:ops",
+		"allow.everyone.if.no.acl.found": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuthorizerClassName != standardAuthorizer || len(c.SuperUsers) != 2 || c.SuperUsers[1] != "User:ops" || !c.AllowEveryoneIfNoACLFound {
+		t.Fatalf("parsed %q %q %v", c.AuthorizerClassName, c.SuperUsers, c.AllowEveryoneIfNoACLFound)
+	}
+	if c := DefaultConfig(); c.AuthorizerClassName != "" || newAuthorizer(c) != nil {
+		t.Fatal("authorization on by default")
+	}
+	for _, bad := range []map[string]string{
+		{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"},
+		{"authorizer.class.name": "com.example.Authorizer"},
+		{"super.users": "admin"},
+	} {
+		if _, err := ParseConfig(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // notCoordinator answers, in a cluster, a group or transaction request
@@ -11,12 +13,20 @@ import (
 // coordinators answer for keys they do not own: NOT_COORDINATOR for each
 // key, so the client looks the coordinator up again, and an empty list for
 // ListGroups and ListTransactions, which clients send to every broker. ok
-// is false when the request is for this broker to handle.
+// is false when the request is for this broker to handle. A key the
+// principal may not use gets the authorization error instead, since Kafka
+// authorizes before it routes (keyDenied).
 func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 	if s.cluster == nil || creq.coord != nil {
 		return nil, false
 	}
 	code := kerr.NotCoordinator.Code
+	groupCode := func(op acl.Operation, group string) int16 {
+		if !s.authorize(creq, op, acl.ResourceGroup, group) {
+			return kerr.GroupAuthorizationFailed.Code
+		}
+		return code
+	}
 	switch req := creq.Body.(type) {
 	case *kmsg.ListGroupsRequest, *kmsg.ListTransactionsRequest:
 		return req.ResponseKind(), true
@@ -24,7 +34,7 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 		for _, g := range req.Groups {
 			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
+			rg.Group, rg.ErrorCode = g, groupCode(acl.OpDescribe, g)
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp, true
@@ -32,7 +42,7 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 		resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 		for _, g := range req.Groups {
 			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
+			rg.Group, rg.ErrorCode = g, groupCode(acl.OpDelete, g)
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp, true
@@ -40,7 +50,7 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 		for _, g := range req.Groups {
 			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
+			rg.Group, rg.ErrorCode = g, groupCode(acl.OpDescribe, g)
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp, true
@@ -49,15 +59,21 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 		for _, id := range req.TransactionalIDs {
 			ts := kmsg.NewDescribeTransactionsResponseTransactionState()
 			ts.TransactionalID, ts.ErrorCode = id, code
+			if !s.authorize(creq, acl.OpDescribe, acl.ResourceTransactionalID, id) {
+				ts.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			}
 			resp.TransactionStates = append(resp.TransactionStates, ts)
 		}
 		return resp, true
 	case *kmsg.OffsetFetchRequest:
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 		resp.ErrorCode = code
+		if req.Version < 8 {
+			resp.ErrorCode = groupCode(acl.OpDescribe, req.Group)
+		}
 		for _, g := range req.Groups {
 			rg := kmsg.NewOffsetFetchResponseGroup()
-			rg.Group, rg.ErrorCode = g.Group, code
+			rg.Group, rg.ErrorCode = g.Group, groupCode(acl.OpDescribe, g.Group)
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp, true
@@ -72,6 +88,9 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 		*kmsg.ConsumerGroupHeartbeatRequest, *kmsg.AddOffsetsToTxnRequest, *kmsg.EndTxnRequest:
 	default:
 		return nil, false
+	}
+	if denied := s.keyDenied(creq); denied != nil {
+		code = denied.Code
 	}
 	resp := creq.Body.ResponseKind()
 	switch resp := resp.(type) {
@@ -123,4 +142,63 @@ func (s *Server) notCoordinator(creq *clientReq) (kmsg.Response, bool) {
 		}
 	}
 	return resp, true
+}
+
+// keyDenied is the authorization error of a single-key group or
+// transaction request, checked as its handler checks it, or nil.
+func (s *Server) keyDenied(creq *clientReq) *kerr.Error {
+	if s.authz == nil {
+		return nil
+	}
+	group := func(op acl.Operation, g string) *kerr.Error {
+		if !s.authorize(creq, op, acl.ResourceGroup, g) {
+			return kerr.GroupAuthorizationFailed
+		}
+		return nil
+	}
+	txnID := func(id string) *kerr.Error {
+		if !s.authorize(creq, acl.OpWrite, acl.ResourceTransactionalID, id) {
+			return kerr.TransactionalIDAuthorizationFailed
+		}
+		return nil
+	}
+	switch req := creq.Body.(type) {
+	case *kmsg.JoinGroupRequest:
+		return group(acl.OpRead, req.Group)
+	case *kmsg.SyncGroupRequest:
+		return group(acl.OpRead, req.Group)
+	case *kmsg.HeartbeatRequest:
+		return group(acl.OpRead, req.Group)
+	case *kmsg.LeaveGroupRequest:
+		return group(acl.OpRead, req.Group)
+	case *kmsg.OffsetCommitRequest:
+		return group(acl.OpRead, req.Group)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		return group(acl.OpRead, req.Group)
+	case *kmsg.OffsetDeleteRequest:
+		return group(acl.OpDelete, req.Group)
+	case *kmsg.InitProducerIDRequest:
+		return txnID(*req.TransactionalID) // only transactional ones are routed
+	case *kmsg.EndTxnRequest:
+		return txnID(req.TransactionalID)
+	case *kmsg.AddOffsetsToTxnRequest:
+		if err := txnID(req.TransactionalID); err != nil {
+			return err
+		}
+		return group(acl.OpRead, req.Group)
+	case *kmsg.TxnOffsetCommitRequest:
+		if err := txnID(req.TransactionalID); err != nil {
+			return err
+		}
+		return group(acl.OpRead, req.Group)
+	case *kmsg.AddPartitionsToTxnRequest:
+		if req.Version >= 4 {
+			if !s.authorizeCluster(creq, acl.OpClusterAction) {
+				return kerr.ClusterAuthorizationFailed
+			}
+			return nil
+		}
+		return txnID(req.TransactionalID)
+	}
+	return nil
 }

@@ -48,6 +48,12 @@ func (s *Server) handle(creq *clientReq) (kmsg.Response, error) {
 		return s.handleApiVersions(creq)
 	case protocol.CreateTopicsKey:
 		return s.handleCreateTopics(creq)
+	case protocol.DescribeACLsKey:
+		return s.handleDescribeACLs(creq)
+	case protocol.CreateACLsKey:
+		return s.handleCreateACLs(creq)
+	case protocol.DeleteACLsKey:
+		return s.handleDeleteACLs(creq)
 	case protocol.DescribeConfigsKey:
 		return s.handleDescribeConfigs(creq)
 	case protocol.AlterConfigsKey:

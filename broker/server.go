@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kbroker/kbroker/idempotence"
+	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/internal/kvlog"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -26,6 +27,10 @@ type Server struct {
 	clusterID string
 	hostname  string // advertised for a listener with an empty host, as Kafka does
 	sessions  *fetchSessionCache
+	// authz decides requests (authorizer.go); nil when
+	// authorizer.class.name is empty: nothing is authorized.
+	authz    *acl.Authorizer
+	aclStore *aclStore // a single node's ACLs; nil in a cluster or without authz
 	// coord is the group and transaction coordinators: set once on one
 	// node; in a cluster, set while this node is the active controller and
 	// nil otherwise (see cluster.runCoordinators).
@@ -94,6 +99,7 @@ func Start(cfg Config) (*Server, error) {
 		sessions: newFetchSessionCache(),
 		conns:    make(map[*conn]struct{}),
 		closing:  make(chan struct{}),
+		authz:    newAuthorizer(cfg),
 	}
 	reg, gatherer := cfg.Registerer, cfg.Gatherer
 	if reg == nil && gatherer == nil {
@@ -133,6 +139,12 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.logs = logs
 	s.clusterID = logs.Meta().ClusterID()
+	if s.authz != nil && !cfg.Clustered() {
+		if err := s.loadACLs(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if cfg.Clustered() {
 		s.producerIDs = idempotence.NewRemoteProducerIDManager(s.allocateProducerIDs)
 	} else {
@@ -171,6 +183,9 @@ func Start(cfg Config) (*Server, error) {
 		if err := s.startCluster(); err != nil {
 			s.Close()
 			return nil, err
+		}
+		if s.authz != nil && !s.authz.IsSuperUser(anonymousPrincipal.String()) {
+			logger.Warn("authorizer on: brokers reach each other in PLAINTEXT as User:ANONYMOUS, so replication and transaction markers need CLUSTER_ACTION on the cluster for it (or super.users=User:ANONYMOUS, as Kafka needs with a PLAINTEXT inter-broker listener)")
 		}
 	} else {
 		for _, l := range cfg.ControllerListeners {

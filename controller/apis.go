@@ -36,10 +36,14 @@ var controllerAPIs = map[int16]protocol.VersionRange{
 	brokerRegistrationKey:        {Min: 0, Max: 4},
 	brokerHeartbeatKey:           {Min: 0, Max: 2},
 	allocateProducerIDsKey:       {Min: 0, Max: 0},
+	createACLsKey:                {Min: 2, Max: 3},
+	deleteACLsKey:                {Min: 2, Max: 3},
 	alterUserScramCredentialsKey: {Min: 0, Max: 0},
 }
 
 const (
+	createACLsKey                = 30
+	deleteACLsKey                = 31
 	electLeadersKey              = 43
 	alterPartitionAssignmentsKey = 45
 	alterPartitionKey            = 56
@@ -156,6 +160,10 @@ func (c *Controller) handle(req kmsg.Request) kmsg.Response {
 		return c.handleBrokerHeartbeat(req)
 	case *kmsg.AllocateProducerIDsRequest:
 		return c.handleAllocateProducerIDs(req)
+	case *kmsg.CreateACLsRequest:
+		return c.handleCreateACLs(req)
+	case *kmsg.DeleteACLsRequest:
+		return c.handleDeleteACLs(req)
 	case *kmsg.AlterUserSCRAMCredentialsRequest:
 		return c.handleAlterUserScramCredentials(req)
 	}

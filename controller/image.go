@@ -122,6 +122,8 @@ type Image struct {
 	NextProducerID int64
 	// ScramCredentials are the SCRAM users (scram.go).
 	ScramCredentials map[ScramCredentialKey]ScramCredential
+	// ACLs are the cluster's ACLs, never nil (see acls.go).
+	ACLs *ACLsImage
 }
 
 func emptyImage() *Image {
@@ -130,6 +132,7 @@ func emptyImage() *Image {
 		Topics:           map[string]*TopicImage{},
 		TopicsByID:       map[[16]byte]*TopicImage{},
 		ScramCredentials: map[ScramCredentialKey]ScramCredential{},
+		ACLs:             emptyACLs,
 	}
 }
 

@@ -151,6 +151,10 @@ func notController(resp kmsg.Response) bool {
 		return r.ErrorCode == nc
 	case *kmsg.AllocateProducerIDsResponse:
 		return r.ErrorCode == nc
+	case *kmsg.CreateACLsResponse:
+		return slices.ContainsFunc(r.Results, func(r kmsg.CreateACLsResponseResult) bool { return r.ErrorCode == nc })
+	case *kmsg.DeleteACLsResponse:
+		return slices.ContainsFunc(r.Results, func(r kmsg.DeleteACLsResponseResult) bool { return r.ErrorCode == nc })
 	}
 	return false
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/kbroker/kbroker/internal/acl"
 )
 
 // Metadata log format.
@@ -36,6 +38,8 @@ import (
 //	CoordinatorState          state (bytes: a change set of the group and
 //	                          transaction coordinators' store, opaque here;
 //	                          applied to Config.State, not to the image)
+//	AccessControlEntry        aclId, acl (see acls.go)
+//	RemoveAccessControlEntry  aclId
 //
 // Unknown fields, unknown types and a newer entry version are errors: a
 // node must not apply a log it does not understand.
@@ -69,6 +73,8 @@ type record struct {
 	Configs        map[string]string       `json:"configs,omitempty"`
 	NextProducerID int64                   `json:"nextProducerId,omitempty"`
 	State          []byte                  `json:"state,omitempty"`
+	ACLID          [16]byte                `json:"aclId,omitzero"`
+	ACL            *acl.Binding            `json:"acl,omitempty"`
 	Scram          *ScramCredentialRecord  `json:"scram,omitempty"`
 }
 
@@ -151,6 +157,8 @@ func (r *record) check() error {
 		if len(r.State) == 0 {
 			return errors.New("no state")
 		}
+	case recAccessControlEntry, recRemoveAccessControlEntry:
+		return r.checkACL()
 	case recUserScramCredential, recRemoveUserScramCredential:
 		return r.checkScramRecord()
 	default:
@@ -230,6 +238,7 @@ func (img *Image) apply(offset uint64, recs []record) (*Image, error) {
 		TopicsByID:       maps.Clone(img.TopicsByID),
 		NextProducerID:   img.NextProducerID,
 		ScramCredentials: img.ScramCredentials,
+		ACLs:             img.ACLs,
 	}
 	copied := map[[16]byte]bool{} // topics already cloned for this entry
 	scramCopied := false
@@ -342,6 +351,8 @@ func (n *Image) applyRecord(offset uint64, r record, topic func([16]byte) (*Topi
 			return fmt.Errorf("producer ids would go back from %d to %d", n.NextProducerID, r.NextProducerID)
 		}
 		n.NextProducerID = r.NextProducerID
+	case recAccessControlEntry, recRemoveAccessControlEntry:
+		return n.applyACLRecord(r)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 // Snapshot format: one JSON object holding the whole image,
 //
 //	{"version": 1, "offset": N, "brokers": [...], "topics": [...], "nextProducerId": N,
-//	 "coordinatorState": base64}
+//	 "coordinatorState": base64, "scramCredentials": [...], "acls": [...]}
 //
 // brokers by id, topics by name; coordinatorState (optional) is the
 // StateStore's whole state. Restore checks it as strictly as the log:
@@ -26,10 +26,11 @@ type snapshotData struct {
 	NextProducerID int64                   `json:"nextProducerId"`
 	State          []byte                  `json:"coordinatorState,omitempty"`
 	Scram          []ScramCredentialRecord `json:"scramCredentials,omitempty"`
+	ACLs           []ACLEntry              `json:"acls,omitempty"`
 }
 
 func encodeSnapshot(img *Image, state []byte) []byte {
-	s := snapshotData{Version: snapshotVersion, Offset: img.Offset, NextProducerID: img.NextProducerID, State: state}
+	s := snapshotData{Version: snapshotVersion, Offset: img.Offset, NextProducerID: img.NextProducerID, State: state, ACLs: snapshotACLs(img)}
 	for _, b := range img.Brokers {
 		s.Brokers = append(s.Brokers, b)
 	}
@@ -60,6 +61,9 @@ func decodeSnapshot(b []byte) (*Image, []byte, error) {
 	img.Offset, img.NextProducerID = s.Offset, s.NextProducerID
 	if err := restoreScram(img, s.Scram); err != nil {
 		return nil, nil, err
+	}
+	if err := restoreACLs(img, s.ACLs); err != nil {
+		return nil, nil, fmt.Errorf("%w: snapshot: %v", ErrCorruptRecord, err)
 	}
 	for _, b := range s.Brokers {
 		if _, dup := img.Brokers[b.ID]; dup {

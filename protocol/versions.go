@@ -28,6 +28,9 @@ const (
 	EndTxnKey                  = 26
 	WriteTxnMarkersKey         = 27
 	TxnOffsetCommitKey         = 28
+	DescribeACLsKey            = 29
+	CreateACLsKey              = 30
+	DeleteACLsKey              = 31
 	DescribeConfigsKey         = 32
 	AlterConfigsKey            = 33
 	DescribeLogDirsKey         = 35
@@ -94,15 +97,20 @@ var supported = map[int16]VersionRange{
 	DeleteRecordsKey:   {0, 2},
 	// Transactions v2 (KIP-890 part 2: Produce v12, EndTxn v5), with the
 	// transaction.version feature finalized at 2 as Kafka 4 does.
-	InitProducerIDKey:          {0, 5},
-	AddPartitionsToTxnKey:      {0, 5},
-	AddOffsetsToTxnKey:         {0, 4},
-	EndTxnKey:                  {0, 5},
-	WriteTxnMarkersKey:         {1, 1},
-	TxnOffsetCommitKey:         {0, 5},
-	DescribeTransactionsKey:    {0, 0},
-	ListTransactionsKey:        {0, 2},
-	OffsetForLeaderEpochKey:    {2, 4},
+	InitProducerIDKey:       {0, 5},
+	AddPartitionsToTxnKey:   {0, 5},
+	AddOffsetsToTxnKey:      {0, 4},
+	EndTxnKey:               {0, 5},
+	WriteTxnMarkersKey:      {1, 1},
+	TxnOffsetCommitKey:      {0, 5},
+	DescribeTransactionsKey: {0, 0},
+	ListTransactionsKey:     {0, 2},
+	OffsetForLeaderEpochKey: {2, 4},
+	// ACLs: v1-3 as Kafka 4 (KIP-896 removed v0); SECURITY_DISABLED
+	// without authorizer.class.name.
+	DescribeACLsKey:            {1, 3},
+	CreateACLsKey:              {1, 3},
+	DeleteACLsKey:              {1, 3},
 	DescribeConfigsKey:         {1, 4},
 	AlterConfigsKey:            {0, 2},
 	DescribeLogDirsKey:         {1, 4},
