@@ -22,6 +22,8 @@ import (
 //     needs a sequence (INVALID_RECORD);
 //   - every record decodes (decompressing if needed), with offset deltas
 //     0, 1, 2, ... (INVALID_RECORD / CORRUPT_MESSAGE);
+//   - on a compacted topic (cleanup.policy has compact) every record has a
+//     key (INVALID_RECORD, LogValidator.validateKey);
 //   - on a CreateTime topic, every record's timestamp lies within
 //     message.timestamp.before.max.ms / after.max.ms of now
 //     (INVALID_TIMESTAMP, LogValidator.validateTimestamp).
@@ -66,16 +68,21 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 	}
 
 	checkTime := cfg.MessageTimestampType != "LogAppendTime"
+	compacted := cfg.CompactEnabled()
 	nowMs := now.UnixMilli()
 	var (
 		next      int64
 		badOffset *storage.Record
 		badTime   *storage.Record
+		noKey     bool
 	)
 	err = storage.Records(records, func(r storage.Record) bool {
 		switch {
 		case r.Offset != next:
 			badOffset = &r
+			return false
+		case compacted && r.Key == nil:
+			noKey = true
 			return false
 		case checkTime && timestampOutOfRange(r.Timestamp, nowMs, cfg):
 			badTime = &r
@@ -89,6 +96,9 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 		return h, invalid(kerr.CorruptMessage, err.Error())
 	case badOffset != nil:
 		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record has offset delta %d where %d was expected.", badOffset.Offset, next))
+	case noKey:
+		// Kafka's words, without the partition the response already names.
+		return h, invalid(kerr.InvalidRecord, "Compacted topic cannot accept message without key.")
 	case badTime != nil:
 		return h, invalid(kerr.InvalidTimestamp, fmt.Sprintf("Timestamp %d of record %d is out of range: it must be within %d ms before and %d ms after the broker's time %d.",
 			badTime.Timestamp, badTime.Offset, cfg.MessageTimestampBeforeMaxMs, cfg.MessageTimestampAfterMaxMs, nowMs))
