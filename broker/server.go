@@ -119,6 +119,7 @@ func Start(cfg Config) (*Server, error) {
 		ProducerIDExpiration:              cfg.ProducerIDExpiration,
 		ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
 		ClusterID:                         cfg.ClusterID,
+		Cleaner:                           &cfg.LogCleaner,
 		Logger:                            logger,
 		OnFlush:                           func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
 	})
