@@ -67,6 +67,11 @@ type keptRecord struct {
 // offset, last offset delta, producer fields, leader epoch and codec; its CRC-32C is
 // recomputed.
 func (f *batchFilter) filter(dst, batch []byte, h BatchHeader) ([]byte, error) {
+	// What is copied as it is must be what was appended: a batch that went bad on
+	// disk stops the clean (the log is left as it is) rather than being spread.
+	if err := VerifyBatchCRC(batch); err != nil {
+		return nil, err
+	}
 	// Kafka's checkBatchRetention. Markers piggy-back on the tombstone horizon: a
 	// marker goes only once no data of its transaction is left and its horizon has
 	// passed.
