@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -114,6 +117,16 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			h, err := protocol.ValidateProduceBatch(rp.Records, cfg, time.Now())
 			if err != nil {
 				donep(rt, rp.Partition, protocol.KafkaError(err), protocol.ErrorMessage(err))
+				var ve *protocol.ValidationError
+				if errors.As(err, &ve) {
+					sp := &rt.Partitions[len(rt.Partitions)-1]
+					for _, re := range ve.RecordErrors {
+						e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+						e.RelativeOffset = re.BatchIndex
+						e.ErrorMessage = kmsg.StringPtr(strings.ReplaceAll(re.Message, "%s", t.Name+"-"+strconv.Itoa(int(rp.Partition))))
+						sp.ErrorRecords = append(sp.ErrorRecords, e)
+					}
+				}
 				continue
 			}
 			if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {

@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kbroker/kbroker/storage"
 )
@@ -116,12 +119,46 @@ func TestCompactTopicAdmin(t *testing.T) {
 			t.Errorf("%s: cleanup.policy is not %q (%v)", want.topic, want.policy, err)
 		}
 	}
-	// Records without a key are refused, as Kafka does.
+	// Records without a key are refused, as Kafka does: INVALID_RECORD with a
+	// record error naming each keyless record.
 	err = cl.ProduceSync(ctx(t), &kgo.Record{Topic: "compact-created", Value: []byte("no key")}).FirstErr()
 	if !errors.Is(err, kerr.InvalidRecord) {
 		t.Fatalf("keyless record on a compacted topic: %v, want INVALID_RECORD", err)
 	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "compact-created"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = keylessBatch(t)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 1 || p.ErrorRecords[0].ErrorMessage == nil ||
+		*p.ErrorRecords[0].ErrorMessage != "Compacted topic cannot accept message without key in topic partition compact-created-0." {
+		t.Fatalf("produce of a batch with a keyless second record: %+v", p)
+	}
 	produceSync(t, cl, &kgo.Record{Topic: "compact-created", Key: []byte("k"), Value: []byte("v")})
+}
+
+// keylessBatch is an uncompressed batch of two records, the second without a key.
+func keylessBatch(t testing.TB) []byte {
+	var raw []byte
+	for i, key := range [][]byte{[]byte("k"), nil} {
+		r := kmsg.Record{OffsetDelta: int32(i), Key: key, Value: []byte("v")}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		raw = r.AppendTo(raw)
+	}
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: 1, FirstTimestamp: now, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 2, Records: raw}
+	b.Length = int32(61 - 12 + len(raw))
+	out := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
 }
 
 func TestCompactEveryCodec(t *testing.T) {

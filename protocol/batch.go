@@ -74,7 +74,7 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 		next      int64
 		badOffset *storage.Record
 		badTime   *storage.Record
-		noKey     bool
+		noKey     []int32 // indexes of keyless records in the batch
 	)
 	err = storage.Records(records, func(r storage.Record) bool {
 		switch {
@@ -82,8 +82,7 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 			badOffset = &r
 			return false
 		case compacted && r.Key == nil:
-			noKey = true
-			return false
+			noKey = append(noKey, int32(next))
 		case checkTime && timestampOutOfRange(r.Timestamp, nowMs, cfg):
 			badTime = &r
 			return false
@@ -96,9 +95,16 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 		return h, invalid(kerr.CorruptMessage, err.Error())
 	case badOffset != nil:
 		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record has offset delta %d where %d was expected.", badOffset.Offset, next))
-	case noKey:
-		// Kafka's words, without the partition the response already names.
-		return h, invalid(kerr.InvalidRecord, "Compacted topic cannot accept message without key.")
+	case len(noKey) > 0:
+		// LogValidator.validateKey and processRecordErrors: one record error per
+		// keyless record; the caller names the partition.
+		ve := &ValidationError{Err: kerr.InvalidRecord}
+		for _, i := range noKey {
+			ve.RecordErrors = append(ve.RecordErrors, RecordError{BatchIndex: i, Message: "Compacted topic cannot accept message without key in topic partition %s."})
+		}
+		ve.Message = fmt.Sprintf("One or more records have been rejected due to %d record errors in total, and only showing the first three errors at most: %v",
+			len(noKey), noKey[:min(len(noKey), 3)])
+		return h, ve
 	case badTime != nil:
 		return h, invalid(kerr.InvalidTimestamp, fmt.Sprintf("Timestamp %d of record %d is out of range: it must be within %d ms before and %d ms after the broker's time %d.",
 			badTime.Timestamp, badTime.Offset, cfg.MessageTimestampBeforeMaxMs, cfg.MessageTimestampAfterMaxMs, nowMs))
@@ -118,10 +124,19 @@ func timestampOutOfRange(ts, now int64, cfg storage.LogConfig) bool {
 }
 
 // ValidationError is a refused batch: the Kafka error plus the message that
-// Produce v8+ returns in ErrorMessage.
+// Produce v8+ returns in ErrorMessage, and the records at fault (Produce v8+
+// RecordErrors, KIP-467).
 type ValidationError struct {
-	Err     *kerr.Error
-	Message string
+	Err          *kerr.Error
+	Message      string
+	RecordErrors []RecordError
+}
+
+// RecordError names one refused record by its index in the batch; Message may
+// hold one %s for the topic partition ("topic-0").
+type RecordError struct {
+	BatchIndex int32
+	Message    string
 }
 
 func (e *ValidationError) Error() string { return e.Err.Message + ": " + e.Message }
