@@ -854,3 +854,98 @@ func BenchmarkLogCleaner(b *testing.B) {
 		})
 	}
 }
+
+// A fetch that got a region of a segment before the clean swapped it out still
+// sends the old bytes; the old file goes when the region is released.
+func TestCleanerKeepsRegionsReadable(t *testing.T) {
+	t.Parallel()
+	l := openTestLog(t, t.TempDir(), compactConfig(), false, nil)
+	for i := range 80 {
+		appendOK(t, l, newBatch(t, batchOpts{codec: compressionSnappy}, kv("k", fmt.Sprint(i), 1)), 0)
+	}
+	rollNow(t, l)
+	info, err := l.Read(0, 1<<20, l.HighWatermark(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := info.Records.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cleanOnce(t, newTestCleaner(t, l, nil, 1<<20)) {
+		t.Fatal("nothing cleaned")
+	}
+	if deleted := segmentFiles(t, l.dir, deletedFileSuffix); len(deleted) == 0 {
+		t.Fatal("the replaced segment held by a region is gone already")
+	}
+	after, err := info.Records.Bytes()
+	if err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("region of the replaced segment: %d bytes (had %d), %v", len(after), len(before), err)
+	}
+	info.Records.Release()
+	if deleted := segmentFiles(t, l.dir, deletedFileSuffix); len(deleted) != 0 {
+		t.Fatalf("replaced segment files left after the last release: %v", deleted)
+	}
+}
+
+// A clean whose context is cancelled (LogManager.Close) or whose segments went
+// meanwhile (retention, DeleteRecords) leaves the log as it was and no files.
+func TestCleanerAborts(t *testing.T) {
+	t.Parallel()
+	setup := func(t *testing.T) (*Log, *cleaner, []*LogSegment) {
+		l := openTestLog(t, t.TempDir(), compactConfig(), false, nil)
+		for i := range 80 {
+			appendOK(t, l, newBatch(t, batchOpts{}, kv(fmt.Sprint(i%4), fmt.Sprint(i), 1)), 0)
+		}
+		rollNow(t, l)
+		segs := *l.segments.Load()
+		return l, &cleaner{cfg: l.Config(), ioBufferSize: 4096, log: l, ctx: context.Background()}, segs[:2]
+	}
+	filter := func() *batchFilter {
+		m := newSkimpyOffsetMap(1 << 16)
+		return &batchFilter{offsetMap: m, txns: newCleanedTransactionMetadata(nil)}
+	}
+	check := func(t *testing.T, l *Log, err, want error, before []byte) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Fatalf("clean: %v, want %v", err, want)
+		}
+		for _, sfx := range []string{cleanedFileSuffix, swapFileSuffix} {
+			if left := segmentFiles(t, l.dir, sfx); len(left) > 0 {
+				t.Fatalf("left over: %v", left)
+			}
+		}
+		if before != nil {
+			if got := readFile(t, segmentFile(l.dir, 0, logFileSuffix)); !bytes.Equal(got, before) {
+				t.Fatal("the log changed")
+			}
+		}
+	}
+	t.Run("cancelled", func(t *testing.T) {
+		t.Parallel()
+		l, cl, group := setup(t)
+		before := readFile(t, segmentFile(l.dir, 0, logFileSuffix))
+		c, cancel := context.WithCancel(context.Background())
+		cancel()
+		cl.ctx = c
+		_, _, err := cl.cleanSegments(group, filter())
+		check(t, l, err, context.Canceled, before)
+	})
+	t.Run("segments deleted", func(t *testing.T) {
+		t.Parallel()
+		l, cl, group := setup(t)
+		if _, err := l.DeleteRecordsBefore(group[1].baseOffset); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := cl.cleanSegments(group, filter())
+		check(t, l, err, errSegmentsChanged, nil)
+	})
+	t.Run("segments changed before the swap", func(t *testing.T) {
+		t.Parallel()
+		l, cl, group := setup(t)
+		before := readFile(t, segmentFile(l.dir, 0, logFileSuffix))
+		err := l.replaceSegments(group, []int64{group[0].size() + 1, group[1].size()}, 0, scanResult{})
+		check(t, l, err, errSegmentsChanged, before)
+		_ = cl
+	})
+}
