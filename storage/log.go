@@ -46,6 +46,9 @@ type Log struct {
 	persistLogStartOffset func(int64) error
 	// onFlush observes each flush's duration (LogManagerOptions.OnFlush).
 	onFlush func(time.Duration)
+	// onTruncate lowers the LogCleaner's checkpoint to a truncation's new end
+	// (LogCleanerManager.maybeTruncateCheckpoint); nil in tests.
+	onTruncate func(int64)
 
 	config atomic.Pointer[LogConfig]
 
@@ -899,6 +902,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := l.loadProducerState(); err != nil {
 		errs = append(errs, fmt.Errorf("storage: rebuilding producer state of %s: %w", l.name(), err))
 	}
+	if l.onTruncate != nil {
+		l.onTruncate(cut)
+	}
 	l.logger.Info("truncated log", "log", l.name(), "offset", offset, "log_end_offset", cut, "segments_deleted", len(segs)-1-i)
 	return errors.Join(errs...)
 }
@@ -963,6 +969,9 @@ func (l *Log) truncateFullyAndStartAt(offset int64) error {
 		if err := l.persistLogStartOffset(offset); err != nil {
 			errs = append(errs, fmt.Errorf("storage: persist log start offset of %s: %w", l.name(), err))
 		}
+	}
+	if l.onTruncate != nil {
+		l.onTruncate(offset)
 	}
 	l.logger.Info("truncated log fully", "log", l.name(), "log_start_offset", offset, "segments_deleted", len(old))
 	return errors.Join(errs...)

@@ -68,8 +68,11 @@ type LogCleaner struct {
 	logger      *slog.Logger
 	now         func() time.Time
 
-	mu         sync.Mutex // guards inProgress
+	mu         sync.Mutex // guards inProgress and uncleanable
 	inProgress map[*Log]bool
+	// uncleanable are logs whose clean failed (a corrupt batch, an I/O error):
+	// skipped until the broker restarts, as Kafka's LogCleanerManager marks them.
+	uncleanable map[*Log]bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -90,7 +93,7 @@ func newLogCleaner(cfg CleanerConfig, logs func() []*Log, checkpoints *cleanerCh
 	ctx, cancel := context.WithCancel(context.Background())
 	return &LogCleaner{
 		cfg: cfg, logs: logs, checkpoints: checkpoints, logger: logger, now: now,
-		inProgress: map[*Log]bool{}, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+		inProgress: map[*Log]bool{}, uncleanable: map[*Log]bool{}, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
 	}
 }
 
@@ -150,9 +153,13 @@ func (c *LogCleaner) cleanFilthiestLog(ctx context.Context) bool {
 	cleaned, err := c.clean(ctx, l, ltc)
 	if err != nil {
 		if ctx.Err() == nil && !l.closed.Load() && !errors.Is(err, errSegmentsChanged) {
-			c.logger.Error("log cleaner: clean failed", "log", l.name(), "err", err)
+			c.logger.Error("log cleaner: clean failed, the log is marked uncleanable until restart", "log", l.name(), "err", err)
+			c.mu.Lock()
+			c.uncleanable[l] = true
+			n := len(c.uncleanable)
+			c.mu.Unlock()
 			c.statsMu.Lock()
-			c.stats.UncleanablePartitions++
+			c.stats.UncleanablePartitions = int64(n)
 			c.statsMu.Unlock()
 		}
 		return false
@@ -187,7 +194,7 @@ func (c *LogCleaner) grabFilthiestCompactedLog() (*Log, logToClean, bool) {
 	bestRatio, maxRatio := -1.0, 0.0
 	for _, l := range c.logs() {
 		cfg := l.Config()
-		if !cfg.CompactEnabled() || c.inProgress[l] || l.closed.Load() {
+		if !cfg.CompactEnabled() || c.inProgress[l] || c.uncleanable[l] || l.closed.Load() {
 			continue
 		}
 		ltc := c.cleanableOffsets(l, cfg)
@@ -708,6 +715,19 @@ func (c *cleanerCheckpoints) advance(l *Log, offset int64) error {
 	defer c.mu.Unlock()
 	tp := topicPartition{l.topic, l.partition}
 	if cur, ok := c.offsets[tp]; ok && cur >= offset {
+		return nil
+	}
+	c.offsets[tp] = offset
+	return c.writeLocked()
+}
+
+// lower moves l's checkpoint down to offset if it is above (the log was
+// truncated there: what follows is new, dirty data).
+func (c *cleanerCheckpoints) lower(l *Log, offset int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tp := topicPartition{l.topic, l.partition}
+	if cur, ok := c.offsets[tp]; !ok || cur <= offset {
 		return nil
 	}
 	c.offsets[tp] = offset

@@ -949,3 +949,27 @@ func TestCleanerAborts(t *testing.T) {
 		_ = cl
 	})
 }
+
+// A follower's truncation below the cleaner checkpoint brings it down: what is
+// appended after the cut is dirty (LogCleanerManager.maybeTruncateCheckpoint).
+func TestCleanerCheckpointFollowsTruncation(t *testing.T) {
+	t.Parallel()
+	m := openTestManager(t, t.TempDir(), nil, DefaultLogConfig())
+	top, err := m.CreateTopic("c", 1, map[string]string{"cleanup.policy": "compact"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := top.Partitions[0]
+	for i := range 20 {
+		appendOK(t, l, newBatch(t, batchOpts{}, kv("k", fmt.Sprint(i), 1)), 0)
+	}
+	if err := m.checkpoints.advance(l, 15); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateTo(10); err != nil {
+		t.Fatal(err)
+	}
+	if cp, _ := m.checkpoints.get(l); cp != 10 {
+		t.Fatalf("checkpoint %d after truncation to 10", cp)
+	}
+}

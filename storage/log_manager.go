@@ -327,6 +327,11 @@ func (m *LogManager) openLog(t *Topic, partition int32, clean bool) (*Log, error
 	if err != nil {
 		return nil, fmt.Errorf("storage: open log %s: %w", partitionDirName(t.Name, partition), err)
 	}
+	l.onTruncate = func(end int64) {
+		if err := m.checkpoints.lower(l, end); err != nil {
+			m.logger.Warn("writing cleaner checkpoint", "log", l.name(), "err", err)
+		}
+	}
 	return l, nil
 }
 
