@@ -40,7 +40,7 @@ type CleanerStats struct {
 	LastCleanSeconds      float64 // duration of the last clean (max-clean-time-secs is over the last run)
 	MaxBufferUtilization  float64 // share of the offset map used by the last clean (max-buffer-utilization-percent / 100)
 	MaxDirtyRatio         float64 // dirtiest log's dirty ratio at the last check (max-dirty-percent / 100)
-	UncleanablePartitions int64   // logs whose clean failed (uncleanable-partitions-count)
+	UncleanablePartitions int64   // logs skipped since a clean of theirs failed (uncleanable-partitions-count)
 }
 
 // LogCleaner compacts logs whose cleanup.policy has "compact" (Kafka LogCleaner):
@@ -287,10 +287,12 @@ var errSegmentsChanged = errors.New("storage: segments changed during cleaning")
 func (c *LogCleaner) clean(ctx context.Context, l *Log, ltc logToClean) (bool, error) {
 	began := time.Now()
 	cfg := l.Config()
-	// Sized to what the dirty part could need, up to this thread's share of
-	// log.cleaner.dedupe.buffer.size.
+	// This thread's share of log.cleaner.dedupe.buffer.size, as Kafka's, but
+	// allocated per clean and no larger than the dirty part could need: one
+	// record per minRecordSize bytes, four times over for compressed batches
+	// (a clean whose map fills stops there; the next one goes on).
 	memory := c.cfg.DedupeBufferSize / int64(max(c.cfg.Threads, 1))
-	need := (ltc.cleanableBytes/minRecordSize + 1) * offsetMapSlotSize * 10 / 9
+	need := (ltc.cleanableBytes/minRecordSize + 1) * 4 * offsetMapSlotSize * 10 / 9
 	offsetMap := newSkimpyOffsetMap(min(memory, max(need, 64*offsetMapSlotSize)))
 	cl := &cleaner{cfg: cfg, ioBufferSize: c.cfg.IOBufferSize, log: l, ctx: ctx}
 	endOffset, err := cl.buildOffsetMap(ltc.firstDirtyOffset, ltc.firstUncleanableOffset, offsetMap)
