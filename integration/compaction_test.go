@@ -418,3 +418,93 @@ func TestCompactKillDuringCleaning(t *testing.T) {
 		t.Fatalf("the cleaner never checkpointed: %v", err)
 	}
 }
+
+// In a cluster each replica compacts its own copy, as in Kafka: a follower that
+// was down while its leader compacted catches up from the compacted log
+// (batches with gaps between them, thinned batches), rejoins the ISR, and holds
+// every key's latest record at its offset.
+func TestCompactClusterFollowerCatchesUp(t *testing.T) {
+	c := startCluster(t, 3, map[string]string{"log.cleaner.backoff.ms": "50"})
+	adm := kadm.NewClient(c.client(t))
+	const topic = "compact-replicated"
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	a.Partition, a.Replicas = 0, []int32{1, 2, 3} // led by node 1
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	for k, v := range compactTopicConfigs() {
+		cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+		cfg.Name, cfg.Value = k, v
+		rt.Configs = append(rt.Configs, cfg)
+	}
+	req.Topics = append(req.Topics, rt)
+	if resp, err := req.RequestWith(ctx(t), c.client(t)); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic: %v / %v", err, resp)
+	}
+	waitISR(t, adm, topic, 3)
+	c.stop(t, 3)
+
+	prod := c.client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	model := map[string]latest{}
+	for round := range 5 {
+		var rs []*kgo.Record
+		for k := range 40 {
+			if round == 4 && k >= 10 {
+				break
+			}
+			rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "key-%02d", k), Value: fmt.Appendf(nil, "round-%d-%02d", round, k)})
+		}
+		rs = append(rs, &kgo.Record{Key: []byte("sentinel"), Value: fmt.Appendf(nil, "end-%d", round)})
+		for _, r := range prod.ProduceSync(ctx(t), rs...) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			model[string(r.Record.Key)] = latest{r.Record.Offset, r.Record.Value}
+		}
+		time.Sleep(120 * time.Millisecond)
+	}
+	end := &kgo.Record{Key: []byte("roll"), Value: []byte("end")} // rolls the last round away
+	produceSync(t, prod, end)
+	model["roll"] = latest{end.Offset, end.Value}
+	last := end.Offset
+	leaderAddr := c.nodes[0].srv.Addr()
+	var problem string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last check of the leader: %s", problem)
+		}
+	}()
+	eventually(t, "the leader to compact", func() bool {
+		problem = latestPerKeyProblem(readPartition(t, leaderAddr, topic, last), model)
+		return problem == ""
+	})
+
+	c.restart(t, 3)
+	waitISR(t, adm, topic, 3)
+	// Node 3's own files hold every key's latest record at its offset.
+	eventually(t, "node 3 to hold the latest record of every key", func() bool {
+		found := map[string]bool{}
+		files, _ := filepath.Glob(filepath.Join(c.nodes[2].dir, topic+"-0", "*.log"))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return false
+			}
+			for len(data) >= storage.BatchHeaderSize {
+				h, err := storage.ParseBatchHeader(data)
+				if err != nil || h.Size() > len(data) {
+					break
+				}
+				storage.Records(data[:h.Size()], func(r storage.Record) bool {
+					if w, ok := model[string(r.Key)]; ok && w.offset == r.Offset && string(w.value) == string(r.Value) {
+						found[string(r.Key)] = true
+					}
+					return true
+				})
+				data = data[h.Size():]
+			}
+		}
+		return len(found) == len(model)
+	})
+}
