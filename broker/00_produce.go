@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -214,6 +217,16 @@ func (s *Server) appendPartition(req *kmsg.ProduceRequest, a *produceAppend) {
 	h, err := protocol.ValidateProduceBatch(a.records, cfg, time.Now())
 	if err != nil {
 		produceError(sp, protocol.KafkaError(err), protocol.ErrorMessage(err))
+		// Per-record errors (KIP-467), e.g. keyless records on a
+		// compacted topic.
+		if ve, ok := errors.AsType[*protocol.ValidationError](err); ok {
+			for _, re := range ve.RecordErrors {
+				e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+				e.RelativeOffset = re.BatchIndex
+				e.ErrorMessage = kmsg.StringPtr(strings.ReplaceAll(re.Message, "%s", t.Name+"-"+strconv.Itoa(int(p))))
+				sp.ErrorRecords = append(sp.ErrorRecords, e)
+			}
+		}
 		return
 	}
 	if req.Acks == -1 && int32(len(st.ISR)) < cfg.MinInsyncReplicas {

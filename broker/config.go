@@ -70,6 +70,10 @@ type Config struct {
 	SocketRequestMaxBytes     int32  // socket.request.max.bytes
 	LogRetentionCheckInterval time.Duration
 	LogFlushSchedulerInterval time.Duration
+	// LogCleaner is log.cleaner.enable, .threads, .dedupe.buffer.size,
+	// .io.buffer.size and .backoff.ms: the compaction of cleanup.policy
+	// compact topics.
+	LogCleaner                storage.CleanerConfig
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
 	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor.
 	OffsetsTopicReplicationFactor int16
@@ -285,6 +289,25 @@ var brokerConfigDefs = []configDef{
 	{"socket.request.max.bytes", "104857600", intInto(func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1024, math.MaxInt32)},
 	{"log.retention.check.interval.ms", "300000", durationInto(func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval })},
 	{"log.flush.scheduler.interval.ms", "1000", durationInto(func(c *Config) *time.Duration { return &c.LogFlushSchedulerInterval })},
+	{"log.cleaner.enable", "true", boolInto(func(c *Config) *bool { return &c.LogCleaner.Enable })},
+	{"log.cleaner.threads", "1", func(c *Config, v string) error {
+		var n int64
+		if err := longInto(func(*Config) *int64 { return &n }, 0, 64)(c, v); err != nil {
+			return err
+		}
+		c.LogCleaner.Threads = int(n)
+		return nil
+	}},
+	{"log.cleaner.dedupe.buffer.size", "134217728", longInto(func(c *Config) *int64 { return &c.LogCleaner.DedupeBufferSize }, 0, math.MaxInt64)},
+	{"log.cleaner.io.buffer.size", "524288", func(c *Config, v string) error {
+		var n int64
+		if err := longInto(func(*Config) *int64 { return &n }, 0, math.MaxInt32)(c, v); err != nil {
+			return err
+		}
+		c.LogCleaner.IOBufferSize = int(n)
+		return nil
+	}},
+	{"log.cleaner.backoff.ms", "15000", msInto(func(c *Config) *time.Duration { return &c.LogCleaner.Backoff }, 0, time.Millisecond)},
 	{"producer.id.expiration.ms", "86400000", msInto(func(c *Config) *time.Duration { return &c.ProducerIDExpiration }, 1, time.Millisecond)},
 	{"producer.id.expiration.check.interval.ms", "600000", msInto(func(c *Config) *time.Duration { return &c.ProducerIDExpirationCheckInterval }, 1, time.Millisecond)},
 
@@ -416,10 +439,10 @@ var brokerConfigDefs = []configDef{
 	{"log.segment.delete.delay.ms", "60000", logDefault("file.delete.delay.ms")},
 	{"log.roll.jitter.hours", "0", topicDefault("segment.jitter.ms", time.Hour)},
 	{"log.roll.jitter.ms", "", topicDefault("segment.jitter.ms", 0)},
-	{"log.cleaner.delete.retention.ms", "86400000", topicDefault("delete.retention.ms", 0)},
-	{"log.cleaner.min.compaction.lag.ms", "0", topicDefault("min.compaction.lag.ms", 0)},
-	{"log.cleaner.max.compaction.lag.ms", "9223372036854775807", topicDefault("max.compaction.lag.ms", 0)},
-	{"log.cleaner.min.cleanable.ratio", "0.5", topicDefault("min.cleanable.dirty.ratio", 0)},
+	{"log.cleaner.delete.retention.ms", "86400000", logDefault("delete.retention.ms")},
+	{"log.cleaner.min.compaction.lag.ms", "0", logDefault("min.compaction.lag.ms")},
+	{"log.cleaner.max.compaction.lag.ms", "9223372036854775807", logDefault("max.compaction.lag.ms")},
+	{"log.cleaner.min.cleanable.ratio", "0.5", logDefault("min.cleanable.dirty.ratio")},
 	{"log.message.timestamp.before.max.ms", "9223372036854775807", logDefault("message.timestamp.before.max.ms")},
 	{"log.message.timestamp.after.max.ms", "3600000", logDefault("message.timestamp.after.max.ms")},
 	{"log.preallocate", "false", topicDefault("preallocate", 0)},
@@ -771,7 +794,7 @@ var consumerAssignors = map[string]string{
 
 // logDefault sets a topic-config default through the topic catalogue's check
 // and storage.LogConfig.Apply, so a broker default is held to the same rules
-// (and refusals, such as compaction) as the topic config it defaults.
+// (and refusals) as the topic config it defaults.
 func logDefault(topicKey string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		if d := topicConfigByName(topicKey); d != nil {

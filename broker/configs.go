@@ -75,14 +75,14 @@ const maxLong = "9223372036854775807"
 //
 // Every key is accepted with Kafka's validation. Values kbroker cannot honour
 // are refused with INVALID_CONFIG instead of being stored and ignored:
-// compression.type other than producer, cleanup.policy with compact, and
-// remote.storage.enable=true. Keys that have no effect on a single broker
-// without tiered storage (throttled replicas, unclean leader election,
-// preallocate, remote.log.*, local.retention.*) and the compaction tuning keys
-// are accepted and reported, as Kafka accepts them when they do not apply.
+// compression.type other than producer, and remote.storage.enable=true. Keys
+// that have no effect on a single broker without tiered storage (throttled
+// replicas, unclean leader election, preallocate, remote.log.*,
+// local.retention.*) are accepted and reported, as Kafka accepts them when
+// they do not apply.
 var topicConfigDefs = []topicConfigDef{
 	{"cleanup.policy", kmsg.ConfigTypeList, "delete", syn("log.cleanup.policy"), checkCleanupPolicy,
-		"Retention policy for old segments: delete (by retention.ms / retention.bytes). compact is not implemented in kbroker yet."},
+		"Retention policy for old segments: delete (by retention.ms / retention.bytes), compact (the log cleaner keeps the latest record per key), or both."},
 	{"compression.gzip.level", kmsg.ConfigTypeInt, "-1", syn("compression.gzip.level"), checkGzipLevel,
 		"Level used when compression.type is gzip; no effect in kbroker, which keeps the producer's compression."},
 	{"compression.lz4.level", kmsg.ConfigTypeInt, "9", syn("compression.lz4.level"), checkInt(1, 17),
@@ -92,7 +92,7 @@ var topicConfigDefs = []topicConfigDef{
 	{"compression.zstd.level", kmsg.ConfigTypeInt, "3", syn("compression.zstd.level"), checkInt(-131072, 22),
 		"Level used when compression.type is zstd; no effect in kbroker, which keeps the producer's compression."},
 	{"delete.retention.ms", kmsg.ConfigTypeLong, "86400000", syn("log.cleaner.delete.retention.ms"), checkLong(0, math.MaxInt64),
-		"How long delete tombstones are kept in compacted topics (compaction is not implemented yet)."},
+		"How long delete tombstones (and transaction markers) are kept in compacted topics after the clean that first reaches them."},
 	{"file.delete.delay.ms", kmsg.ConfigTypeLong, "60000", syn("log.segment.delete.delay.ms"), checkLong(0, math.MaxInt64),
 		"Time to wait before deleting a segment file from the file system."},
 	{"flush.messages", kmsg.ConfigTypeLong, maxLong, syn("log.flush.interval.messages"), checkLong(1, math.MaxInt64),
@@ -112,7 +112,7 @@ var topicConfigDefs = []topicConfigDef{
 	{"local.retention.ms", kmsg.ConfigTypeLong, "-2", syn("log.local.retention.ms"), checkLong(-2, math.MaxInt64),
 		"Local retention by time for tiered storage (-2: use retention.ms); no effect without tiered storage."},
 	{"max.compaction.lag.ms", kmsg.ConfigTypeLong, maxLong, syn("log.cleaner.max.compaction.lag.ms"), checkLong(1, math.MaxInt64),
-		"Longest time a message stays ineligible for compaction (compaction is not implemented yet)."},
+		"Longest time a message stays ineligible for compaction: older dirty records make the log cleanable whatever its dirty ratio."},
 	{"max.message.bytes", kmsg.ConfigTypeInt, "1048588", syn("message.max.bytes"), checkInt(0, math.MaxInt32),
 		"Largest record batch the topic accepts, after compression."},
 	{"message.timestamp.after.max.ms", kmsg.ConfigTypeLong, "3600000", syn("log.message.timestamp.after.max.ms"), checkLong(0, math.MaxInt64),
@@ -122,9 +122,9 @@ var topicConfigDefs = []topicConfigDef{
 	{"message.timestamp.type", kmsg.ConfigTypeString, "CreateTime", syn("log.message.timestamp.type"), checkOneOf("CreateTime", "LogAppendTime"),
 		"Whether record timestamps are the producer's (CreateTime) or the broker's at append (LogAppendTime)."},
 	{"min.cleanable.dirty.ratio", kmsg.ConfigTypeDouble, "0.5", syn("log.cleaner.min.cleanable.ratio"), checkDouble(0, 1),
-		"Dirty ratio above which the log cleaner compacts a log (compaction is not implemented yet)."},
+		"Dirty ratio (uncleaned bytes / total bytes) above which the log cleaner compacts a log."},
 	{"min.compaction.lag.ms", kmsg.ConfigTypeLong, "0", syn("log.cleaner.min.compaction.lag.ms"), checkLong(0, math.MaxInt64),
-		"Shortest time a message stays uncompacted (compaction is not implemented yet)."},
+		"Shortest time a message stays uncompacted: segments with younger records are not cleaned."},
 	{"min.insync.replicas", kmsg.ConfigTypeInt, "1", syn("min.insync.replicas"), checkInt(1, math.MaxInt32),
 		"Fewest in-sync replicas for an acks=all produce to succeed."},
 	{"preallocate", kmsg.ConfigTypeBoolean, "false", syn("log.preallocate"), checkBool,
@@ -294,10 +294,6 @@ func checkCleanupPolicy(v string) (string, error) {
 		if p != "delete" && p != "compact" {
 			return "", errors.New("String must be one of: compact, delete")
 		}
-	}
-	if slices.Contains(items, "compact") {
-		// TODO(LogCleaner): accept compact once storage compacts logs.
-		return "", errors.New("log compaction is not implemented in kbroker yet (no LogCleaner); only delete, or an empty list, is supported")
 	}
 	return strings.Join(items, ","), nil
 }
@@ -523,6 +519,11 @@ var brokerConfigTypes = map[string]kmsg.ConfigType{
 	"socket.request.max.bytes":              kmsg.ConfigTypeInt,
 	"log.retention.check.interval.ms":       kmsg.ConfigTypeLong,
 	"log.flush.scheduler.interval.ms":       kmsg.ConfigTypeLong,
+	"log.cleaner.enable":                    kmsg.ConfigTypeBoolean,
+	"log.cleaner.threads":                   kmsg.ConfigTypeInt,
+	"log.cleaner.dedupe.buffer.size":        kmsg.ConfigTypeLong,
+	"log.cleaner.io.buffer.size":            kmsg.ConfigTypeInt,
+	"log.cleaner.backoff.ms":                kmsg.ConfigTypeLong,
 	"producer.id.expiration.ms":             kmsg.ConfigTypeInt,
 	"transaction.max.timeout.ms":            kmsg.ConfigTypeInt,
 	"transactional.id.expiration.ms":        kmsg.ConfigTypeInt,

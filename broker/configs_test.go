@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,8 +35,8 @@ func TestValidateTopicConfigs(t *testing.T) {
 		{"compression unknown codec", map[string]string{"compression.type": "brotli"}, nil, "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"},
 		{"cleanup delete", map[string]string{"cleanup.policy": " delete "}, map[string]string{"cleanup.policy": "delete"}, ""},
 		{"cleanup empty list", map[string]string{"cleanup.policy": ""}, map[string]string{"cleanup.policy": ""}, ""},
-		{"cleanup compact refused", map[string]string{"cleanup.policy": "compact"}, nil, "log compaction is not implemented in kbroker yet"},
-		{"cleanup both refused", map[string]string{"cleanup.policy": "delete, compact"}, nil, "log compaction is not implemented"},
+		{"cleanup compact", map[string]string{"cleanup.policy": "compact"}, map[string]string{"cleanup.policy": "compact"}, ""},
+		{"cleanup both", map[string]string{"cleanup.policy": "delete, compact"}, map[string]string{"cleanup.policy": "delete,compact"}, ""},
 		{"cleanup bad item", map[string]string{"cleanup.policy": "delete,"}, nil, "String must be one of: compact, delete"},
 		{"remote storage refused", map[string]string{"remote.storage.enable": "true"}, nil, "Tiered Storage functionality is disabled in the broker"},
 		{"bool any case", map[string]string{"remote.storage.enable": "FALSE", "preallocate": "True"},
@@ -120,8 +121,14 @@ func TestBrokerTopicDefaults(t *testing.T) {
 	if err != nil || c.LogDefaults.FileDeleteDelayMs != 5 {
 		t.Errorf("log.segment.delete.delay.ms=5: %d, %v", c.LogDefaults.FileDeleteDelayMs, err)
 	}
+	c, err = ParseConfig(map[string]string{"log.cleanup.policy": "compact", "log.cleaner.delete.retention.ms": "7",
+		"log.cleaner.min.cleanable.ratio": "0.1", "log.cleaner.threads": "2", "log.cleaner.backoff.ms": "50", "log.cleaner.enable": "false"})
+	if err != nil || !c.LogDefaults.CompactEnabled() || c.LogDefaults.DeleteRetentionMs != 7 || c.LogDefaults.MinCleanableDirtyRatio != 0.1 ||
+		c.LogCleaner.Threads != 2 || c.LogCleaner.Backoff != 50*time.Millisecond || c.LogCleaner.Enable {
+		t.Errorf("log cleaner settings: %+v %+v, %v", c.LogDefaults, c.LogCleaner, err)
+	}
 	for _, props := range []map[string]string{
-		{"log.cleanup.policy": "compact"},
+		{"log.cleaner.threads": "-1"},
 		{"log.segment.bytes": "65536"}, // Kafka 4: at least 1 MiB (KIP-1030)
 	} {
 		if _, err := ParseConfig(props); err == nil {

@@ -44,6 +44,18 @@ var (
 	descLogSizeP        = prometheus.NewDesc("kbroker_log_size_bytes", logSizeHelp, tpLabels, nil)
 	descSegmentsT       = prometheus.NewDesc("kbroker_log_segments", segmentsHelp, []string{"topic"}, nil)
 	descLogSizeT        = prometheus.NewDesc("kbroker_log_size_bytes", logSizeHelp, []string{"topic"}, nil)
+
+	// The LogCleaner's JMX gauges (kafka.log:type=LogCleaner and
+	// type=LogCleanerManager) under the names a JMX exporter gives them,
+	// plus kbroker's running totals.
+	descCleanerBufferUtil  = prometheus.NewDesc("kafka_log_logcleaner_max_buffer_utilization_percent", "Share of the offset map (log.cleaner.dedupe.buffer.size) the last clean used, in percent.", nil, nil)
+	descCleanerRecopy      = prometheus.NewDesc("kafka_log_logcleaner_cleaner_recopy_percent", "Bytes written by the log cleaner as a percentage of bytes it read, over its lifetime.", nil, nil)
+	descCleanerCleanTime   = prometheus.NewDesc("kafka_log_logcleaner_max_clean_time_secs", "Duration of the last clean, in seconds.", nil, nil)
+	descCleanerDirty       = prometheus.NewDesc("kafka_log_logcleanermanager_max_dirty_percent", "Largest dirty ratio of a compacted log at the cleaner's last look, in percent.", nil, nil)
+	descCleanerUncleanable = prometheus.NewDesc("kafka_log_logcleanermanager_uncleanable_partitions_count", "Cleans that failed (the log was left as it was).", nil, nil)
+	descCleanerRuns        = prometheus.NewDesc("kbroker_log_cleaner_runs_total", "Cleans completed by the log cleaner.", nil, nil)
+	descCleanerRead        = prometheus.NewDesc("kbroker_log_cleaner_read_bytes_total", "Segment bytes read by the log cleaner.", nil, nil)
+	descCleanerWritten     = prometheus.NewDesc("kbroker_log_cleaner_written_bytes_total", "Cleaned segment bytes written by the log cleaner.", nil, nil)
 )
 
 // Describe sends nothing: the collector is unchecked, since which label
@@ -129,4 +141,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range states {
 		gauge(descGroups, float64(n), state)
 	}
+
+	cs := s.logs.Cleaner().Stats()
+	gauge(descCleanerBufferUtil, 100*cs.MaxBufferUtilization)
+	if cs.BytesRead > 0 {
+		gauge(descCleanerRecopy, 100*float64(cs.BytesWritten)/float64(cs.BytesRead))
+	}
+	gauge(descCleanerCleanTime, cs.LastCleanSeconds)
+	gauge(descCleanerDirty, 100*cs.MaxDirtyRatio)
+	gauge(descCleanerUncleanable, float64(cs.UncleanablePartitions))
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	counter(descCleanerRuns, cs.Runs)
+	counter(descCleanerRead, cs.BytesRead)
+	counter(descCleanerWritten, cs.BytesWritten)
 }

@@ -130,6 +130,7 @@ func Start(cfg Config) (*Server, error) {
 		ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
 		ClusterID:                         cfg.ClusterID,
 		DeferNewMetaSync:                  true, // SyncNew below, before serving
+		Cleaner:                           &cfg.LogCleaner,
 		Logger:                            logger,
 		OnFlush:                           func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
 	})

@@ -258,7 +258,7 @@ func TestAdminDeleteRecords(t *testing.T) {
 }
 
 // Records go only where cleanup.policy has delete (Partition.deleteRecordsOnLeader);
-// kbroker refuses compact, so the empty policy (keep forever) shows it.
+// the empty policy (keep forever) shows it, as compact alone would.
 func TestAdminDeleteRecordsPolicyViolation(t *testing.T) {
 	b := startBroker(t, nil)
 	cl := b.client(t)

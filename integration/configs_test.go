@@ -83,7 +83,6 @@ func TestConfigsCreateTopics(t *testing.T) {
 		{"cfg-unknown", 1, 1, map[string]*string{"no.such.config": kadm.StringPtr("1")}, kerr.InvalidConfig, "Unknown topic config name: no.such.config"},
 		{"cfg-badvalue", 1, 1, map[string]*string{"retention.ms": kadm.StringPtr("soon")}, kerr.InvalidConfig, "Invalid value soon for configuration retention.ms"},
 		{"cfg-gzip", 1, 1, map[string]*string{"compression.type": kadm.StringPtr("gzip")}, kerr.InvalidConfig, "only producer is supported"},
-		{"cfg-compact", 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, kerr.InvalidConfig, "compaction is not implemented"},
 		{"cfg-remote", 1, 1, map[string]*string{"remote.storage.enable": kadm.StringPtr("true")}, kerr.InvalidConfig, "Tiered Storage functionality is disabled"},
 		{"cfg-null", 1, 1, map[string]*string{"retention.ms": nil}, kerr.InvalidConfig, "Null value not supported for topic configs: retention.ms"},
 	} {
@@ -98,7 +97,7 @@ func TestConfigsCreateTopics(t *testing.T) {
 	}
 	// No refused topic exists.
 	topics := metadataTopics(t, cl)
-	for _, name := range []string{"cfg-rf", "cfg_dot", "cfg-gzip", "cfg-compact"} {
+	for _, name := range []string{"cfg-rf", "cfg_dot", "cfg-gzip"} {
 		if _, ok := topics[name]; ok {
 			t.Errorf("refused topic %s exists", name)
 		}
@@ -407,7 +406,6 @@ func TestConfigsIncrementalAlter(t *testing.T) {
 		{set("no.such", "1"), kerr.InvalidConfig, "Unknown topic config name: no.such"},
 		{set("retention.ms", "-5"), kerr.InvalidConfig, "Value must be at least -1"},
 		{set("compression.type", "zstd"), kerr.InvalidConfig, "only producer is supported"},
-		{kadm.AlterConfig{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}, kerr.InvalidConfig, "compaction is not implemented"},
 		{kadm.AlterConfig{Op: kadm.SetConfig, Name: "retention.ms"}, kerr.InvalidRequest, "Null value not supported for : retention.ms"},
 	} {
 		if r := alter(false, tc.op); !errors.Is(r.Err, tc.want) || !strings.Contains(r.ErrMessage, tc.msg) {

@@ -22,6 +22,8 @@ import (
 //     needs a sequence (INVALID_RECORD);
 //   - every record decodes (decompressing if needed), with offset deltas
 //     0, 1, 2, ... (INVALID_RECORD / CORRUPT_MESSAGE);
+//   - on a compacted topic (cleanup.policy has compact) every record has a
+//     key (INVALID_RECORD, LogValidator.validateKey);
 //   - on a CreateTime topic, every record's timestamp lies within
 //     message.timestamp.before.max.ms / after.max.ms of now
 //     (INVALID_TIMESTAMP, LogValidator.validateTimestamp).
@@ -66,17 +68,21 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 	}
 
 	checkTime := cfg.MessageTimestampType != "LogAppendTime"
+	compacted := cfg.CompactEnabled()
 	nowMs := now.UnixMilli()
 	var (
 		next      int64
 		badOffset *storage.Record
 		badTime   *storage.Record
+		noKey     []int32 // indexes of keyless records in the batch
 	)
 	err = storage.Records(records, func(r storage.Record) bool {
 		switch {
 		case r.Offset != next:
 			badOffset = &r
 			return false
+		case compacted && r.Key == nil:
+			noKey = append(noKey, int32(next))
 		case checkTime && timestampOutOfRange(r.Timestamp, nowMs, cfg):
 			badTime = &r
 			return false
@@ -89,6 +95,16 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 		return h, invalid(kerr.CorruptMessage, err.Error())
 	case badOffset != nil:
 		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record has offset delta %d where %d was expected.", badOffset.Offset, next))
+	case len(noKey) > 0:
+		// LogValidator.validateKey and processRecordErrors: one record error per
+		// keyless record; the caller names the partition.
+		ve := &ValidationError{Err: kerr.InvalidRecord}
+		for _, i := range noKey {
+			ve.RecordErrors = append(ve.RecordErrors, RecordError{BatchIndex: i, Message: "Compacted topic cannot accept message without key in topic partition %s."})
+		}
+		ve.Message = fmt.Sprintf("One or more records have been rejected due to %d record errors in total, and only showing the first three errors at most: %v",
+			len(noKey), noKey[:min(len(noKey), 3)])
+		return h, ve
 	case badTime != nil:
 		return h, invalid(kerr.InvalidTimestamp, fmt.Sprintf("Timestamp %d of record %d is out of range: it must be within %d ms before and %d ms after the broker's time %d.",
 			badTime.Timestamp, badTime.Offset, cfg.MessageTimestampBeforeMaxMs, cfg.MessageTimestampAfterMaxMs, nowMs))
@@ -108,10 +124,19 @@ func timestampOutOfRange(ts, now int64, cfg storage.LogConfig) bool {
 }
 
 // ValidationError is a refused batch: the Kafka error plus the message that
-// Produce v8+ returns in ErrorMessage.
+// Produce v8+ returns in ErrorMessage, and the records at fault (Produce v8+
+// RecordErrors, KIP-467).
 type ValidationError struct {
-	Err     *kerr.Error
-	Message string
+	Err          *kerr.Error
+	Message      string
+	RecordErrors []RecordError
+}
+
+// RecordError names one refused record by its index in the batch; Message may
+// hold one %s for the topic partition ("topic-0").
+type RecordError struct {
+	BatchIndex int32
+	Message    string
 }
 
 func (e *ValidationError) Error() string { return e.Err.Message + ": " + e.Message }

@@ -161,3 +161,91 @@ func readAllLimited(r io.Reader, limit int, dst []byte) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+var (
+	gzipWriters sync.Pool // *gzip.Writer
+	lz4Writers  sync.Pool // *lz4.Writer
+	zstdEncoder struct {
+		once sync.Once
+		enc  *zstd.Encoder
+		err  error
+	}
+)
+
+// xerialBlockSize is the block size of the xerial framing Kafka's own snappy codec
+// writes (SnappyOutputStream's default 32 KiB).
+const xerialBlockSize = 32 << 10
+
+// compress appends the records section src compressed with codec to dst: the
+// LogCleaner rewrites a batch it filtered with the codec it came with. The output
+// is what Kafka's own codecs write (gzip, xerial-framed snappy, the LZ4 frame format,
+// a zstd frame), which every client decodes.
+func compress(codec int8, dst, src []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	switch codec {
+	case compressionNone:
+		return append(dst, src...), nil
+	case compressionGzip:
+		w, _ := gzipWriters.Get().(*gzip.Writer)
+		if w == nil {
+			w = gzip.NewWriter(buf)
+		} else {
+			w.Reset(buf)
+		}
+		_, err := w.Write(src)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		gzipWriters.Put(w)
+		if err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case compressionSnappy:
+		return snappyXerial(dst, src), nil
+	case compressionLZ4:
+		w, _ := lz4Writers.Get().(*lz4.Writer)
+		if w == nil {
+			w = lz4.NewWriter(buf)
+		} else {
+			w.Reset(buf)
+		}
+		_, err := w.Write(src)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		lz4Writers.Put(w)
+		if err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case compressionZstd:
+		zstdEncoder.once.Do(func() {
+			zstdEncoder.enc, zstdEncoder.err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		})
+		if zstdEncoder.err != nil {
+			return nil, zstdEncoder.err
+		}
+		return zstdEncoder.enc.EncodeAll(src, dst), nil
+	}
+	return nil, fmt.Errorf("%w: unknown compression codec %d", ErrCorruptRecord, codec)
+}
+
+// snappyXerial appends src in xerial framing: magic, version 1, compatible version
+// 1, then blocks of int32 length + raw snappy.
+func snappyXerial(dst, src []byte) []byte {
+	out := append(dst, xerialMagic...)
+	out = binary.BigEndian.AppendUint32(out, 1)
+	out = binary.BigEndian.AppendUint32(out, 1)
+	for len(src) > 0 {
+		n := min(len(src), xerialBlockSize)
+		at := len(out)
+		out = append(out, 0, 0, 0, 0)
+		out = slices.Grow(out, snappy.MaxEncodedLen(n))
+		enc := snappy.Encode(out[len(out):cap(out)], src[:n])
+		binary.BigEndian.PutUint32(out[at:], uint32(len(enc)))
+		out = out[:len(out)+len(enc)]
+		src = src[n:]
+	}
+	return out
+}

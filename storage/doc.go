@@ -18,6 +18,8 @@
 //	                                  relative offset u32), big endian, sparse
 //	    00000000000004718592.log ...  the next segment, named by its base offset
 //	    leader-epoch-checkpoint       LeaderEpochFileCache, Kafka's text format
+//	<dir>/cleaner-offset-checkpoint   LogCleaner: each compacted log's first dirty
+//	                                  offset, Kafka's text format
 //	<dir>/<topic>-<p>.<uid>-delete/   a deleted topic's partition, being removed
 //
 // A segment's base offset is its first batch's base offset and the previous
@@ -40,9 +42,15 @@
 // # Recovery guarantee
 //
 // After any crash, the log a partition reopens with is a prefix of what was written:
-// a sequence of whole batches with valid CRC-32C and continuous offsets, cut at the
-// first torn or corrupt batch. Everything that was flushed (or, after a process
+// a sequence of whole batches with valid CRC-32C and growing offsets (continuous,
+// but for the gaps the LogCleaner leaves), cut at the first torn or corrupt batch. Everything that was flushed (or, after a process
 // crash, written) before the crash and precedes that point is kept. A clean shutdown
 // (LogManager.Close) writes a marker that lets the next start skip the scan. See
 // openLog for the exact procedure.
+//
+// # Compaction
+//
+// LogCleaner (log_cleaner.go) compacts logs with cleanup.policy compact as Kafka's
+// does; see its doc comment for what it keeps and how a crash mid-swap is
+// recovered.
 package storage

@@ -46,6 +46,9 @@ type Log struct {
 	persistLogStartOffset func(int64) error
 	// onFlush observes each flush's duration (LogManagerOptions.OnFlush).
 	onFlush func(time.Duration)
+	// onTruncate lowers the LogCleaner's checkpoint to a truncation's new end
+	// (LogCleanerManager.maybeTruncateCheckpoint); nil in tests.
+	onTruncate func(int64)
 
 	config atomic.Pointer[LogConfig]
 
@@ -218,8 +221,10 @@ func notify(ch chan<- struct{}) {
 // batch checks): whole v2 batches, no larger than max.message.bytes, each with
 // LastOffsetDelta == RecordCount-1 so a batch cannot claim a range of offsets it has
 // no records for. It returns the batch sizes and the number of records (= offsets)
-// they take.
-func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, count int64, err error) {
+// they take. A follower copies batches the leader's LogCleaner may have emptied
+// or thinned (compacted): they keep their offset range with fewer records, or
+// none, so with compacted a batch may hold fewer records than offsets.
+func analyzeBatches(records []byte, maxMessageBytes int32, compacted bool) (sizes []int, count int64, err error) {
 	if len(records) == 0 {
 		return nil, 0, fmt.Errorf("%w: no record batches", ErrCorruptRecord)
 	}
@@ -235,11 +240,15 @@ func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, count i
 		if size > int(maxMessageBytes) {
 			return nil, 0, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrRecordTooLarge, size, maxMessageBytes)
 		}
-		if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
+		if compacted {
+			if h.RecordCount < 0 || h.LastOffsetDelta < 0 || int64(h.RecordCount) > int64(h.LastOffsetDelta)+1 {
+				return nil, 0, fmt.Errorf("%w: record count %d does not fit last offset delta %d", ErrCorruptRecord, h.RecordCount, h.LastOffsetDelta)
+			}
+		} else if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
 			return nil, 0, fmt.Errorf("%w: record count %d does not match last offset delta %d", ErrCorruptRecord, h.RecordCount, h.LastOffsetDelta)
 		}
 		sizes = append(sizes, size)
-		count += int64(h.RecordCount)
+		count += int64(h.LastOffsetDelta) + 1
 		pos += size
 	}
 	return sizes, count, nil
@@ -265,7 +274,7 @@ func analyzeBatches(records []byte, maxMessageBytes int32) (sizes []int, count i
 // once the append is committed (on a single broker, at once, to LastOffset+1).
 func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, error) {
 	cfg := l.Config()
-	sizes, count, err := analyzeBatches(records, cfg.MaxMessageBytes)
+	sizes, count, err := analyzeBatches(records, cfg.MaxMessageBytes, false)
 	if err != nil {
 		return LogAppendInfo{}, err
 	}
@@ -308,11 +317,14 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 // PartitionLeaderEpochs were assigned by the leader and are kept, and so are
 // LogAppendTime stamps. The bytes crossed the network, so all of them are
 // checked before anything is written: whole v2 batches with matching
-// CRC-32C, record counts that match their offsets, no batch above
-// max.message.bytes or segment.bytes, and offsets that continue each other.
-// Batches wholly below the log end offset are already present and skipped;
-// the first one appended must start at the log end offset. Otherwise the
-// append is refused with ErrUnexpectedAppendOffset and the log is unchanged.
+// CRC-32C, record counts that fit their offsets, no batch above
+// max.message.bytes or segment.bytes, and offsets that grow from batch to
+// batch. A leader's LogCleaner leaves gaps between batches and thins or
+// empties batches (their offset range stays), so the follower accepts both,
+// as Kafka's does: each replica compacts its own copy. Batches wholly below
+// the log end offset are already present and skipped; the first one appended
+// must start at or after the log end offset. Otherwise the append is refused
+// with ErrUnexpectedAppendOffset and the log is unchanged.
 //
 // There are no sequence checks (the leader made them) but the producer state
 // is updated as recovery replays it, so that this replica, once leader,
@@ -324,7 +336,7 @@ func (l *Log) AppendAsLeader(records []byte, leaderEpoch int32) (LogAppendInfo, 
 // leader's. With nothing new, the result has FirstOffset and LastOffset -1.
 func (l *Log) AppendAsFollower(records []byte) (LogAppendInfo, error) {
 	cfg := l.Config()
-	sizes, _, err := analyzeBatches(records, cfg.MaxMessageBytes)
+	sizes, _, err := analyzeBatches(records, cfg.MaxMessageBytes, true)
 	if err != nil {
 		return LogAppendInfo{}, err
 	}
@@ -341,7 +353,8 @@ func (l *Log) AppendAsFollower(records []byte) (LogAppendInfo, error) {
 		if h.BaseOffset < 0 || h.LastOffset() < h.BaseOffset {
 			return LogAppendInfo{}, fmt.Errorf("%w: batch offsets [%d, %d]", ErrCorruptRecord, h.BaseOffset, h.LastOffset())
 		}
-		if i > 0 && h.BaseOffset != headers[i-1].LastOffset()+1 {
+		// Offsets grow; a compacted leader's batches leave gaps between them.
+		if i > 0 && h.BaseOffset <= headers[i-1].LastOffset() {
 			return LogAppendInfo{}, &UnexpectedAppendOffsetError{FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogEndOffset: headers[i-1].LastOffset() + 1}
 		}
 		headers[i] = h
@@ -361,7 +374,8 @@ func (l *Log) AppendAsFollower(records []byte) (LogAppendInfo, error) {
 	if skip == len(headers) {
 		return LogAppendInfo{FirstOffset: -1, LastOffset: -1, LogAppendTime: -1, LogStartOffset: l.LogStartOffset()}, nil
 	}
-	if h := headers[skip]; h.BaseOffset != leo {
+	if h := headers[skip]; h.BaseOffset < leo {
+		// Starting past the log end is fine: the leader cleaned the offsets between.
 		return LogAppendInfo{}, &UnexpectedAppendOffsetError{FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(), LogEndOffset: leo}
 	}
 	records, sizes, headers = records[pos:], sizes[skip:], headers[skip:]
@@ -894,6 +908,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := l.loadProducerState(); err != nil {
 		errs = append(errs, fmt.Errorf("storage: rebuilding producer state of %s: %w", l.name(), err))
 	}
+	if l.onTruncate != nil {
+		l.onTruncate(cut)
+	}
 	l.logger.Info("truncated log", "log", l.name(), "offset", offset, "log_end_offset", cut, "segments_deleted", len(segs)-1-i)
 	return errors.Join(errs...)
 }
@@ -958,6 +975,9 @@ func (l *Log) truncateFullyAndStartAt(offset int64) error {
 		if err := l.persistLogStartOffset(offset); err != nil {
 			errs = append(errs, fmt.Errorf("storage: persist log start offset of %s: %w", l.name(), err))
 		}
+	}
+	if l.onTruncate != nil {
+		l.onTruncate(offset)
 	}
 	l.logger.Info("truncated log fully", "log", l.name(), "log_start_offset", offset, "segments_deleted", len(old))
 	return errors.Join(errs...)

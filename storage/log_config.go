@@ -24,6 +24,10 @@ const (
 	flushMsConfig              = "flush.ms"
 	fileDeleteDelayMsConfig    = "file.delete.delay.ms"
 	minInsyncReplicasConfig    = "min.insync.replicas"
+	deleteRetentionMsConfig    = "delete.retention.ms"
+	minCompactionLagMsConfig   = "min.compaction.lag.ms"
+	maxCompactionLagMsConfig   = "max.compaction.lag.ms"
+	minCleanableRatioConfig    = "min.cleanable.dirty.ratio"
 )
 
 // LogConfig is the per-topic log configuration (Kafka LogConfig), with Kafka's names
@@ -36,7 +40,7 @@ type LogConfig struct {
 	IndexIntervalBytes   int64  // index.interval.bytes: bytes between offset index entries
 	RetentionMs          int64  // retention.ms; -1 keeps segments forever
 	RetentionBytes       int64  // retention.bytes; negative is unlimited
-	CleanupPolicy        string // cleanup.policy: "delete", "compact" or both; only delete acts today
+	CleanupPolicy        string // cleanup.policy: "delete", "compact" or both
 	MaxMessageBytes      int32  // max.message.bytes: largest batch accepted
 	MessageTimestampType string // message.timestamp.type: "CreateTime" or "LogAppendTime"
 	// message.timestamp.before.max.ms / after.max.ms: how far a CreateTime
@@ -47,6 +51,11 @@ type LogConfig struct {
 	FlushMs                     int64 // flush.ms: fsync when the last flush is older
 	FileDeleteDelayMs           int64 // file.delete.delay.ms: stored; deleted files go when unreferenced
 	MinInsyncReplicas           int32 // min.insync.replicas: read by the broker for acks=all
+	// Compaction (cleanup.policy compact; Kafka's LogCleaner reads these).
+	DeleteRetentionMs      int64   // delete.retention.ms: how long tombstones and markers outlive their first clean
+	MinCompactionLagMs     int64   // min.compaction.lag.ms: records younger than this stay uncompacted
+	MaxCompactionLagMs     int64   // max.compaction.lag.ms: records older than this make the log cleanable at any ratio
+	MinCleanableDirtyRatio float64 // min.cleanable.dirty.ratio: dirty/total bytes above which a log is cleaned
 }
 
 // DefaultLogConfig returns Kafka's topic defaults.
@@ -68,6 +77,10 @@ func DefaultLogConfig() LogConfig {
 		FlushMs:                     math.MaxInt64,
 		FileDeleteDelayMs:           60000,
 		MinInsyncReplicas:           1,
+		DeleteRetentionMs:           24 * 60 * 60 * 1000,
+		MinCompactionLagMs:          0,
+		MaxCompactionLagMs:          math.MaxInt64,
+		MinCleanableDirtyRatio:      0.5,
 	}
 }
 
@@ -117,6 +130,17 @@ func (c LogConfig) Apply(overrides map[string]string) (LogConfig, error) {
 			var n int64
 			n, err = parseLong(v, 1, math.MaxInt32)
 			c.MinInsyncReplicas = int32(n)
+		case deleteRetentionMsConfig:
+			c.DeleteRetentionMs, err = parseLong(v, 0, math.MaxInt64)
+		case minCompactionLagMsConfig:
+			c.MinCompactionLagMs, err = parseLong(v, 0, math.MaxInt64)
+		case maxCompactionLagMsConfig:
+			c.MaxCompactionLagMs, err = parseLong(v, 1, math.MaxInt64)
+		case minCleanableRatioConfig:
+			c.MinCleanableDirtyRatio, err = strconv.ParseFloat(v, 64)
+			if err != nil || c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1 {
+				err = fmt.Errorf("must be a number in [0, 1]")
+			}
 		default:
 			continue
 		}
@@ -153,13 +177,23 @@ func (c LogConfig) Values() map[string]string {
 		flushMsConfig:              i(c.FlushMs),
 		fileDeleteDelayMsConfig:    i(c.FileDeleteDelayMs),
 		minInsyncReplicasConfig:    i(int64(c.MinInsyncReplicas)),
+		deleteRetentionMsConfig:    i(c.DeleteRetentionMs),
+		minCompactionLagMsConfig:   i(c.MinCompactionLagMs),
+		maxCompactionLagMsConfig:   i(c.MaxCompactionLagMs),
+		minCleanableRatioConfig:    strconv.FormatFloat(c.MinCleanableDirtyRatio, 'g', -1, 64),
 	}
 }
 
 // deleteEnabled reports whether time/size retention applies (cleanup.policy has "delete").
-func (c LogConfig) deleteEnabled() bool {
+func (c LogConfig) deleteEnabled() bool { return c.hasPolicy("delete") }
+
+// CompactEnabled reports whether the LogCleaner compacts the log (cleanup.policy has
+// "compact"); produce then refuses records without a key, as Kafka's LogValidator does.
+func (c LogConfig) CompactEnabled() bool { return c.hasPolicy("compact") }
+
+func (c LogConfig) hasPolicy(want string) bool {
 	for _, p := range strings.Split(c.CleanupPolicy, ",") {
-		if strings.TrimSpace(p) == "delete" {
+		if strings.TrimSpace(p) == want {
 			return true
 		}
 	}

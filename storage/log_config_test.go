@@ -26,6 +26,7 @@ func TestLogConfigApply(t *testing.T) {
 		"message.timestamp.type": "LogAppendTime", "flush.messages": "1", "flush.ms": "0", "file.delete.delay.ms": "0",
 		"min.insync.replicas": "2", "compression.type": "lz4", "some.future.key": "whatever",
 		"message.timestamp.before.max.ms": "5", "message.timestamp.after.max.ms": "6",
+		"delete.retention.ms": "7", "min.compaction.lag.ms": "8", "max.compaction.lag.ms": "9", "min.cleanable.dirty.ratio": "0.25",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +36,12 @@ func TestLogConfigApply(t *testing.T) {
 		RetentionBytes: -5, CleanupPolicy: "compact,delete", MaxMessageBytes: 0, MessageTimestampType: "LogAppendTime",
 		MessageTimestampBeforeMaxMs: 5, MessageTimestampAfterMaxMs: 6,
 		FlushMessages: 1, FlushMs: 0, FileDeleteDelayMs: 0, MinInsyncReplicas: 2,
+		DeleteRetentionMs: 7, MinCompactionLagMs: 8, MaxCompactionLagMs: 9, MinCleanableDirtyRatio: 0.25,
 	}
 	if got != want {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
-	if !got.deleteEnabled() || !got.logAppendTime() {
+	if !got.deleteEnabled() || !got.CompactEnabled() || !got.logAppendTime() || def.CompactEnabled() {
 		t.Fatal("helpers")
 	}
 	if def.SegmentBytes != 1<<30 {

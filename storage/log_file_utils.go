@@ -16,14 +16,18 @@ const (
 	timeIndexFileSuffix = ".timeindex"
 	txnIndexFileSuffix  = ".txnindex"
 	deletedFileSuffix   = ".deleted"           // a segment file scheduled for removal
-	cleanedFileSuffix   = ".cleaned"           // compaction output in progress (future LogCleaner)
-	swapFileSuffix      = ".swap"              // compaction output being swapped in (future LogCleaner)
+	cleanedFileSuffix   = ".cleaned"           // LogCleaner output being written: deleted on recovery
+	swapFileSuffix      = ".swap"              // LogCleaner output being swapped in: recovery completes the swap
 	tmpFileSuffix       = atomicfile.TmpSuffix // a checkpoint being written
 	deleteDirSuffix     = "-delete"            // a partition directory of a deleted topic
 
 	// cleanShutdownFile marks a data dir whose logs were all flushed and closed
 	// (LogLoader.CLEAN_SHUTDOWN_FILE): its presence lets the next start skip scanning.
 	cleanShutdownFile = ".kafka_cleanshutdown"
+
+	// cleanerCheckpointFile is LogCleanerManager's offset checkpoint: each
+	// compacted log's first dirty offset, one file per data dir.
+	cleanerCheckpointFile = "cleaner-offset-checkpoint"
 
 	// leaderEpochCheckpointFile is LeaderEpochCheckpointFile.LEADER_EPOCH_CHECKPOINT_FILENAME.
 	leaderEpochCheckpointFile = "leader-epoch-checkpoint"

@@ -21,10 +21,13 @@ type logParams struct {
 	config         LogConfig
 	cleanShutdown  bool  // the data dir had a clean-shutdown marker
 	logStartOffset int64 // as persisted by DeleteRecords
-	persistLSO     func(int64) error
-	now            func() time.Time
-	logger         *slog.Logger
-	onFlush        func(time.Duration) // nil: not observed
+	// cleanerCheckpoint is the LogCleaner's first dirty offset, -1 if never
+	// cleaned: segments below it may end short of the next one.
+	cleanerCheckpoint int64
+	persistLSO        func(int64) error
+	now               func() time.Time
+	logger            *slog.Logger
+	onFlush           func(time.Duration) // nil: not observed
 }
 
 // openLog loads (creating if needed) a partition directory and returns its Log
@@ -32,8 +35,10 @@ type logParams struct {
 // was written, each a valid sequence of batches with continuous offsets, each
 // segment ending where the next begins.
 //
-//   - Leftovers of interrupted operations (.deleted, .cleaned, .swap, .tmp files and
-//     index files without a .log) are removed.
+//   - Leftovers of interrupted operations (.deleted, .cleaned, .tmp files and index
+//     files without a .log) are removed. An interrupted LogCleaner swap is completed
+//     as Kafka's LogLoader does: the segments a "<base>.log.swap" covers are deleted
+//     and the swap files renamed into place; those segments' indexes are rebuilt.
 //   - After a clean shutdown the files are trusted: each segment's tail (from its last
 //     offset index entry) is read to find its end, and its indexes are sanity
 //     checked; anything that does not add up is recovered as below.
@@ -54,7 +59,7 @@ func openLog(p logParams) (*Log, error) {
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return nil, err
 	}
-	bases, err := cleanPartitionDir(p.dir, p.logger)
+	bases, swapped, err := cleanPartitionDir(p.dir, p.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +87,7 @@ func openLog(p logParams) (*Log, error) {
 			p.logger.Warn("corrupt index, rebuilding", "dir", p.dir, "base_offset", base, "err", indexErr)
 		}
 		segs = append(segs, seg)
-		mustRecover = append(mustRecover, indexErr != nil)
+		mustRecover = append(mustRecover, indexErr != nil || swapped[base])
 	}
 
 	logEnd := int64(0)
@@ -114,7 +119,13 @@ func openLog(p logParams) (*Log, error) {
 			}
 		}
 		logEnd = next
-		if !last && next != segs[i+1].baseOffset {
+		// A cleaned segment (below the cleaner checkpoint) may end before the next
+		// one starts: the cleaner removed its last records. Anywhere else a short
+		// segment lost its tail, and what follows cannot be trusted. A compacted
+		// topic's gaps are never taken for a lost tail, so that a lost checkpoint
+		// file cannot cost it its later segments.
+		cleaned := seg.baseOffset < p.cleanerCheckpoint || strings.Contains(p.config.CleanupPolicy, "compact")
+		if !last && (next > segs[i+1].baseOffset || (next < segs[i+1].baseOffset && !cleaned)) {
 			p.logger.Warn("segment ends before the next one starts, deleting the later segments",
 				"dir", p.dir, "base_offset", seg.baseOffset, "end_offset", next, "next_base_offset", segs[i+1].baseOffset)
 			changed = true
@@ -191,12 +202,18 @@ func openLog(p logParams) (*Log, error) {
 	return l, nil
 }
 
-// cleanPartitionDir removes leftovers of interrupted operations and returns the base
-// offsets of the segments present, ascending (LogLoader.removeTempFilesAndCollectSwapFiles).
-func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, error) {
+// cleanPartitionDir removes leftovers of interrupted operations, completes
+// interrupted LogCleaner swaps, and returns the base offsets of the segments present,
+// ascending, with those a swap put in place, whose indexes must be rebuilt
+// (LogLoader.removeTempFilesAndCollectSwapFiles and its swap handling).
+func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, map[int64]bool, error) {
+	swapped, err := completeSwaps(dir, logger)
+	if err != nil {
+		return nil, nil, err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var bases []int64
 	logs := map[int64]bool{}
@@ -218,12 +235,109 @@ func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, error) {
 		if stray {
 			logger.Info("removing stray file", "dir", dir, "file", name)
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
 	slices.Sort(bases)
-	return bases, nil
+	return bases, swapped, nil
+}
+
+// completeSwaps finishes the swaps a crash interrupted. The cleaner wrote and
+// fsynced "<base>.*.cleaned", renamed them to ".swap", then renamed the replaced
+// segments' logs to ".deleted" (their indexes removed) and the swap files to their
+// final names, the log first. So:
+//   - "<base>.log.swap" present: the swap may not have begun. Every segment whose
+//     base offset lies in [base, the swap log's next offset) is old: its files go,
+//     and the swap files take their names (UnifiedLog.replaceSegments' recovery).
+//   - an index ".swap" alone: its log was renamed already; the index follows.
+//
+// ".cleaned" files were never part of the log and are removed afterwards with the
+// other leftovers.
+func completeSwaps(dir string, logger *slog.Logger) (map[int64]bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	swapped := map[int64]bool{}
+	var logBases []int64
+	for _, e := range entries {
+		if base, ok := offsetFromFileName(e.Name(), logFileSuffix); ok {
+			logBases = append(logBases, base)
+		}
+	}
+	for _, e := range entries {
+		base, ok := offsetFromFileName(e.Name(), logFileSuffix+swapFileSuffix)
+		if !ok {
+			continue
+		}
+		next, err := swapLogEnd(filepath.Join(dir, e.Name()), base)
+		if err != nil {
+			return nil, err
+		}
+		// Index files under base's final names are the old segment's: the new ones
+		// are renamed only after the log.
+		for _, sfx := range []string{indexFileSuffix, timeIndexFileSuffix, txnIndexFileSuffix} {
+			if err := os.Remove(segmentFile(dir, base, sfx)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+		}
+		for _, old := range logBases {
+			if old < base || old >= max(next, base+1) {
+				continue
+			}
+			logger.Info("completing interrupted cleaner swap: deleting replaced segment", "dir", dir, "base_offset", old, "swap_base_offset", base)
+			for _, sfx := range []string{logFileSuffix, indexFileSuffix, timeIndexFileSuffix, txnIndexFileSuffix} {
+				if err := os.Remove(segmentFile(dir, old, sfx)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return nil, err
+				}
+			}
+		}
+		if err := os.Rename(filepath.Join(dir, e.Name()), segmentFile(dir, base, logFileSuffix)); err != nil {
+			return nil, err
+		}
+		swapped[base] = true
+	}
+	for _, e := range entries {
+		for _, sfx := range []string{indexFileSuffix, timeIndexFileSuffix, txnIndexFileSuffix} {
+			base, ok := offsetFromFileName(e.Name(), sfx+swapFileSuffix)
+			if !ok {
+				continue
+			}
+			if _, err := os.Stat(segmentFile(dir, base, logFileSuffix)); err != nil {
+				continue // no log for it: removed as a stray file
+			}
+			if err := os.Rename(filepath.Join(dir, e.Name()), segmentFile(dir, base, sfx)); err != nil {
+				return nil, err
+			}
+			swapped[base] = true
+		}
+	}
+	if len(swapped) > 0 {
+		if err := syncDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	return swapped, nil
+}
+
+// swapLogEnd is the next offset after the last whole batch of a swap log (written
+// and fsynced whole before it was renamed), or base if it has none.
+func swapLogEnd(path string, base int64) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	next := base
+	for len(b) >= BatchHeaderSize {
+		h, err := ParseBatchHeader(b)
+		if err != nil || h.Size() > len(b) {
+			break
+		}
+		next = h.LastOffset() + 1
+		b = b[h.Size():]
+	}
+	return next, nil
 }
 
 // rebuildEpochs refills an empty leader epoch cache from the batch headers.

@@ -61,13 +61,17 @@ type LogManagerOptions struct {
 	// SyncNewMeta, which the caller must call before it writes anything
 	// that must survive a crash (see MetaStore.SyncNew).
 	DeferNewMetaSync bool
+	// Cleaner configures the LogCleaner of compacted topics; nil means
+	// DefaultCleanerConfig().
+	Cleaner *CleanerConfig
 }
 
 // LogManager owns every partition log under one data dir and the topic catalog in
 // meta.db (Kafka LogManager plus the slice of the controller's metadata a single
 // broker needs). Create/Delete/CreatePartitions/SetTopicConfig are serialized and are
 // durable in meta.db before they return. Lookups read an immutable catalog snapshot.
-// Two background goroutines apply retention and the flush.ms policy.
+// Background goroutines apply retention and the flush.ms policy, and the
+// LogCleaner compacts topics with cleanup.policy compact.
 type LogManager struct {
 	dir      string
 	defaults LogConfig
@@ -79,6 +83,9 @@ type LogManager struct {
 	mu      sync.Mutex // serializes catalog changes and Close
 	catalog atomic.Pointer[catalog]
 	closed  atomic.Bool
+
+	checkpoints *cleanerCheckpoints // cleaner-offset-checkpoint
+	cleaner     *LogCleaner
 
 	stop      chan struct{}
 	wg        sync.WaitGroup // background loops and directory removals
@@ -146,6 +153,7 @@ func OpenLogManager(opts LogManagerOptions) (*LogManager, error) {
 		onFlush:  opts.OnFlush,
 		stop:     make(chan struct{}),
 	}
+	m.checkpoints = loadCleanerCheckpoints(filepath.Join(opts.Dir, cleanerCheckpointFile), logger)
 	if err := m.load(); err != nil {
 		meta.Close()
 		return nil, err
@@ -158,6 +166,12 @@ func OpenLogManager(opts LogManagerOptions) (*LogManager, error) {
 	if expireEvery <= 0 {
 		expireEvery = 10 * time.Minute
 	}
+	cleanerCfg := DefaultCleanerConfig()
+	if opts.Cleaner != nil {
+		cleanerCfg = *opts.Cleaner
+	}
+	m.cleaner = newLogCleaner(cleanerCfg, m.allLogs, m.checkpoints, logger, now)
+	m.cleaner.start()
 	m.wg.Add(3)
 	go m.loop(retentionEvery, func() { m.RunRetention() })
 	go m.loop(flushEvery, m.flushDirtyLogs)
@@ -303,19 +317,25 @@ func (m *LogManager) openLog(t *Topic, partition int32, clean bool) (*Log, error
 		return nil, err
 	}
 	l, err := openLog(logParams{
-		dir:            filepath.Join(m.dir, partitionDirName(t.Name, partition)),
-		topic:          t.Name,
-		partition:      partition,
-		config:         t.Config,
-		cleanShutdown:  clean,
-		logStartOffset: lso,
-		persistLSO:     func(off int64) error { return m.meta.putLogStartOffset(id, partition, off) },
-		now:            m.now,
-		logger:         m.logger,
-		onFlush:        m.onFlush,
+		dir:               filepath.Join(m.dir, partitionDirName(t.Name, partition)),
+		topic:             t.Name,
+		partition:         partition,
+		config:            t.Config,
+		cleanShutdown:     clean,
+		cleanerCheckpoint: m.checkpoints.lookup(t.Name, partition),
+		logStartOffset:    lso,
+		persistLSO:        func(off int64) error { return m.meta.putLogStartOffset(id, partition, off) },
+		now:               m.now,
+		logger:            m.logger,
+		onFlush:           m.onFlush,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open log %s: %w", partitionDirName(t.Name, partition), err)
+	}
+	l.onTruncate = func(end int64) {
+		if err := m.checkpoints.lower(l, end); err != nil {
+			m.logger.Warn("writing cleaner checkpoint", "log", l.name(), "err", err)
+		}
 	}
 	return l, nil
 }
@@ -580,6 +600,9 @@ func (m *LogManager) DeleteTopic(name string) error {
 		return fmt.Errorf("storage: delete topic %q: %w", name, err)
 	}
 	m.publish(t, true)
+	if err := m.checkpoints.remove(name); err != nil {
+		m.logger.Warn("writing cleaner checkpoint", "err", err)
+	}
 	for _, l := range t.Partitions {
 		if err := l.close(false); err != nil {
 			m.logger.Warn("closing log of deleted topic", "log", l.name(), "err", err)
@@ -668,6 +691,18 @@ func (m *LogManager) RunRetention() {
 	}
 }
 
+// Cleaner is the LogCleaner compacting this manager's compacted topics.
+func (m *LogManager) Cleaner() *LogCleaner { return m.cleaner }
+
+// allLogs lists every open partition log.
+func (m *LogManager) allLogs() []*Log {
+	var out []*Log
+	for _, t := range m.Topics() {
+		out = append(out, t.Partitions...)
+	}
+	return out
+}
+
 func (m *LogManager) removeExpiredProducers(expiration time.Duration) {
 	for _, t := range m.Topics() {
 		for _, l := range t.Partitions {
@@ -711,6 +746,7 @@ func (m *LogManager) Close() error {
 		m.closed.Store(true)
 		close(m.stop)
 		m.mu.Unlock()
+		m.cleaner.shutdown() // aborts a clean in progress: its output is deleted
 		m.wg.Wait()
 
 		var errs []error

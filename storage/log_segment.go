@@ -37,22 +37,28 @@ type LogSegment struct {
 // baseOffset. indexErr reports an index file that is unusable as it stands: the
 // caller must recover the segment, which rebuilds the indexes.
 func openSegment(dir string, baseOffset int64) (seg *LogSegment, indexErr, err error) {
-	fr, err := openFileRecords(segmentFile(dir, baseOffset, logFileSuffix))
+	return openSegmentFiles(dir, baseOffset, "")
+}
+
+// openSegmentFiles is openSegment on the files named with an extra suffix (the
+// LogCleaner writes "<base>.log.cleaned" and its indexes beside the live segment).
+func openSegmentFiles(dir string, baseOffset int64, suffix string) (seg *LogSegment, indexErr, err error) {
+	fr, err := openFileRecords(segmentFile(dir, baseOffset, logFileSuffix+suffix))
 	if err != nil {
 		return nil, nil, err
 	}
-	oi, oerr := openOffsetIndex(segmentFile(dir, baseOffset, indexFileSuffix), baseOffset)
+	oi, oerr := openOffsetIndex(segmentFile(dir, baseOffset, indexFileSuffix+suffix), baseOffset)
 	if oi == nil {
 		fr.release()
 		return nil, nil, oerr
 	}
-	ti, terr := openTimeIndex(segmentFile(dir, baseOffset, timeIndexFileSuffix), baseOffset)
+	ti, terr := openTimeIndex(segmentFile(dir, baseOffset, timeIndexFileSuffix+suffix), baseOffset)
 	if ti == nil {
 		oi.close()
 		fr.release()
 		return nil, nil, terr
 	}
-	xi, err := openTransactionIndex(segmentFile(dir, baseOffset, txnIndexFileSuffix))
+	xi, err := openTransactionIndex(segmentFile(dir, baseOffset, txnIndexFileSuffix+suffix))
 	if err != nil {
 		ti.close()
 		oi.close()
@@ -283,8 +289,8 @@ func (s *LogSegment) read(offset int64, maxBytes int32, maxPos, maxOffset int64,
 		}
 		if end+int64(next.Size()) > limit || next.LastOffset() >= maxOffset {
 			if last < 0 {
-				// Batches in a segment continue each other's offsets (scan checks
-				// it on recovery; there is no LogCleaner to leave gaps yet).
+				// The batch before the jump ended below next's base offset;
+				// with compaction gaps this counts the gap too (metrics only).
 				last = next.BaseOffset - 1
 			}
 			break
@@ -381,9 +387,10 @@ type scanResult struct {
 	err           error // why the scan stopped before the end of the file, nil at a clean end
 }
 
-// scan walks the batches from position from (whose batch must have base offset
-// expectBase, or, if expectLast >= 0, last offset expectLast) to the end of the file,
-// checking that each header parses, fits the file and continues the offsets, and
+// scan walks the batches from position from (whose batch must have base offset at
+// least expectBase, or, if expectLast >= 0, last offset expectLast) to the end of
+// the file, checking that each header parses, fits the file and has offsets above
+// the previous batch's (compacted segments have gaps), and
 // with verifyCRC that its CRC-32C matches. It builds the index entries recovery
 // needs. I/O errors are returned; invalid data only ends the scan (res.err).
 func (s *LogSegment) scan(from, expectBase, expectLast int64, verifyCRC bool, indexIntervalBytes int64) (scanResult, error) {
@@ -413,8 +420,10 @@ func (s *LogSegment) scan(from, expectBase, expectLast int64, verifyCRC bool, in
 			err = fmt.Errorf("%w: negative last offset delta at position %d", ErrCorruptRecord, pos)
 		case pos == from && expectLast >= 0 && h.LastOffset() != expectLast:
 			err = fmt.Errorf("%w: index entry says last offset %d at position %d, batch has %d", ErrCorruptIndex, expectLast, pos, h.LastOffset())
-		case (pos != from || expectLast < 0) && h.BaseOffset != res.nextOffset:
-			err = fmt.Errorf("%w: base offset %d at position %d, want %d", ErrCorruptRecord, h.BaseOffset, pos, res.nextOffset)
+		case (pos != from || expectLast < 0) && h.BaseOffset < res.nextOffset:
+			// Offsets only grow; gaps are what the LogCleaner leaves (and what a
+			// follower of a compacted leader copies).
+			err = fmt.Errorf("%w: base offset %d at position %d, want at least %d", ErrCorruptRecord, h.BaseOffset, pos, res.nextOffset)
 		case !s.canConvertToRelativeOffset(h.BaseOffset) || !s.canConvertToRelativeOffset(h.LastOffset()):
 			err = fmt.Errorf("%w: offset %d does not fit segment %d", ErrCorruptRecord, h.LastOffset(), s.baseOffset)
 		}

@@ -308,9 +308,7 @@ func TestAppendAsFollowerRefuses(t *testing.T) {
 		records []byte
 		want    error
 	}{
-		{"gap", nil, batches[3], ErrUnexpectedAppendOffset},
 		{"overlaps the log end", nil, at(batches[2], 3), ErrUnexpectedAppendOffset},
-		{"second batch leaves a gap", nil, concat(batches[2], batches[4]), ErrUnexpectedAppendOffset},
 		{"second batch overlaps", nil, concat(batches[2], at(batches[3], 5)), ErrUnexpectedAppendOffset},
 		{"second batch goes back", nil, concat(batches[2], batches[1]), ErrUnexpectedAppendOffset},
 		{"crc of the first batch", nil, flip(batches[2], len(batches[2])-1), ErrCorruptRecord},
@@ -355,8 +353,11 @@ func TestAppendAsFollowerRefuses(t *testing.T) {
 	}
 	var uerr *UnexpectedAppendOffsetError
 	follower := openTestLog(t, t.TempDir(), testLogConfig(), false, nil)
-	if _, err := follower.AppendAsFollower(batches[1]); !errors.As(err, &uerr) || *uerr != (UnexpectedAppendOffsetError{2, 3, 0}) {
-		t.Fatalf("got %v, want offsets [2, 3] at 0", err)
+	if _, err := follower.AppendAsFollower(batches[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.AppendAsFollower(at(batches[1], 1)); !errors.As(err, &uerr) || *uerr != (UnexpectedAppendOffsetError{1, 2, 2}) {
+		t.Fatalf("got %v, want offsets [1, 2] at 2", err)
 	}
 }
 
