@@ -59,6 +59,8 @@ func (s *Server) handleSaslAuthenticate(creq *clientReq) (kmsg.Response, error) 
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		resp.ErrorMessage = kmsg.StringPtr(msg)
 		c.closeAfterResponse = true
+		// Only this connection waits: its goroutine serves nothing else.
+		time.Sleep(s.cfg.FailedAuthenticationDelay)
 		return resp, nil
 	}
 	if sc.reauth && sc.mechanism != sc.reauthMechanism {

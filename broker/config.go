@@ -61,13 +61,17 @@ type Config struct {
 	QuorumElectionTimeout   time.Duration // controller.quorum.election.timeout.ms
 	// ControlledShutdownEnable is controlled.shutdown.enable: Close first
 	// moves leadership off this broker.
-	ControlledShutdownEnable  bool
-	LogDir                    string // log.dirs (one directory)
-	NumPartitions             int32  // num.partitions
-	DefaultReplicationFactor  int16  // default.replication.factor
-	AutoCreateTopicsEnable    bool   // auto.create.topics.enable
-	DeleteTopicEnable         bool   // delete.topic.enable
-	SocketRequestMaxBytes     int32  // socket.request.max.bytes
+	ControlledShutdownEnable bool
+	LogDir                   string // log.dirs (one directory)
+	NumPartitions            int32  // num.partitions
+	DefaultReplicationFactor int16  // default.replication.factor
+	AutoCreateTopicsEnable   bool   // auto.create.topics.enable
+	DeleteTopicEnable        bool   // delete.topic.enable
+	SocketRequestMaxBytes    int32  // socket.request.max.bytes
+	// FailedAuthenticationDelay is connection.failed.authentication.delay.ms:
+	// how long a failed SASL authentication waits before its answer and
+	// the close, to slow down guessing (KIP-306).
+	FailedAuthenticationDelay time.Duration
 	LogRetentionCheckInterval time.Duration
 	LogFlushSchedulerInterval time.Duration
 	// LogCleaner is log.cleaner.enable, .threads, .dedupe.buffer.size,
@@ -287,6 +291,7 @@ var brokerConfigDefs = []configDef{
 	{"auto.create.topics.enable", "true", boolInto(func(c *Config) *bool { return &c.AutoCreateTopicsEnable })},
 	{"delete.topic.enable", "true", boolInto(func(c *Config) *bool { return &c.DeleteTopicEnable })},
 	{"socket.request.max.bytes", "104857600", intInto(func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1024, math.MaxInt32)},
+	{"connection.failed.authentication.delay.ms", "100", msInto(func(c *Config) *time.Duration { return &c.FailedAuthenticationDelay }, 0, time.Millisecond)},
 	{"log.retention.check.interval.ms", "300000", durationInto(func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval })},
 	{"log.flush.scheduler.interval.ms", "1000", durationInto(func(c *Config) *time.Duration { return &c.LogFlushSchedulerInterval })},
 	{"log.cleaner.enable", "true", boolInto(func(c *Config) *bool { return &c.LogCleaner.Enable })},

@@ -135,6 +135,7 @@ func (c *conn) handleRawSaslToken(token []byte) bool {
 	resp, err := sc.server.evaluate(token)
 	if err != nil {
 		c.s.logger.Info("SASL authentication failed", "remote", c.nc.RemoteAddr(), "listener", c.listener.Name, "mechanism", sc.mechanism, "err", err)
+		time.Sleep(c.s.cfg.FailedAuthenticationDelay) // before the close, as after a SaslAuthenticate failure
 		return false
 	}
 	if sc.server.complete() {

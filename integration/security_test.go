@@ -264,6 +264,19 @@ func TestSASLFailures(t *testing.T) {
 		c.writeFrame(t, []byte("\x00\x11garbage"))
 		c.wantClosed(t)
 	})
+	t.Run("failure answered after connection.failed.authentication.delay.ms", func(t *testing.T) {
+		t.Parallel()
+		c := rawConn(t, addr)
+		c.request(t, &kmsg.SASLHandshakeRequest{Version: 1, Mechanism: "PLAIN"})
+		began := time.Now()
+		resp := c.request(t, &kmsg.SASLAuthenticateRequest{Version: 2, SASLAuthBytes: []byte("\x00alice\x00wrong")}).(*kmsg.SASLAuthenticateResponse)
+		// A lower bound only: the broker sleeps at least the delay (Kafka's
+		// default, 100 ms) before it answers.
+		if took := time.Since(began); resp.ErrorCode != kerr.SaslAuthenticationFailed.Code || took < 100*time.Millisecond {
+			t.Fatalf("answered %+v after %v, want SASL_AUTHENTICATION_FAILED after at least 100ms", resp, took)
+		}
+		c.wantClosed(t)
+	})
 	t.Run("handshake v0 raw tokens", func(t *testing.T) {
 		t.Parallel()
 		c := rawConn(t, addr)
