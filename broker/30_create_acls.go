@@ -36,12 +36,8 @@ func (s *Server) handleCreateACLs(creq *clientReq) (kmsg.Response, error) {
 			}
 		}
 	}
-	switch {
-	case !s.authorizeCluster(creq, acl.OpAlter):
-		fail(kerr.ClusterAuthorizationFailed.Code, nil)
-		return resp, nil
-	case s.authz == nil:
-		fail(kerr.SecurityDisabled.Code, kmsg.StringPtr("No Authorizer is configured."))
+	if code, msg := s.aclAdminError(creq); code != 0 {
+		fail(code, msg)
 		return resp, nil
 	}
 	var valid []acl.Binding
@@ -70,4 +66,18 @@ func (s *Server) handleCreateACLs(creq *clientReq) (kmsg.Response, error) {
 		}
 	}
 	return resp, nil
+}
+
+// aclAdminError is what every result of a CreateAcls or DeleteAcls gets
+// before any is looked at: CLUSTER_AUTHORIZATION_FAILED without ALTER on
+// the cluster, SECURITY_DISABLED without an authorizer to hold ACLs; 0 to
+// go on.
+func (s *Server) aclAdminError(creq *clientReq) (int16, *string) {
+	switch {
+	case !s.authorizeCluster(creq, acl.OpAlter):
+		return kerr.ClusterAuthorizationFailed.Code, nil
+	case s.authz == nil:
+		return kerr.SecurityDisabled.Code, kmsg.StringPtr("No Authorizer is configured.")
+	}
+	return 0, nil
 }

@@ -33,12 +33,8 @@ func (s *Server) handleDeleteACLs(creq *clientReq) (kmsg.Response, error) {
 			}
 		}
 	}
-	switch {
-	case !s.authorizeCluster(creq, acl.OpAlter):
-		fail(kerr.ClusterAuthorizationFailed.Code, nil)
-		return resp, nil
-	case s.authz == nil:
-		fail(kerr.SecurityDisabled.Code, kmsg.StringPtr("No Authorizer is configured."))
+	if code, msg := s.aclAdminError(creq); code != 0 {
+		fail(code, msg)
 		return resp, nil
 	}
 	var valid []acl.Filter
