@@ -79,8 +79,8 @@ type boundListener struct {
 	connsAccepted prometheus.Counter
 }
 
-// Start binds the HTTP endpoint (so /healthz answers during recovery),
-// opens (and recovers) the log directory, binds every listener and starts
+// Start binds the HTTP endpoint (so /healthz answers during recovery) and
+// every listener, opens (and recovers) the log directory and starts
 // serving. The returned Server is ready for clients and /readyz says so.
 func Start(cfg Config) (*Server, error) {
 	logger := cfg.Logger
@@ -114,30 +114,55 @@ func Start(cfg Config) (*Server, error) {
 	if s.metrics, err = newMetrics(reg, s, cfg.Version); err != nil {
 		return nil, fmt.Errorf("broker: metrics: %w", err)
 	}
-	if err := s.startHTTP(gatherer); err != nil {
-		return nil, err
-	}
 	if cfg.Clustered() && cfg.ClusterID == "" {
 		cfg.ClusterID = clusterIDFromVoters(cfg.QuorumVoters)
 		s.cfg.ClusterID = cfg.ClusterID
 	}
-	logs, err := storage.OpenLogManager(storage.LogManagerOptions{
-		Dir:                               cfg.LogDir,
-		Defaults:                          cfg.LogDefaults,
-		RetentionCheckInterval:            cfg.LogRetentionCheckInterval,
-		FlushCheckInterval:                cfg.LogFlushSchedulerInterval,
-		ProducerIDExpiration:              cfg.ProducerIDExpiration,
-		ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
-		ClusterID:                         cfg.ClusterID,
-		DeferNewMetaSync:                  true, // SyncNew below, before serving
-		Cleaner:                           &cfg.LogCleaner,
-		Logger:                            logger,
-		OnFlush:                           func(d time.Duration) { s.metrics.logFlush.Observe(d.Seconds()) },
-	})
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("broker: open log dir %s: %w", cfg.LogDir, err)
+	// The log directory opens (for a new one, mostly a wait on the disk)
+	// while the HTTP endpoint and the listeners bind.
+	type opened struct {
+		logs *storage.LogManager
+		err  error
 	}
+	logsOpened := make(chan opened, 1)
+	logFlush := s.metrics.logFlush
+	go func() {
+		logs, err := storage.OpenLogManager(storage.LogManagerOptions{
+			Dir:                               cfg.LogDir,
+			Defaults:                          cfg.LogDefaults,
+			RetentionCheckInterval:            cfg.LogRetentionCheckInterval,
+			FlushCheckInterval:                cfg.LogFlushSchedulerInterval,
+			ProducerIDExpiration:              cfg.ProducerIDExpiration,
+			ProducerIDExpirationCheckInterval: cfg.ProducerIDExpirationCheckInterval,
+			ClusterID:                         cfg.ClusterID,
+			DeferNewMetaSync:                  true, // SyncNewInBackground below
+			Cleaner:                           &cfg.LogCleaner,
+			Logger:                            logger,
+			OnFlush:                           func(d time.Duration) { logFlush.Observe(d.Seconds()) },
+		})
+		logsOpened <- opened{logs, err}
+	}()
+	// Listeners are bound before recovery, as Kafka's acceptors are, and
+	// accept once the broker is ready: a client that connects meanwhile
+	// waits in the backlog and is answered as soon as the broker serves,
+	// instead of being refused and retrying. A port in use also fails the
+	// start.
+	err = s.startHTTP(gatherer)
+	if err == nil {
+		err = s.bindListeners()
+	}
+	o := <-logsOpened
+	if err != nil || o.err != nil {
+		if o.logs != nil {
+			o.logs.Close()
+		}
+		s.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("broker: open log dir %s: %w", cfg.LogDir, o.err)
+	}
+	logs := o.logs
 	s.logs = logs
 	s.clusterID = logs.Meta().ClusterID()
 	if s.authz != nil && !cfg.Clustered() {
@@ -162,23 +187,14 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}
 	// A new data dir's meta.db, with every package's buckets, becomes
-	// durable in one sync here rather than one per package.
-	if err := logs.Meta().SyncNew(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	for _, l := range cfg.Listeners {
-		ln, err := net.Listen("tcp", l.Addr())
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("broker: listen %s: %w", l, err)
+	// durable in one sync rather than one per package, while the broker
+	// already serves: every metadata write waits for it.
+	logs.Meta().SyncNewInBackground()
+	s.goroutine(func() {
+		if err := logs.Meta().WaitDurable(); err != nil {
+			logger.Error("a new meta.db could not be made durable: every metadata write fails; restart the broker", "err", err)
 		}
-		bound := &boundListener{Listener: l, ln: ln}
-		bound.Port = ln.Addr().(*net.TCPAddr).Port
-		bound.connsOpen = s.metrics.connsOpen.WithLabelValues(l.Name)
-		bound.connsAccepted = s.metrics.connsAccepted.WithLabelValues(l.Name)
-		s.listeners = append(s.listeners, bound)
-	}
+	})
 	if cfg.Clustered() {
 		// Joins the quorum and catches up before any client is served.
 		if err := s.startCluster(); err != nil {
@@ -201,9 +217,35 @@ func Start(cfg Config) (*Server, error) {
 		s.goroutine(func() { s.acceptLoop(bl) })
 	}
 	s.ready.Store(true)
+	s.goroutine(func() {
+		// Off the start-up path: a first client's requests would share
+		// the CPU with it.
+		select {
+		case <-time.After(time.Second):
+			s.metrics.precreateAPIs()
+		case <-s.closing:
+		}
+	})
 	logger.Info("kbroker started", "version", cfg.Version, "listeners", s.Addrs(), "http", s.HTTPAddr(), "data_dir", cfg.LogDir,
 		"topics", len(logs.Topics()), "cluster_id", s.clusterID, "ready_in", time.Since(began).Round(time.Microsecond))
 	return s, nil
+}
+
+// bindListeners binds every client listener; Start accepts on them once
+// the broker is ready.
+func (s *Server) bindListeners() error {
+	for _, l := range s.cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Addr())
+		if err != nil {
+			return fmt.Errorf("broker: listen %s: %w", l, err)
+		}
+		bound := &boundListener{Listener: l, ln: ln}
+		bound.Port = ln.Addr().(*net.TCPAddr).Port
+		bound.connsOpen = s.metrics.connsOpen.WithLabelValues(l.Name)
+		bound.connsAccepted = s.metrics.connsAccepted.WithLabelValues(l.Name)
+		s.listeners = append(s.listeners, bound)
+	}
+	return nil
 }
 
 // Addr returns the host:port the first listener is bound to; with port 0 in

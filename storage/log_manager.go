@@ -58,8 +58,8 @@ type LogManagerOptions struct {
 	// empty: a random one.
 	ClusterID string
 	// DeferNewMetaSync builds a new data dir's meta.db without fsyncs until
-	// SyncNewMeta, which the caller must call before it writes anything
-	// that must survive a crash (see MetaStore.SyncNew).
+	// the caller calls MetaStore.SyncNew or SyncNewInBackground, which it
+	// must before it writes anything that must survive a crash.
 	DeferNewMetaSync bool
 	// Cleaner configures the LogCleaner of compacted topics; nil means
 	// DefaultCleanerConfig().

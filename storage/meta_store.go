@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +36,14 @@ type MetaStore struct {
 	// pendingPath is where a new database built with its syncs deferred
 	// goes once SyncNew makes it durable; empty otherwise.
 	pendingPath string
+	// background is the SyncNew that SyncNewInBackground started; every
+	// Update waits for it. Nil before, and for any other database.
+	background atomic.Pointer[backgroundSync]
+}
+
+type backgroundSync struct {
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // newMetaSuffix names a meta.db being built with its syncs deferred.
@@ -142,6 +151,33 @@ func (s *MetaStore) SyncNew() error {
 	return nil
 }
 
+// SyncNewInBackground runs SyncNew on its own goroutine, so a new broker
+// can answer reads (an empty catalog and its cluster id) while the disk
+// works. Every Update waits for it, and fails if it failed: nothing is
+// written, let alone acknowledged, before the database is durable. A crash
+// meanwhile leaves no meta.db, as for a start that dies before SyncNew.
+func (s *MetaStore) SyncNewInBackground() {
+	if s.pendingPath == "" {
+		return
+	}
+	b := &backgroundSync{done: make(chan struct{})}
+	s.background.Store(b)
+	go func() {
+		b.err = s.SyncNew()
+		close(b.done)
+	}()
+}
+
+// WaitDurable waits for the SyncNew that SyncNewInBackground started and
+// returns its error; nil at once when there is none.
+func (s *MetaStore) WaitDurable() error {
+	if b := s.background.Load(); b != nil {
+		<-b.done
+		return b.err
+	}
+	return nil
+}
+
 // readMeta checks the schema version and loads the cluster id; it reports whether
 // every bucket and key is already in place.
 func (s *MetaStore) readMeta(tx *bolt.Tx) (bool, error) {
@@ -166,14 +202,23 @@ func (s *MetaStore) readMeta(tx *bolt.Tx) (bool, error) {
 // start: a random 16 bytes in URL-safe base64, like Kafka's.
 func (s *MetaStore) ClusterID() string { return s.clusterID }
 
-// Update runs fn in a read-write transaction, committed (and fsynced) if fn returns nil.
-func (s *MetaStore) Update(fn func(tx *bolt.Tx) error) error { return s.db.Update(fn) }
+// Update runs fn in a read-write transaction, committed (and fsynced) if fn
+// returns nil, once the database is durable (SyncNewInBackground).
+func (s *MetaStore) Update(fn func(tx *bolt.Tx) error) error {
+	if err := s.WaitDurable(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
 
 // View runs fn in a read-only transaction.
 func (s *MetaStore) View(fn func(tx *bolt.Tx) error) error { return s.db.View(fn) }
 
-// Close closes the database.
-func (s *MetaStore) Close() error { return s.db.Close() }
+// Close closes the database, after a SyncNew still running.
+func (s *MetaStore) Close() error {
+	s.WaitDurable()
+	return s.db.Close()
+}
 
 func logStartOffsetKey(id TopicID, partition int32) []byte {
 	return binary.BigEndian.AppendUint32(append([]byte(nil), id[:]...), uint32(partition))

@@ -121,3 +121,27 @@ func TestMetaStoreDeferredSync(t *testing.T) {
 		return nil
 	})
 }
+
+// With SyncNewInBackground a write waits for the new database to be
+// durable: once Update returns, meta.db is in place and commits sync.
+func TestMetaStoreSyncNewInBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := openMetaStore(path, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SyncNewInBackground()
+	if err := s.Update(func(tx *bolt.Tx) error { return tx.Bucket(metaBucket).Put([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("meta.db missing after a write: %v", err)
+	}
+	if _, err := os.Stat(path + newMetaSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s left behind: %v", newMetaSuffix, err)
+	}
+	if s.db.NoSync || s.WaitDurable() != nil {
+		t.Fatalf("after the background sync: NoSync %v, err %v", s.db.NoSync, s.WaitDurable())
+	}
+}

@@ -20,7 +20,7 @@ func scramKey(mechanism, user string) []byte {
 // PutScramCredentials stores and deletes credentials in one durable
 // transaction: put maps mechanism → user → encoded credential.
 func (s *MetaStore) PutScramCredentials(put map[[2]string][]byte, del [][2]string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(scramCredentialsBucket)
 		if err != nil {
 			return err
