@@ -53,6 +53,11 @@ func (s *Server) newCoordinators(db kvlog.DB) (*coordinators, error) {
 			prevOnEnd(commit, timedOut)
 		}
 	}
+	if !s.cfg.Clustered() {
+		// Every partition is here: a transaction of partitions only
+		// needs no stored Ongoing (see txn's doc.go, Durability).
+		txnCfg.OpenTransactions = partitionsView{s.logs}.openTransactions
+	}
 	if c.txn, err = txn.New(db, s.producerIDs, partitionsView{s.logs}, transactionMarkers{s, c}, txnCfg, s.logger, time.Now); err != nil {
 		groups.Close()
 		return nil, fmt.Errorf("broker: %w", err)

@@ -125,7 +125,10 @@ func (tc *TransactionCoordinator) addPartitionsForRequest(id string, pid int64, 
 		if version > 4 {
 			tv = tv2
 		}
-		if err := tc.addToTransaction(id, pid, epoch, tps, nil, tv); err != nil {
+		// A client's request may wait for markers; a broker's (v4+, sent
+		// from its produce path while it holds the append side of its
+		// marker ordering) may not.
+		if err := tc.addToTransaction(id, pid, epoch, tps, nil, tv, version < 4); err != nil {
 			if err == kerr.ProducerFenced && version < 2 {
 				err = kerr.InvalidProducerEpoch
 			}
@@ -145,7 +148,7 @@ func (tc *TransactionCoordinator) addPartitionsForRequest(id string, pid int64, 
 //   - v2: PRODUCER_FENCED; before, INVALID_PRODUCER_EPOCH (KIP-588).
 func (tc *TransactionCoordinator) AddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
-	if err := tc.addToTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, nil, []string{req.Group}, tv0); err != nil {
+	if err := tc.addToTransaction(req.TransactionalID, req.ProducerID, req.ProducerEpoch, nil, []string{req.Group}, tv0, true); err != nil {
 		if err == kerr.ProducerFenced && req.Version < 2 {
 			err = kerr.InvalidProducerEpoch
 		}
@@ -155,8 +158,12 @@ func (tc *TransactionCoordinator) AddOffsetsToTxn(req *kmsg.AddOffsetsToTxnReque
 }
 
 // addToTransaction adds partitions and groups to id's transaction
-// (handleAddPartitionsToTransaction), waiting until that is stored.
-func (tc *TransactionCoordinator) addToTransaction(id string, pid int64, epoch int16, tps []TopicPartition, groups []string, tv transactionVersion) *kerr.Error {
+// (handleAddPartitionsToTransaction), waiting until that is stored; with
+// Config.OpenTransactions, a transaction of partitions only is kept in
+// memory instead (see doc.go, Durability). With waitMarkers it first waits
+// for the markers of the producer's previous transaction, if they are
+// being written; else that is CONCURRENT_TRANSACTIONS.
+func (tc *TransactionCoordinator) addToTransaction(id string, pid int64, epoch int16, tps []TopicPartition, groups []string, tv transactionVersion, waitMarkers bool) *kerr.Error {
 	if id == "" {
 		return kerr.InvalidRequest
 	}
@@ -166,6 +173,9 @@ func (tc *TransactionCoordinator) addToTransaction(id string, pid int64, epoch i
 		return kerr.CoordinatorNotAvailable
 	}
 	m := tc.settledLocked(id)
+	if waitMarkers {
+		m = tc.completedLocked(id)
+	}
 	switch {
 	case m != nil && m.State.isPrepared():
 		// First, as Kafka checks its pending transition first: a
@@ -183,7 +193,18 @@ func (tc *TransactionCoordinator) addToTransaction(id string, pid int64, epoch i
 	if err != nil {
 		return tc.logIllegal(m, err)
 	}
-	return tc.transitionLocked(m, next)
+	if tc.cfg.OpenTransactions == nil || len(next.Groups) > 0 {
+		return tc.transitionLocked(m, next)
+	}
+	if m.unstored && m.storeBeforeNext {
+		// The previous transaction's Complete first: at a restart its
+		// markers' epoch would not tell its records from this one's.
+		if err := tc.transitionLocked(m, m.txnRecord); err != nil {
+			return err
+		}
+	}
+	m.txnRecord, m.unstored = next, true
+	return nil
 }
 
 // verifyLocking checks that (pid, epoch) is id's producer and no markers are

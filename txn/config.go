@@ -45,6 +45,15 @@ type Config struct {
 	MarkerRetryBackoff    time.Duration
 	MarkerRetryBackoffMax time.Duration
 
+	// OpenTransactions, if set, lists the transactions open in the
+	// partitions' logs (every partition's producer state). Only a
+	// coordinator that sees every partition may set it: a single node.
+	// With it, an Ongoing transaction that has only partitions is kept in
+	// memory rather than stored before the producer writes, and a restart
+	// aborts, at a bumped epoch, a transaction open in a partition that the
+	// stored state does not account for (see doc.go, Durability).
+	OpenTransactions func() []OpenTransaction
+
 	// OnEnd, if set, is called (under the coordinator lock: keep it cheap)
 	// when a transaction completes, with its outcome and whether the
 	// coordinator aborted it for exceeding its timeout; for metrics.

@@ -22,34 +22,66 @@
 // transactional id with CONCURRENT_TRANSACTIONS, the request here waits for
 // the write (a millisecond or so) and then proceeds: concurrent
 // AddPartitionsToTxn, or the per-partition adds of a transactions-v2
-// produce, need no retry round trip. Requests that arrive while markers are
-// being written (PrepareCommit, PrepareAbort) get CONCURRENT_TRANSACTIONS,
-// as in Kafka. The disk write and MarkerWriter are never waited for with
-// the lock held (ProducerIDs is called under it). Periodic work (aborting timed-out transactions, removing
-// expired transactional ids) runs on tickers; marker retries on timers.
+// produce, need no retry round trip. Requests that arrive while an EndTxn's
+// markers are being written wait for them too, except a produce's
+// per-partition verification, which holds what the markers need and gets
+// CONCURRENT_TRANSACTIONS, as in Kafka. The disk write and MarkerWriter
+// are never waited for with the lock held (ProducerIDs is called under
+// it). Periodic work (aborting timed-out transactions, removing expired
+// transactional ids, storing lazily kept records) runs on tickers; marker
+// retries on timers.
 //
 // # Durability
 //
 // Each transactional id is one bbolt key in the bucket "transactions"; its
 // value (transaction_log.go) is the whole TransactionMetadata, as Kafka's
-// __transaction_state holds one compacted record per id. Every transition
-// is stored before it takes effect, through a single writer that applies
-// everything queued so far in one bbolt transaction (one fsync). On start
-// the coordinator loads every id: PrepareCommit/PrepareAbort ones have
-// their markers written again (MarkerWriter must tolerate that) and are
-// completed; Ongoing ones stay open until ended or aborted by their
+// __transaction_state holds one compacted record per id. Writes go through
+// a single writer that applies everything queued so far in one bbolt
+// transaction (one fsync). What a client is answered on is stored before
+// the answer: a new producer id or epoch (InitProducerId), the outcome of
+// a transaction (PrepareCommit/PrepareAbort, before EndTxn is answered),
+// an Ongoing transaction that has a group (its staged offsets live with
+// the group coordinator). Two states are kept ahead of the store and
+// written lazily (by a flush every second, at Close, or in the place of
+// the id's next stored record, which overwrites the same key):
+//   - Complete, once the markers are written: the Prepare on disk already
+//     decides the outcome, and a restart writes its markers again.
+//   - On a single node (Config.OpenTransactions), an Ongoing transaction
+//     of partitions only: every partition is local, and each partition's
+//     producer state (its open transaction) records what the transaction
+//     wrote there. A restart compares the partitions' open transactions
+//     with the stored state. A stored Ongoing gains the partitions it
+//     added in memory. One the stored state does not account for is
+//     aborted at a bumped epoch, as a timed-out transaction is: its
+//     producer is fenced, so it can neither commit a transaction that lost
+//     part of itself nor write to it again. A Kafka coordinator stores
+//     Ongoing in __transaction_state because the partitions are on other
+//     brokers; here a producer whose broker crashed mid-transaction starts
+//     over (Close stores Ongoing, so a clean restart keeps it).
+//
+// On start the coordinator loads every id: PrepareCommit/PrepareAbort ones
+// have their markers written again (MarkerWriter must tolerate that) and
+// are completed; Ongoing ones stay open until ended or aborted by their
 // timeout, as when a Kafka coordinator loads a __transaction_state
-// partition.
+// partition. A producer's next transaction starts only once the previous
+// one's markers are written, so a partition is never open for two of its
+// transactions; the markers of a Prepare found at a restart are therefore
+// not written where a partition is open at the markers' own epoch: under
+// transactions v2 an end bumps the epoch and the next transaction writes
+// at it, so that partition holds the next transaction's records, after
+// this one's markers. A transactions-v1 end does not bump the epoch, so
+// its Complete is stored before a transaction kept in memory follows it.
 //
 // # Markers
 //
 // EndTxn stores PrepareCommit or PrepareAbort, which decides the outcome,
-// then calls MarkerWriter and stores CompleteCommit or CompleteAbort, and
-// answers after that (Kafka answers once the Prepare state is stored and
-// writes the markers in the background; the answer is the same, and a
-// read_committed consumer here sees the outcome when EndTxn returns). A
-// MarkerWriter failure leaves the transaction prepared, is retried with
-// backoff, and the transaction completes on the next start at the latest.
+// and answers, as Kafka does; MarkerWriter then writes the markers in the
+// background and the transaction becomes CompleteCommit or CompleteAbort.
+// The producer's next requests wait for that (Kafka answers them
+// CONCURRENT_TRANSACTIONS, and the client retries). A read_committed
+// consumer sees the outcome once the markers are written. A MarkerWriter
+// failure leaves the transaction prepared, is retried with backoff, and the
+// transaction completes on the next start at the latest.
 // Markers carry Config.CoordinatorEpoch: one broker owns every
 // transactional id, so the coordinator epoch never changes (0 unless the
 // broker sets it).

@@ -12,15 +12,16 @@ import (
 //     producer id that is not the transactional id's,
 //     INVALID_PRODUCER_ID_MAPPING; another epoch PRODUCER_FENCED;
 //   - an Ongoing transaction becomes PrepareCommit or PrepareAbort; once
-//     that is stored the outcome is decided. The markers are then written
-//     (MarkerWriter) and the transaction becomes CompleteCommit or
-//     CompleteAbort before the answer, so a read_committed consumer sees
-//     the outcome once EndTxn returns (Kafka answers before the markers;
-//     the answer is the same). Markers that fail are retried in the
-//     background and the answer is still success: the outcome is durable.
-//   - while markers are being written, CONCURRENT_TRANSACTIONS (Kafka
-//     holds the transaction pending through the marker phase, and answers
-//     that before looking at the outcome asked for);
+//     that is stored the outcome is decided and EndTxn is answered, as in
+//     Kafka. The markers are written (MarkerWriter) in the background and
+//     the transaction becomes CompleteCommit or CompleteAbort; the
+//     producer's next EndTxn, AddPartitionsToTxn, AddOffsetsToTxn,
+//     InitProducerId or transactions-v2 produce waits for that. Markers
+//     that fail are retried with backoff: the outcome is durable.
+//   - while markers that failed wait for their retry,
+//     CONCURRENT_TRANSACTIONS (Kafka holds the transaction pending
+//     through the marker phase, and answers that before looking at the
+//     outcome asked for);
 //   - a retry of an EndTxn that completed, with the same outcome, is
 //     answered success; the other outcome, or an EndTxn with no
 //     transaction open, INVALID_TXN_STATE.
@@ -64,7 +65,7 @@ func (tc *TransactionCoordinator) endTransaction(id string, pid int64, epoch int
 	if tc.closed {
 		return 0, 0, kerr.CoordinatorNotAvailable
 	}
-	m := tc.settledLocked(id)
+	m := tc.completedLocked(id)
 	if m == nil {
 		return 0, 0, kerr.InvalidProducerIDMapping
 	}
@@ -86,7 +87,7 @@ func (tc *TransactionCoordinator) endTransaction(id string, pid int64, epoch int
 		return 0, 0, err
 	}
 	nextPID, nextEpoch := completedProducer(&next)
-	tc.completeLocked(m)
+	tc.completeInBackgroundLocked(m)
 	return nextPID, nextEpoch, nil
 }
 

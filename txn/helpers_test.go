@@ -53,18 +53,37 @@ type markerCall struct {
 	groups           []string
 }
 
-// fakeMarkers records every call; while fail is set, calls fail.
+// fakeMarkers records every call; while fail is set, calls fail. A call
+// first waits for gate, if set; onCall sees each successful call.
 type fakeMarkers struct {
-	mu    sync.Mutex
-	calls []markerCall
-	fail  error
+	mu     sync.Mutex
+	calls  []markerCall
+	fail   error
+	gate   chan struct{}
+	onCall func(markerCall)
 }
 
 func (f *fakeMarkers) WriteTxnMarkers(pid int64, epoch int16, coordinatorEpoch int32, commit bool, partitions []TopicPartition, groups []string) error {
 	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, markerCall{pid, epoch, coordinatorEpoch, commit, partitions, groups})
+	c := markerCall{pid, epoch, coordinatorEpoch, commit, partitions, groups}
+	f.calls = append(f.calls, c)
+	if f.fail == nil && f.onCall != nil {
+		f.onCall(c)
+	}
 	return f.fail
+}
+
+func (f *fakeMarkers) setGate(gate chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gate = gate
 }
 
 func (f *fakeMarkers) setFail(err error) {
@@ -269,11 +288,26 @@ func (e *env) addOffsets(version int16, id string, pid int64, epoch int16, group
 	return e.tc.AddOffsetsToTxn(req).ErrorCode
 }
 
-func (e *env) endTxn(version int16, id string, pid int64, epoch int16, commit bool) *kmsg.EndTxnResponse {
+func endTxnRequest(version int16, id string, pid int64, epoch int16, commit bool) *kmsg.EndTxnRequest {
 	req := kmsg.NewPtrEndTxnRequest()
 	req.Version = version
 	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = id, pid, epoch, commit
-	return e.tc.EndTxn(req)
+	return req
+}
+
+// endTxn sends EndTxn and waits for its markers, written in the background.
+func (e *env) endTxn(version int16, id string, pid int64, epoch int16, commit bool) *kmsg.EndTxnResponse {
+	resp := e.tc.EndTxn(endTxnRequest(version, id, pid, epoch, commit))
+	e.tc.awaitMarkers(id)
+	return resp
+}
+
+// awaitMarkers waits until the markers of id's EndTxn, written in the
+// background, are done (or have failed and wait for a retry).
+func (tc *TransactionCoordinator) awaitMarkers(id string) {
+	tc.mu.Lock()
+	tc.completedLocked(id)
+	tc.mu.Unlock()
 }
 
 func (e *env) describe(id string) kmsg.DescribeTransactionsResponseTransactionState {

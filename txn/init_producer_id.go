@@ -17,7 +17,8 @@ import (
 //   - with a transaction Ongoing, the transaction is aborted first, at a
 //     bumped epoch, and the answer is CONCURRENT_TRANSACTIONS: the client
 //     retries and gets the epoch bumped once more;
-//   - while markers are being written (PrepareCommit/PrepareAbort),
+//   - while the markers of an EndTxn are written, it waits for them;
+//     while markers that failed wait for their retry,
 //     CONCURRENT_TRANSACTIONS.
 //
 // Version notes:
@@ -78,7 +79,7 @@ func (tc *TransactionCoordinator) initProducerID(req *kmsg.InitProducerIDRequest
 	if tc.closed {
 		return 0, 0, kerr.CoordinatorNotAvailable
 	}
-	m := tc.settledLocked(id)
+	m := tc.completedLocked(id)
 	if m == nil {
 		pid, err := tc.newProducerIDLocked()
 		if err != nil {

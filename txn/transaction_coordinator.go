@@ -1,10 +1,12 @@
 package txn
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -19,6 +21,14 @@ import (
 type TopicPartition struct {
 	Topic     string
 	Partition int32
+}
+
+// OpenTransaction is a transaction open in a partition's log: the
+// producer wrote transactional records there and no marker has ended them.
+type OpenTransaction struct {
+	TopicPartition
+	ProducerID    int64
+	ProducerEpoch int16
 }
 
 // ProducerIDs hands out new producer ids (Kafka's ProducerIdManager; its
@@ -110,16 +120,88 @@ func New(db kvlog.DB, pids ProducerIDs, parts Partitions, markers MarkerWriter, 
 		}
 	}
 	slices.Sort(prepared)
+	var open []OpenTransaction
+	if cfg.OpenTransactions != nil {
+		open = cfg.OpenTransactions()
+	}
 	tc.mu.Lock()
 	for _, id := range prepared {
-		tc.logger.Info("completing transaction prepared before restart", "transactional_id", id, "state", tc.txns[id].State)
-		tc.completeLocked(tc.txns[id])
+		m := tc.txns[id]
+		tc.logger.Info("completing transaction prepared before restart", "transactional_id", id, "state", m.State)
+		if markersBumpedEpoch(&m.txnRecord) {
+			// A partition open at the markers' epoch holds the next
+			// transaction's records, written after this one's markers.
+			m.Partitions = slices.DeleteFunc(slices.Clone(m.Partitions), func(tp TopicPartition) bool {
+				return slices.Contains(open, OpenTransaction{tp, m.ProducerID, m.ProducerEpoch})
+			})
+		}
+		tc.completeLocked(m)
+	}
+	if cfg.OpenTransactions != nil {
+		// Again: the markers just written ended some.
+		tc.abortUnaccountedLocked(cfg.OpenTransactions())
 	}
 	tc.mu.Unlock()
-	tc.wg.Add(2)
+	tc.wg.Add(3)
 	go tc.every(time.Duration(tc.cfg.AbortTimedOutTransactionCleanupIntervalMs)*time.Millisecond, tc.abortTimedOutTransactions)
 	go tc.every(time.Duration(tc.cfg.RemoveExpiredTransactionalIDCleanupIntervalMs)*time.Millisecond, tc.removeExpiredTransactionalIDs)
+	go tc.every(unstoredFlushInterval, tc.flushUnstored)
 	return tc, nil
+}
+
+// unstoredFlushInterval is how often records kept ahead of the stored ones
+// (txnMetadata.unstored) are written: not needed for correctness, it keeps
+// the work of a restart small.
+const unstoredFlushInterval = time.Second
+
+// abortUnaccountedLocked handles the transactions open in the partitions
+// (Config.OpenTransactions) at start, once the prepared ones are complete.
+// One whose transactional id is stored Ongoing at that epoch gains the
+// partitions added only in memory before the restart. Any other was Ongoing
+// only in memory: it is aborted at a bumped epoch, as a timed-out one is,
+// so that its producer is fenced and cannot commit a transaction that lost
+// part of itself. A producer id no transactional id has gets an ABORT
+// marker at its own epoch.
+func (tc *TransactionCoordinator) abortUnaccountedLocked(open []OpenTransaction) {
+	byProducer := make(map[int64]*txnMetadata, len(tc.txns))
+	for _, m := range tc.txns {
+		byProducer[m.ProducerID] = m
+	}
+	hanging := map[*txnMetadata][]TopicPartition{}
+	for _, o := range open {
+		m := byProducer[o.ProducerID]
+		switch {
+		case m == nil:
+			tc.logger.Warn("aborting a transaction of an unknown producer left open by a restart", "topic", o.Topic, "partition", o.Partition,
+				"producer_id", o.ProducerID, "producer_epoch", o.ProducerEpoch)
+			if err := tc.markers.WriteTxnMarkers(o.ProducerID, o.ProducerEpoch, tc.cfg.CoordinatorEpoch, false, []TopicPartition{o.TopicPartition}, nil); err != nil {
+				tc.logger.Error("abort marker not written: the partition's transaction stays open", "topic", o.Topic, "partition", o.Partition, "err", err)
+			}
+		case m.State == stateOngoing && m.ProducerEpoch == o.ProducerEpoch:
+			m.Partitions = mergeSorted(m.Partitions, []TopicPartition{o.TopicPartition}, compareTopicPartition)
+		case m.State.isPrepared():
+			// Its markers failed above and are retried; what it leaves
+			// open at its epoch is not its own, so stays open until then.
+			tc.logger.Error("transaction left open by a restart not aborted: its transactional id is still prepared", "transactional_id", m.transactionalID,
+				"topic", o.Topic, "partition", o.Partition)
+		default:
+			hanging[m] = append(hanging[m], o.TopicPartition)
+		}
+	}
+	ms := slices.SortedFunc(maps.Keys(hanging), func(a, b *txnMetadata) int { return cmp.Compare(a.transactionalID, b.transactionalID) })
+	for _, m := range ms {
+		tc.logger.Warn("aborting a transaction left open by a restart", "transactional_id", m.transactionalID,
+			"producer_id", m.ProducerID, "producer_epoch", m.ProducerEpoch, "partitions", len(hanging[m]))
+		next, err := m.prepareAddPartitions(hanging[m], nil, tc.nowMs(), transactionVersion(tc.cfg.TransactionVersion))
+		if err != nil {
+			tc.logIllegal(m, err)
+			continue
+		}
+		m.txnRecord = next
+		if err := tc.fenceAndAbortLocked(m, false); err != nil {
+			tc.logger.Error("transaction left open by a restart not aborted", "transactional_id", m.transactionalID, "err", err)
+		}
+	}
 }
 
 // Close stops the cleanup loops and marker retries and waits until every
@@ -141,7 +223,45 @@ func (tc *TransactionCoordinator) Close() {
 	}
 	tc.mu.Unlock()
 	tc.wg.Wait()
+	// What was kept ahead of the stored records (an Ongoing in memory
+	// included) is stored, so that a clean restart loses nothing of it.
+	tc.mu.Lock()
+	writes := tc.storeUnstoredLocked()
+	tc.mu.Unlock()
+	for _, res := range writes {
+		<-res
+	}
 	tc.store.Close()
+}
+
+// flushUnstored stores the records kept ahead of the stored ones.
+func (tc *TransactionCoordinator) flushUnstored() {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if !tc.closed {
+		tc.storeUnstoredLocked()
+	}
+}
+
+// storeUnstoredLocked queues a write of every record ahead of its stored
+// one and not otherwise being written, in transactional id order; it does
+// not wait for them. Nobody waits on these writes: the records are current
+// already.
+func (tc *TransactionCoordinator) storeUnstoredLocked() []<-chan error {
+	var ids []string
+	for id, m := range tc.txns {
+		if m.unstored && !m.pending && !m.writingMarkers && m.completing == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	writes := make([]<-chan error, 0, len(ids))
+	for _, id := range ids {
+		m := tc.txns[id]
+		m.unstored, m.storeBeforeNext = false, false
+		writes = append(writes, tc.store.Enqueue(putTxn(id, m.txnRecord)))
+	}
+	return writes
 }
 
 func (tc *TransactionCoordinator) every(d time.Duration, f func()) {
@@ -175,6 +295,41 @@ func (tc *TransactionCoordinator) settledLocked(id string) *txnMetadata {
 	}
 }
 
+// completedLocked is settledLocked that also waits for an EndTxn's
+// markers (txnMetadata.completing). Only for requests that hold nothing
+// the markers need: not a produce's verification, which holds
+// Server.txnAppends shared.
+func (tc *TransactionCoordinator) completedLocked(id string) *txnMetadata {
+	for {
+		m := tc.settledLocked(id)
+		if m == nil || m.completing == nil {
+			return m
+		}
+		done := m.completing
+		tc.mu.Unlock()
+		<-done
+		tc.mu.Lock()
+	}
+}
+
+// completeInBackgroundLocked completes m's prepared transaction on another
+// goroutine, so that EndTxn is answered once its Prepare is stored, as
+// Kafka answers it. Requests for the id that may wait (completedLocked)
+// wait for the markers meanwhile; the others get CONCURRENT_TRANSACTIONS.
+func (tc *TransactionCoordinator) completeInBackgroundLocked(m *txnMetadata) {
+	done := make(chan struct{})
+	m.completing = done
+	tc.wg.Add(1)
+	go func() {
+		defer tc.wg.Done()
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		tc.completeLocked(m)
+		m.completing = nil
+		close(done)
+	}()
+}
+
 // transitionLocked stores next as m's record and makes it current once it
 // is durable (TransactionStateManager.appendTransactionToLog, then
 // TransactionMetadata.completeTransitionTo); a Dead record removes the
@@ -195,6 +350,8 @@ func (tc *TransactionCoordinator) transitionLocked(m *txnMetadata, next txnRecor
 	}
 	done := make(chan struct{})
 	m.pending, m.pendingState, m.pendingDone = true, next.State, done
+	// Written after whatever was kept unstored, and in its place.
+	m.unstored, m.storeBeforeNext = false, false
 	res := tc.store.Enqueue(apply)
 	tc.mu.Unlock()
 	err := <-res
@@ -271,11 +428,12 @@ func (tc *TransactionCoordinator) fenceAndAbortLocked(m *txnMetadata, timedOut b
 }
 
 // completeLocked writes the markers of m's prepared transaction and moves
-// it to CompleteCommit or CompleteAbort (TransactionMarkerChannelManager:
-// addTxnMarkersToSend, then tryAppendToLog with prepareComplete). Called
-// with tc.mu held; released while the markers are written, during which m
-// stays prepared and requests for it get CONCURRENT_TRANSACTIONS, as in
-// Kafka. A failure leaves m prepared and schedules another attempt.
+// it to CompleteCommit or CompleteAbort, stored lazily
+// (TransactionMarkerChannelManager: addTxnMarkersToSend, then
+// tryAppendToLog with prepareComplete). Called with tc.mu held; released
+// while the markers are written, during which m stays prepared (see
+// completedLocked). A failure leaves m prepared and schedules another
+// attempt.
 func (tc *TransactionCoordinator) completeLocked(m *txnMetadata) {
 	if tc.closed || m.pending || m.writingMarkers || !m.State.isPrepared() {
 		return
@@ -303,11 +461,11 @@ func (tc *TransactionCoordinator) completeLocked(m *txnMetadata) {
 		tc.logIllegal(m, perr)
 		return
 	}
-	if perr := tc.transitionLocked(m, next); perr != nil {
-		m.markerAttempts++
-		tc.scheduleMarkerRetryLocked(m)
-		return
-	}
+	// The markers are the outcome: Complete takes effect now and is
+	// stored lazily. A restart that finds the Prepare writes the markers
+	// again (New), which MarkerWriter tolerates.
+	m.storeBeforeNext = !markersBumpedEpoch(&m.txnRecord)
+	m.txnRecord, m.unstored = next, true
 	m.markerAttempts = 0
 	timedOut := m.timedOut
 	m.timedOut = false
@@ -394,7 +552,7 @@ func (tc *TransactionCoordinator) removeExpiredTransactionalIDs() {
 	}
 	var exp []expiring
 	for id, m := range tc.txns {
-		if m.pending || m.writingMarkers || !m.State.isComplete() || m.TxnLastUpdateTimestamp > cutoff {
+		if m.pending || m.writingMarkers || m.completing != nil || !m.State.isComplete() || m.TxnLastUpdateTimestamp > cutoff {
 			continue
 		}
 		if _, err := m.prepareDead(); err != nil {
@@ -403,6 +561,7 @@ func (tc *TransactionCoordinator) removeExpiredTransactionalIDs() {
 		}
 		done := make(chan struct{})
 		m.pending, m.pendingState, m.pendingDone = true, stateDead, done
+		m.unstored, m.storeBeforeNext = false, false
 		exp = append(exp, expiring{m, tc.store.Enqueue(deleteTxn(id)), done})
 	}
 	if len(exp) == 0 {

@@ -98,6 +98,21 @@ type txnMetadata struct {
 	// writingMarkers is set while the markers of a prepared transaction are
 	// being written, so that only one writer completes it.
 	writingMarkers bool
+	// completing is set from an EndTxn's stored Prepare until its markers
+	// are written (or have failed and wait for a retry): the answer does
+	// not wait for them, the producer's next requests do. Closed when done.
+	completing chan struct{}
+	// unstored: txnRecord is ahead of the stored record, which the
+	// coordinator writes lazily (see doc.go, Durability): an Ongoing kept
+	// in memory (Config.OpenTransactions), or a Complete after its markers
+	// (the stored record is then its Prepare). Any write of the id clears
+	// it; the flusher and Close store what is left.
+	unstored bool
+	// storeBeforeNext: an unstored Complete must be stored before a
+	// transaction kept in memory follows it, because its markers did not
+	// bump the epoch (a transactions-v1 end), so that at a restart the next
+	// transaction's records could not be told from this one's.
+	storeBeforeNext bool
 	// markerAttempts counts failed marker writes, for the retry backoff.
 	markerAttempts int
 	// timedOut marks a prepared abort started by the transaction timeout,
@@ -226,6 +241,16 @@ func (m *txnMetadata) prepareComplete(nowMs int64) (txnRecord, *kerr.Error) {
 	next.Partitions, next.Groups = nil, nil
 	next.TxnLastUpdateTimestamp = nowMs
 	return m.prepare(next)
+}
+
+// markersBumpedEpoch reports whether a prepared record's markers carry an
+// epoch above the one its transaction's records were written with (a
+// transactions-v2 end): the producer's next transaction then writes at the
+// markers' epoch, so a restart can tell a partition still open at the
+// markers' epoch for the next transaction (its own markers are written)
+// from one open below it for this one.
+func markersBumpedEpoch(r *txnRecord) bool {
+	return r.ClientTransactionVersion.supportsEpochBump() && r.LastProducerEpoch != noProducerEpoch && r.ProducerEpoch == r.LastProducerEpoch+1
 }
 
 // completedProducer is the producer id and epoch a prepared transaction

@@ -78,28 +78,32 @@ func (tc *TransactionCoordinator) VerifyPartition(transactionalID string, produc
 // AddPartitionImplicitly adds tp to the transaction of (producerID, epoch)
 // of transactionalID, starting one if none is open, for a transactions-v2
 // produce (Produce v12, KIP-890 part 2): what AddPartitionsToTxn v5 does
-// when a broker sends it. It returns once that is stored, with the errors
-// of VerifyPartition, and UNKNOWN_TOPIC_OR_PARTITION for a partition that
-// does not exist.
+// when a broker sends it. It returns once that is recorded (see
+// addToTransaction), with the errors of VerifyPartition, and
+// UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist. It does
+// not wait for markers: its caller holds the append side of the broker's
+// marker ordering.
 func (tc *TransactionCoordinator) AddPartitionImplicitly(transactionalID string, producerID int64, epoch int16, tp TopicPartition) error {
 	if !tc.parts.PartitionExists(tp.Topic, tp.Partition) {
 		return kerr.UnknownTopicOrPartition
 	}
-	err := tc.addToTransaction(transactionalID, producerID, epoch, []TopicPartition{tp}, nil, tv2)
+	err := tc.addToTransaction(transactionalID, producerID, epoch, []TopicPartition{tp}, nil, tv2, false)
 	return VerificationError(err, AddPartition)
 }
 
-// AddPartitionsImplicitly is AddPartitionImplicitly for several partitions
-// of one produce request at once, in one stored change, as Kafka's broker
-// sends one AddPartitionsToTxn for a request's partitions. The produce path
-// still verifies each partition; after this they are already in.
+// AddPartitionsImplicitly is AddPartitionImplicitly for the partitions of
+// one produce request at once, in one change, as Kafka's broker sends one
+// AddPartitionsToTxn for a request's partitions. It waits for the
+// markers of the producer's previous transaction if they are being written,
+// so the caller must hold nothing they need. The produce path still
+// verifies each partition; after this they are already in.
 func (tc *TransactionCoordinator) AddPartitionsImplicitly(transactionalID string, producerID int64, epoch int16, tps []TopicPartition) error {
 	for _, tp := range tps {
 		if !tc.parts.PartitionExists(tp.Topic, tp.Partition) {
 			return kerr.UnknownTopicOrPartition
 		}
 	}
-	err := tc.addToTransaction(transactionalID, producerID, epoch, tps, nil, tv2)
+	err := tc.addToTransaction(transactionalID, producerID, epoch, tps, nil, tv2, true)
 	return VerificationError(err, AddPartition)
 }
 
@@ -123,7 +127,7 @@ func (tc *TransactionCoordinator) VerifyGroup(transactionalID string, producerID
 // would, for a transactions-v2 TxnOffsetCommit (v5+), which clients send
 // without AddOffsetsToTxn. Errors as VerifyPartition.
 func (tc *TransactionCoordinator) AddGroupImplicitly(transactionalID string, producerID int64, epoch int16, group string) error {
-	err := tc.addToTransaction(transactionalID, producerID, epoch, nil, []string{group}, tv2)
+	err := tc.addToTransaction(transactionalID, producerID, epoch, nil, []string{group}, tv2, true)
 	return VerificationError(err, AddPartition)
 }
 
