@@ -235,9 +235,7 @@ func (s *Server) appendPartition(req *kmsg.ProduceRequest, a *produceAppend) {
 	}
 	if h.IsTransactional() {
 		// Held until the append is done: see Server.txnAppends.
-		s.txnAppends.RLock()
-		if err := s.verifyTransactionalProduce(req, h, t.Name, p); err != nil {
-			s.txnAppends.RUnlock()
+		if err := s.lockVerifiedTransactionalProduce(req, h, t.Name, p); err != nil {
 			produceError(sp, protocol.KafkaError(err), protocol.ErrorMessage(err))
 			return
 		}

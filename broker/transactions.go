@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -102,19 +103,37 @@ func (v partitionsView) PartitionExists(topic string, partition int32) bool {
 	return ok && partition >= 0 && int(partition) < len(t.Partitions)
 }
 
-// verifyTransactionalProduce checks that a transactional batch belongs to
-// the Ongoing transaction of its producer and that the transaction added
-// the partition (AddPartitionsToTxn before Produce v12; implicitly from
-// v12, transactions v2). The caller holds s.txnAppends shared until its
-// append is done. The coordinator's retriable answers become
-// NOT_ENOUGH_REPLICAS, which every producer retries (KafkaApis does the
-// same).
+// openTransactions lists the transactions open in every partition
+// (txn.Config.OpenTransactions): a producer with a first offset of an
+// unended transaction.
+func (v partitionsView) openTransactions() []txn.OpenTransaction {
+	var open []txn.OpenTransaction
+	for _, t := range v.logs.Topics() {
+		for p, log := range t.Partitions {
+			for _, e := range log.ProducerStates() {
+				if e.CurrentTxnFirstOffset >= 0 {
+					open = append(open, txn.OpenTransaction{
+						TopicPartition: txn.TopicPartition{Topic: t.Name, Partition: int32(p)},
+						ProducerID:     e.ProducerID,
+						ProducerEpoch:  e.ProducerEpoch,
+					})
+				}
+			}
+		}
+	}
+	return open
+}
+
 // addTransactionPartitions adds the partitions of a transactions-v2 produce
-// (v12+) to their transaction in one stored change before the appends, so
-// a request that opens a transaction on six partitions costs one write, not
-// six. Each append still verifies its own partition (which then finds it
-// in); an error here is left for those checks to report. Only the local
-// coordinator is asked: a remote one gets the per-partition checks.
+// (v12+) to their transaction in one change before the appends, so a
+// request that opens a transaction on six partitions costs one write (or,
+// on one node, none), not six. Holding nothing the markers need, it waits
+// for the markers of the producer's previous transaction, which EndTxn
+// answered before writing: the first produce of the next transaction
+// usually comes while they are being written. Each append still verifies
+// its own partition (which then finds it in); an error here is left for
+// those checks to report. Only the local coordinator is asked: a remote one
+// gets the per-partition checks.
 func (s *Server) addTransactionPartitions(req *kmsg.ProduceRequest, appends []produceAppend) {
 	coord := s.coord.Load()
 	if req.TransactionID == nil || coord == nil || txn.ProduceOperation(req.Version) != txn.AddPartition {
@@ -137,26 +156,54 @@ func (s *Server) addTransactionPartitions(req *kmsg.ProduceRequest, appends []pr
 		tps[p] = append(tps[p], txn.TopicPartition{Topic: a.t.Name, Partition: a.sp.Partition})
 	}
 	for p, parts := range tps {
-		if len(parts) > 1 {
-			coord.txn.AddPartitionsImplicitly(*req.TransactionID, p.id, p.epoch, parts)
-		}
+		coord.txn.AddPartitionsImplicitly(*req.TransactionID, p.id, p.epoch, parts)
 	}
 }
 
-func (s *Server) verifyTransactionalProduce(req *kmsg.ProduceRequest, h storage.BatchHeader, topic string, partition int32) error {
+// Kafka's defaults of add.partitions.to.txn.retry.backoff.ms and
+// add.partitions.to.txn.retry.backoff.max.ms: how often and how long a
+// transactions-v2 produce retries its verification while the previous
+// transaction's markers are being written, rather than have the producer
+// retry (ReplicaManager.appendRecordsWithTransactionVerification).
+const (
+	addPartitionsToTxnRetryBackoff    = 20 * time.Millisecond
+	addPartitionsToTxnRetryBackoffMax = 100 * time.Millisecond
+)
+
+// lockVerifiedTransactionalProduce checks that a transactional batch
+// belongs to the Ongoing transaction of its producer and that the
+// transaction added the partition (AddPartitionsToTxn before Produce v12;
+// implicitly from v12, transactions v2). On success it returns with
+// s.txnAppends held shared, for the caller to release once its append is
+// done. The coordinator's retriable answers become NOT_ENOUGH_REPLICAS,
+// which every producer retries (KafkaApis does the same).
+func (s *Server) lockVerifiedTransactionalProduce(req *kmsg.ProduceRequest, h storage.BatchHeader, topic string, partition int32) error {
 	if req.TransactionID == nil {
 		return kerr.InvalidTxnState
 	}
 	tp := txn.TopicPartition{Topic: topic, Partition: partition}
 	op := txn.ProduceOperation(req.Version)
-	var err error
-	if coord := s.coord.Load(); coord != nil {
-		err = coord.txn.VerifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
-	} else {
-		err = s.cluster.verifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
+	start := time.Now()
+	for {
+		s.txnAppends.RLock()
+		var err error
+		if coord := s.coord.Load(); coord != nil {
+			err = coord.txn.VerifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
+		} else {
+			err = s.cluster.verifyPartition(*req.TransactionID, h.ProducerID, h.ProducerEpoch, tp, op)
+		}
+		if err == nil {
+			return nil
+		}
+		s.txnAppends.RUnlock()
+		concurrent := errors.Is(err, kerr.ConcurrentTransactions)
+		if concurrent && op == txn.AddPartition && time.Since(start)+addPartitionsToTxnRetryBackoff <= addPartitionsToTxnRetryBackoffMax {
+			time.Sleep(addPartitionsToTxnRetryBackoff)
+			continue
+		}
+		if concurrent || errors.Is(err, kerr.CoordinatorNotAvailable) {
+			return kerr.NotEnoughReplicas
+		}
+		return err
 	}
-	if errors.Is(err, kerr.ConcurrentTransactions) || errors.Is(err, kerr.CoordinatorNotAvailable) {
-		return kerr.NotEnoughReplicas
-	}
-	return err
 }

@@ -259,6 +259,51 @@ func TestClusterTransactionsAndGroups(t *testing.T) {
 	}
 }
 
+// The next transaction's first produce to a partition led by another
+// broker than the coordinator comes while the previous transaction's
+// markers may still be written: the leader retries its verification for a
+// while (add.partitions.to.txn.retry.backoff.max.ms) as Kafka's does,
+// rather than answer a retriable error. Each transaction costs one Produce.
+// Whether the markers are still on their way is a race between brokers:
+// without the retry this failed in about half of the runs.
+func TestClusterNextTransactionWaitsForMarkers(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	adm := kadm.NewClient(c.client(t))
+	if resp, err := adm.CreateTopic(ctx(t), 3, 3, nil, "txn-next"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v / %v", err, resp.Err)
+	}
+	var coordinator int32 = -1
+	waitUntil(t, 30*time.Second, func() bool {
+		for _, r := range adm.FindTxnCoordinators(context.Background(), "next") {
+			if r.Err == nil {
+				coordinator = r.NodeID
+			}
+		}
+		return coordinator >= 0
+	})
+	p := int32(0)
+	for partitionLeader(t, adm, "txn-next", p) == coordinator {
+		p++
+	}
+	produces := &requestCounter{key: 0}
+	cl := c.client(t, kgo.TransactionalID("next"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.WithHooks(produces))
+	const n = 20
+	for i := range n {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "txn-next", Partition: p, Value: value(i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx(t), kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := produces.n.Load(); got != n {
+		t.Errorf("%d Produce requests for %d one-record transactions: some were retried", got, n)
+	}
+}
+
 // With the ISR down to a leader that then stops, a partition stays offline
 // rather than elect a replica that may lack acknowledged records
 // (unclean.leader.election.enable=false, Kafka's default); a topic that
