@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // kafkaComposeEnv is the single-node KRaft setup of Apache Kafka's docker
@@ -205,6 +206,31 @@ func TestAuthorizerConfig(t *testing.T) {
 	} {
 		if _, err := ParseConfig(bad); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+// The transaction state journal is fsynced as the logs are: never by
+// default, per message count or interval when the broker's log flush
+// settings ask.
+func TestJournalOptionsFollowLogFlush(t *testing.T) {
+	for _, c := range []struct {
+		props    map[string]string
+		every    int64
+		interval time.Duration
+	}{
+		{nil, 0, 0},
+		{map[string]string{"log.flush.interval.messages": "1"}, 1, 0},
+		{map[string]string{"log.flush.interval.messages": "100", "log.flush.interval.ms": "500"}, 100, 500 * time.Millisecond},
+		{map[string]string{"log.flush.interval.ms": "0"}, 1, 0},
+	} {
+		cfg, err := ParseConfig(c.props)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := journalOptions(cfg.LogDefaults)
+		if o.SyncEvery != c.every || o.SyncInterval != c.interval {
+			t.Errorf("%v: %+v, want SyncEvery %d, SyncInterval %v", c.props, o, c.every, c.interval)
 		}
 	}
 }

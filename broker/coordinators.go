@@ -2,10 +2,14 @@ package broker
 
 import (
 	"fmt"
+	"math"
+	"path/filepath"
 	"time"
 
 	"github.com/kbroker/kbroker/coordinator"
+	"github.com/kbroker/kbroker/internal/journal"
 	"github.com/kbroker/kbroker/internal/kvlog"
+	"github.com/kbroker/kbroker/storage"
 	"github.com/kbroker/kbroker/txn"
 )
 
@@ -57,10 +61,35 @@ func (s *Server) newCoordinators(db kvlog.DB) (*coordinators, error) {
 		// Every partition is here: a transaction of partitions only
 		// needs no stored Ongoing (see txn's doc.go, Durability).
 		txnCfg.OpenTransactions = partitionsView{s.logs}.openTransactions
+		// Kept in a log, as Kafka keeps it in __transaction_state, and
+		// fsynced as the partitions' logs are.
+		txnCfg.StateJournal = filepath.Join(s.cfg.LogDir, transactionStateJournal)
+		txnCfg.StateJournalOptions = journalOptions(s.cfg.LogDefaults)
 	}
 	if c.txn, err = txn.New(db, s.producerIDs, partitionsView{s.logs}, transactionMarkers{s, c}, txnCfg, s.logger, time.Now); err != nil {
 		groups.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return c, nil
+}
+
+// transactionStateJournal is the file in the data directory a single node
+// keeps its transaction state in.
+const transactionStateJournal = "transaction-state.journal"
+
+// journalOptions is the fsync policy of the broker's logs
+// (log.flush.interval.messages, log.flush.interval.ms; never by default)
+// for a journal.
+func journalOptions(lc storage.LogConfig) journal.Options {
+	var o journal.Options
+	if lc.FlushMessages < math.MaxInt64 {
+		o.SyncEvery = lc.FlushMessages
+	}
+	switch {
+	case lc.FlushMs == 0:
+		o.SyncEvery = 1
+	case lc.FlushMs < math.MaxInt64:
+		o.SyncInterval = time.Duration(lc.FlushMs) * time.Millisecond
+	}
+	return o
 }

@@ -1,6 +1,10 @@
 package txn
 
-import "time"
+import (
+	"time"
+
+	"github.com/kbroker/kbroker/internal/journal"
+)
 
 // Config holds the transaction coordinator's broker settings, under
 // Kafka's names (TransactionStateManagerConfig).
@@ -53,6 +57,14 @@ type Config struct {
 	// aborts, at a bumped epoch, a transaction open in a partition that the
 	// stored state does not account for (see doc.go, Durability).
 	OpenTransactions func() []OpenTransaction
+
+	// StateJournal, if set, is the file transaction state is kept in
+	// (internal/journal), written with StateJournalOptions' fsync policy,
+	// instead of New's db: for a single node, whose logs follow the same
+	// policy. State db holds moves into it at New. A cluster replicates
+	// its state through db instead.
+	StateJournal        string
+	StateJournalOptions journal.Options
 
 	// OnEnd, if set, is called (under the coordinator lock: keep it cheap)
 	// when a transaction completes, with its outcome and whether the

@@ -17,7 +17,7 @@
 // Every transactional id's metadata lives in memory under
 // TransactionCoordinator.mu, one lock for the whole coordinator. A change
 // is prepared under the lock (TransactionMetadata.prepare*), queued to the
-// store, and becomes current once it is on disk; meanwhile the metadata is
+// store, and becomes current once it is stored; meanwhile the metadata is
 // pending and the lock is free. Where Kafka answers a request for a pending
 // transactional id with CONCURRENT_TRANSACTIONS, the request here waits for
 // the write (a millisecond or so) and then proceeds: concurrent
@@ -33,11 +33,19 @@
 //
 // # Durability
 //
-// Each transactional id is one bbolt key in the bucket "transactions"; its
-// value (transaction_log.go) is the whole TransactionMetadata, as Kafka's
-// __transaction_state holds one compacted record per id. Writes go through
-// a single writer that applies everything queued so far in one bbolt
-// transaction (one fsync). What a client is answered on is stored before
+// Each transactional id is one key, whose value (transaction_log.go) is the
+// whole TransactionMetadata, as Kafka's __transaction_state holds one
+// compacted record per id. On a single node the keys live in a journal
+// (Config.StateJournal, internal/journal): an append-only file, rewritten
+// when mostly dead, fsynced by the broker's log flush policy, as Kafka's
+// __transaction_state is a log flushed like any other. Under the default
+// policy (never, as in Kafka) a change is thus safe from a crash of the
+// process once written, and from a crash of the machine once the page cache
+// is written back, like the records and markers it is about. In a cluster
+// the keys are in the bucket "transactions" of the replicated metadata
+// (kvlog.DB). Writes go through a single writer that writes everything
+// queued so far at once (one write; one fsync when one is due, or one
+// bbolt transaction). What a client is answered on is stored before
 // the answer: a new producer id or epoch (InitProducerId), the outcome of
 // a transaction (PrepareCommit/PrepareAbort, before EndTxn is answered),
 // an Ongoing transaction that has a group (its staged offsets live with

@@ -148,6 +148,7 @@ func (d *failingDB) setFail(fail bool) {
 type env struct {
 	t       testing.TB
 	dir     string
+	journal string // Config.StateJournal, if the tune sets it
 	tune    func(*Config)
 	db      *failingDB
 	rec     *kvlogtest.Recorder // if set, writes go through it

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kbroker/kbroker/internal/journal"
 )
 
 // fakeLogs models what the partitions' producer states say about open
@@ -64,46 +66,83 @@ func (f *fakeLogs) isOpen(tp TopicPartition) bool {
 }
 
 // newOneNodeEnv is an env whose coordinator sees every partition
-// (Config.OpenTransactions), as on a single node.
+// (Config.OpenTransactions) and keeps its state in a journal, as on a
+// single node.
 func newOneNodeEnv(t *testing.T, tv int16) (*env, *fakeLogs) {
 	logs := &fakeLogs{}
+	path := filepath.Join(t.TempDir(), "transaction-state.journal")
 	e := newEnv(t, func(c *Config) {
 		c.OpenTransactions = logs.list
 		c.TransactionVersion = tv
+		c.StateJournal = path
 	})
+	e.journal = path
 	e.markers.onCall = logs.marker
 	return e, logs
 }
 
 // crash stops the coordinator as kill -9 would: the next one opens the
-// bbolt file as it was, without what Close would store.
+// store as it was, without what Close would store.
 func (e *env) crash() {
 	e.t.Helper()
-	var snap bytes.Buffer
-	if err := e.db.View(func(tx *bolt.Tx) error { _, err := tx.WriteTo(&snap); return err }); err != nil {
-		e.t.Fatal(err)
+	path := filepath.Join(e.dir, "meta.db")
+	var snap []byte
+	if e.journal != "" {
+		path = e.journal
+		var err error
+		if snap, err = os.ReadFile(path); err != nil {
+			e.t.Fatal(err)
+		}
+	} else {
+		var buf bytes.Buffer
+		if err := e.db.View(func(tx *bolt.Tx) error { _, err := tx.WriteTo(&buf); return err }); err != nil {
+			e.t.Fatal(err)
+		}
+		snap = buf.Bytes()
 	}
 	e.close()
-	if err := os.WriteFile(filepath.Join(e.dir, "meta.db"), snap.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(path, snap, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
 	e.open()
 }
 
-// stored reads id's record as the bbolt file has it.
+// stored reads id's record as the store has it.
 func (e *env) stored(id string) txnRecord {
 	e.t.Helper()
-	var rec txnRecord
-	err := e.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(transactionsBucket).Get([]byte(id))
-		var err error
-		rec, err = decodeTxnRecord(v)
-		return err
-	})
+	var v []byte
+	if e.journal != "" {
+		v = e.journaled()[id]
+	} else if err := e.db.View(func(tx *bolt.Tx) error {
+		v = bytes.Clone(tx.Bucket(transactionsBucket).Get([]byte(id)))
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	rec, err := decodeTxnRecord(v)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return rec
+}
+
+// journaled is what the journal holds now, read from a copy.
+func (e *env) journaled() map[string][]byte {
+	e.t.Helper()
+	b, err := os.ReadFile(e.journal)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cp := filepath.Join(e.t.TempDir(), "copy")
+	if err := os.WriteFile(cp, b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	j, live, err := journal.Open(cp, journal.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	j.Close()
+	return live
 }
 
 // On one node a transaction of partitions only is not stored until it
@@ -275,5 +314,53 @@ func TestEndTxnAnsweredBeforeMarkers(t *testing.T) {
 	}
 	if st := e.state("tx"); st != "Ongoing" {
 		t.Fatalf("state %s", st)
+	}
+}
+
+// State that a version without the journal kept in meta.db moves into the
+// journal at start, replacing what the journal held (a move cut short by
+// a crash is redone), and leaves meta.db; the journal alone then keeps it.
+func TestStateMovesFromMetaDBToJournal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	pid, epoch := e.mustInit("old")
+	wantCode(t, "add", e.addPartitions(3, "old", pid, epoch, t0), nil)
+	e.close()
+
+	path := filepath.Join(e.dir, "transaction-state.journal")
+	j, _, err := journal.Open(path, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := txnRecord{ProducerID: 9, PrevProducerID: -1, NextProducerID: -1, LastProducerEpoch: -1, TxnTimeoutMs: 60000, State: stateEmpty}
+	if err := <-j.Put("stale", encodeTxnRecord(stale)); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+
+	e.journal = path
+	e.tune = func(c *Config) { c.StateJournal = path }
+	e.open()
+	if st := e.state("old"); st != "Ongoing" {
+		t.Fatalf("moved state %s, want Ongoing", st)
+	}
+	if d := e.describe("stale"); d.ErrorCode == 0 {
+		t.Fatalf("the journal's own record survived the move: %+v", d)
+	}
+	if err := e.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(transactionsBucket) != nil {
+			t.Error("meta.db still has the transactions bucket")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	if d := e.describe("stale"); d.ErrorCode == 0 {
+		t.Fatalf("the journal's own record is back after a restart: %+v", d)
+	}
+	wantCode(t, "commit after the move", e.endTxn(3, "old", pid, epoch, true).ErrorCode, nil)
+	if got := e.markers.Calls(); len(got) != 1 || !got[0].commit || !slices.Equal(got[0].partitions, []TopicPartition{t0}) {
+		t.Fatalf("markers %+v, want COMMIT on t0", got)
 	}
 }

@@ -91,7 +91,13 @@ func New(db kvlog.DB, pids ProducerIDs, parts Partitions, markers MarkerWriter, 
 	if now == nil {
 		now = time.Now
 	}
-	st, err := newTxnStore(db)
+	var st *txnStore
+	var err error
+	if cfg.StateJournal != "" {
+		st, err = openJournalStore(cfg.StateJournal, cfg.StateJournalOptions, db)
+	} else {
+		st, err = newTxnStore(db)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("txn: %w", err)
 	}
@@ -259,7 +265,7 @@ func (tc *TransactionCoordinator) storeUnstoredLocked() []<-chan error {
 	for _, id := range ids {
 		m := tc.txns[id]
 		m.unstored, m.storeBeforeNext = false, false
-		writes = append(writes, tc.store.Enqueue(putTxn(id, m.txnRecord)))
+		writes = append(writes, tc.store.put(id, m.txnRecord))
 	}
 	return writes
 }
@@ -342,17 +348,16 @@ func (tc *TransactionCoordinator) transitionLocked(m *txnMetadata, next txnRecor
 		return kerr.CoordinatorNotAvailable
 	}
 	id := m.transactionalID
-	var apply func(*kvlog.Tx) error
-	if next.State == stateDead {
-		apply = deleteTxn(id)
-	} else {
-		apply = putTxn(id, next)
-	}
 	done := make(chan struct{})
 	m.pending, m.pendingState, m.pendingDone = true, next.State, done
 	// Written after whatever was kept unstored, and in its place.
 	m.unstored, m.storeBeforeNext = false, false
-	res := tc.store.Enqueue(apply)
+	var res <-chan error
+	if next.State == stateDead {
+		res = tc.store.remove(id)
+	} else {
+		res = tc.store.put(id, next)
+	}
 	tc.mu.Unlock()
 	err := <-res
 	tc.mu.Lock()
@@ -562,7 +567,7 @@ func (tc *TransactionCoordinator) removeExpiredTransactionalIDs() {
 		done := make(chan struct{})
 		m.pending, m.pendingState, m.pendingDone = true, stateDead, done
 		m.unstored, m.storeBeforeNext = false, false
-		exp = append(exp, expiring{m, tc.store.Enqueue(deleteTxn(id)), done})
+		exp = append(exp, expiring{m, tc.store.remove(id), done})
 	}
 	if len(exp) == 0 {
 		return
