@@ -67,11 +67,12 @@ func openJournalStore(path string, opts journal.Options, db kvlog.DB) (*txnStore
 			old[string(k)] = bytes.Clone(v)
 			return nil
 		})
-	}); err != nil || old == nil {
-		if err != nil {
-			j.Close()
-		}
-		return s, err
+	}); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if old == nil {
+		return s, nil
 	}
 	var writes []<-chan error
 	for id := range replayed {
