@@ -90,7 +90,7 @@ func main() {
 	flag.DurationVar(&cfg.groupHeartbeat, "group-heartbeat", 100*time.Millisecond, "group members' heartbeat interval (kgo's default, 3s, would dominate the rebalance times)")
 	flag.IntVar(&cfg.idempotenceRecords, "idempotence-records", 0, "records per run of the idempotent vs plain produce comparison (0: half of -records)")
 	flag.IntVar(&cfg.idempotenceRuns, "idempotence-runs", 5, "runs of each producer in the idempotence comparison, alternating; the median is reported")
-	flag.IntVar(&cfg.txnRecords, "txn-records", 20_000, "records produced in the transactional produce run")
+	flag.IntVar(&cfg.txnRecords, "txn-records", 100_000, "records produced in the transactional produce run")
 	flag.IntVar(&cfg.txnSize, "txn-size", 100, "records per transaction")
 	flag.BoolVar(&cfg.txnV1, "txn-v1", false, "cap the transactional producer at transactions v1 (no KIP-890 part 2) on every broker, for a like-for-like comparison")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
