@@ -65,6 +65,8 @@ func (s *Server) newCoordinators(db kvlog.DB) (*coordinators, error) {
 		// fsynced as the partitions' logs are.
 		txnCfg.StateJournal = filepath.Join(s.cfg.LogDir, transactionStateJournal)
 		txnCfg.StateJournalOptions = journalOptions(s.cfg.LogDefaults)
+		logFlush := s.metrics.logFlush
+		txnCfg.StateJournalOptions.OnSync = func(d time.Duration) { logFlush.Observe(d.Seconds()) }
 	}
 	if c.txn, err = txn.New(db, s.producerIDs, partitionsView{s.logs}, transactionMarkers{s, c}, txnCfg, s.logger, time.Now); err != nil {
 		groups.Close()

@@ -134,7 +134,7 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 		}),
 		logFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kbroker_log_flush_seconds",
-			Help:    "Duration of each partition log flush (fsync of its dirty segments, indexes, epoch checkpoint and directory).",
+			Help:    "Duration of each partition log flush (fsync of its dirty segments, indexes, epoch checkpoint and directory), and of each fsync of a single node's transaction state journal, the log Kafka calls __transaction_state.",
 			Buckets: latencyBuckets,
 		}),
 		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -157,6 +157,49 @@ func TestNextTransactionWaitsForMarkers(t *testing.T) {
 	}
 }
 
+// A single node keeps transaction state in a journal fsynced by the log
+// flush policy; its fsyncs are counted in kbroker_log_flush_seconds, as
+// Kafka counts __transaction_state's flushes with the other logs'.
+func TestTransactionStateFsyncsAreMetered(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		props  map[string]string
+		fsyncs bool
+	}{
+		{nil, false}, // log.flush.interval.messages defaults to never
+		{map[string]string{"log.flush.interval.messages": "1"}, true},
+	} {
+		b := startBroker(t, c.props)
+		cl := b.client(t)
+		// The first lookup creates the coordinator's topic, whose
+		// partitions may flush; only InitProducerId falls in the window.
+		find := kmsg.NewPtrFindCoordinatorRequest()
+		find.CoordinatorType, find.CoordinatorKey = 1, "metered"
+		if _, err := find.RequestWith(ctx(t), cl); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := scrape(t, b.HTTPAddr()).value("kbroker_log_flush_seconds")
+		init := kmsg.NewPtrInitProducerIDRequest()
+		init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr("metered"), 60_000
+		resp, err := init.RequestWith(ctx(t), cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err != nil {
+			t.Fatalf("%v: InitProducerId: %v", c.props, err)
+		}
+		after, found := scrape(t, b.HTTPAddr()).value("kbroker_log_flush_seconds")
+		switch {
+		case !found:
+			t.Fatal("kbroker_log_flush_seconds is not in /metrics")
+		case c.fsyncs && after <= before:
+			t.Errorf("%v: InitProducerId stored state with no flush observed (%v before, %v after)", c.props, before, after)
+		case !c.fsyncs && after != before:
+			t.Errorf("%v: %v flushes observed for InitProducerId, want none", c.props, after-before)
+		}
+	}
+}
+
 // requestCounter counts the requests of one API key a client writes.
 type requestCounter struct {
 	key int16

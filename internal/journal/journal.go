@@ -57,6 +57,10 @@ type Options struct {
 	SyncEvery int64
 	// SyncInterval fsyncs unsynced changes at least this often; 0 never.
 	SyncInterval time.Duration
+	// OnSync, if set, is told how long each successful fsync (or fsynced
+	// rewrite, when compacting) took: the broker's
+	// kbroker_log_flush_seconds. It runs on the writer goroutine.
+	OnSync func(time.Duration)
 	// compactMin is the size below which the file is never rewritten
 	// (tests lower it).
 	compactMin int64
@@ -74,7 +78,6 @@ type Journal struct {
 	wake     chan struct{}
 	done     chan struct{}
 	stopped  chan struct{}
-	syncs    int64 // fsyncs of the file, for tests
 	writeErr error // sticky: a failed write leaves the file's tail unknown
 
 	// Owned by the writer goroutine (and Open, before it starts).
@@ -276,13 +279,6 @@ func (j *Journal) Close() error {
 	return j.writeErr
 }
 
-// Syncs is how many times the file was fsynced since Open.
-func (j *Journal) Syncs() int64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.syncs
-}
-
 func (j *Journal) run() {
 	defer close(j.stopped)
 	var tick <-chan time.Time
@@ -367,6 +363,7 @@ func (j *Journal) flush() {
 }
 
 func (j *Journal) sync() error {
+	began := time.Now()
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("journal: fsync %s: %w", j.path, err)
 	}
@@ -376,10 +373,10 @@ func (j *Journal) sync() error {
 		}
 		j.newFile = false
 	}
+	if j.opts.OnSync != nil {
+		j.opts.OnSync(time.Since(began))
+	}
 	j.unsynced = 0
-	j.mu.Lock()
-	j.syncs++
-	j.mu.Unlock()
 	return nil
 }
 
@@ -391,8 +388,12 @@ func (j *Journal) compact() error {
 	for _, k := range slices.Sorted(maps.Keys(j.live)) {
 		buf = appendFrame(buf, k, j.live[k])
 	}
+	began := time.Now()
 	if err := atomicfile.Write(j.path, buf); err != nil {
 		return fmt.Errorf("journal: rewrite %s: %w", j.path, err)
+	}
+	if j.opts.OnSync != nil { // the rewrite is fsynced, and mostly that
+		j.opts.OnSync(time.Since(began))
 	}
 	f, err := os.OpenFile(j.path, os.O_RDWR, 0o644)
 	if err != nil {
@@ -404,8 +405,5 @@ func (j *Journal) compact() error {
 	}
 	j.f.Close()
 	j.f, j.size, j.unsynced, j.newFile = f, int64(len(buf)), 0, false
-	j.mu.Lock()
-	j.syncs++
-	j.mu.Unlock()
 	return nil
 }
