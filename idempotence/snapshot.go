@@ -25,13 +25,11 @@ import (
 //
 // Like Kafka's, a snapshot keeps each producer's last batch only.
 const (
+	snapshotSuffix    = ".snapshot"
 	snapshotVersion   = 1
 	snapshotEntrySize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8
 	snapshotHeader    = 2 + 4 + 4
 )
-
-// SnapshotSuffix ends the name of every snapshot file.
-const SnapshotSuffix = ".snapshot"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -41,7 +39,7 @@ var ErrCorruptSnapshot = errors.New("idempotence: corrupt producer snapshot")
 
 // SnapshotPath names the snapshot of offset in dir.
 func SnapshotPath(dir string, offset int64) string {
-	return filepath.Join(dir, fmt.Sprintf("%020d%s", offset, SnapshotSuffix))
+	return filepath.Join(dir, fmt.Sprintf("%020d%s", offset, snapshotSuffix))
 }
 
 // EncodeSnapshot serializes the state.
@@ -160,7 +158,7 @@ func snapshotOffsets(dir string) ([]int64, error) {
 	}
 	var out []int64
 	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), SnapshotSuffix)
+		name, ok := strings.CutSuffix(e.Name(), snapshotSuffix)
 		if !ok {
 			continue
 		}
