@@ -21,7 +21,9 @@ import (
 //   TransactionIndex), within the partition's and the request's MaxBytes;
 //   the first partition with data returns at least one whole batch (KIP-74).
 // * Record bytes are not copied: each partition's records are a file
-//   region that the connection writes with sendfile(2).
+//   region that the connection writes with sendfile(2). Only a response
+//   with a few KiB of records in all (protocol.Frame.WriteTo) reads them
+//   and goes out in one write, which a waiting consumer gets sooner.
 // * Long poll: with fewer than MinBytes ready, the request waits for appends
 //   on its partitions until MaxWaitMillis (Kafka's DelayedFetch).
 // * Fetch sessions (KIP-227): full and incremental fetches, forgotten

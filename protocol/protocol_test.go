@@ -179,6 +179,72 @@ func TestResponseBuilderSplicesRegions(t *testing.T) {
 	}
 }
 
+// socketBuffer is a socket for Frame.WriteTo (a syscall.Conn) that
+// collects what is written and counts the regions sent with sendfile.
+type socketBuffer struct {
+	bytes.Buffer
+	sendfiles int
+}
+
+func (*socketBuffer) SyscallConn() (syscall.RawConn, error) { return nil, errors.New("not a socket") }
+
+// sendRegion is a memRegion whose SendTo writes to a socketBuffer.
+type sendRegion struct{ memRegion }
+
+func (r sendRegion) SendTo(c syscall.Conn) (int64, error) {
+	s := c.(*socketBuffer)
+	s.sendfiles++
+	n, err := s.Write(r.b)
+	return int64(n), err
+}
+
+// On a socket, a frame's small regions, up to copyRegionsMax bytes in all,
+// go out with the bytes around them; the rest with sendfile. A region whose
+// file turns out shorter fails the write, rather than sending zeros.
+func TestFrameCopiesSmallRegions(t *testing.T) {
+	const k = copyRegionsMax / 2
+	for _, c := range []struct {
+		sizes     []int
+		sendfiles int
+	}{
+		{[]int{1}, 0},
+		{[]int{k, k}, 0},
+		{[]int{k, k, 1}, 1},      // the budget is spent
+		{[]int{k + 1, k - 1}, 0}, // fit exactly
+		{[]int{k + 1, k}, 1},
+		{[]int{copyRegionsMax + 1, 1}, 1},
+	} {
+		released := 0
+		f := &Frame{}
+		var want []byte
+		for i, n := range c.sizes {
+			b := bytes.Repeat([]byte{byte(i + 1)}, n)
+			f.pieces = append(f.pieces, framePiece{bytes: []byte{0xee, byte(i)}}, framePiece{region: sendRegion{memRegion{b, &released}}})
+			want = append(append(want, 0xee, byte(i)), b...)
+		}
+		var sock socketBuffer
+		n, err := f.WriteTo(&sock)
+		if err != nil || n != int64(len(want)) || !bytes.Equal(sock.Bytes(), want) {
+			t.Errorf("%v: wrote %d bytes (%v), want %d as built", c.sizes, n, err, len(want))
+		}
+		if sock.sendfiles != c.sendfiles || released != len(c.sizes) {
+			t.Errorf("%v: %d regions sent with sendfile, %d released; want %d, %d", c.sizes, sock.sendfiles, released, c.sendfiles, len(c.sizes))
+		}
+	}
+
+	released := 0
+	short := memRegion{bytes.Repeat([]byte{1}, 10), &released}
+	f := &Frame{pieces: []framePiece{{bytes: []byte{0xee}}, {region: truncatedRegion{short}}}}
+	if _, err := f.WriteTo(&socketBuffer{}); !errors.Is(err, io.ErrUnexpectedEOF) || released != 1 {
+		t.Errorf("region shorter than its length: %v, %d released", err, released)
+	}
+}
+
+// truncatedRegion claims more bytes than its file has.
+type truncatedRegion struct{ memRegion }
+
+func (r truncatedRegion) Len() int64 { return int64(len(r.b)) + 5 }
+
 // testBatch builds a valid uncompressed batch with n records.
 func testBatch(n int) []byte {
 	now := time.Now().UnixMilli()
