@@ -656,6 +656,10 @@ func TestCleanerRecovery(t *testing.T) {
 					t.Fatalf("left over: %v", left)
 				}
 			}
+			// The cleaned segment replaced every one below the active one.
+			if logs := segmentFiles(t, dir, logFileSuffix); len(logs) != 2 || len(*l.segments.Load()) != 2 {
+				t.Fatalf("segments after recovery: %v", logs)
+			}
 			got := allRecords(t, l)
 			if len(got) != len(want) {
 				t.Fatalf("%d records after recovery, want %d", len(got), len(want))

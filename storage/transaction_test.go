@@ -147,7 +147,11 @@ func TestProducerStateRecovery(t *testing.T) {
 	if _, err := os.Stat(idempotence.SnapshotPath(dir, 4)); err != nil {
 		t.Fatalf("no snapshot after a clean close: %v", err)
 	}
-	check(openTestLog(t, dir, cfg, true, nil))
+	again := openTestLog(t, dir, cfg, true, nil)
+	if got := again.snapshotOffset.Load(); got != 4 {
+		t.Errorf("state loaded from the snapshot at %d, want the one at 4", got)
+	}
+	check(again)
 }
 
 func FuzzDecodeEndTxnMarker(f *testing.F) {
