@@ -692,6 +692,15 @@ func (l *Log) roll() (*LogSegment, error) {
 // ErrOffsetOutOfRange. The bytes are not copied: the caller sends and then releases
 // the FileRegion (UnifiedLog.read / LocalLog.read).
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneMessage bool) (FetchDataInfo, error) {
+	for {
+		info, err := l.read(offset, maxBytes, maxOffset, minOneMessage)
+		if err != errSegmentsChanged {
+			return info, err
+		}
+	}
+}
+
+func (l *Log) read(offset int64, maxBytes int32, maxOffset int64, minOneMessage bool) (FetchDataInfo, error) {
 	empty := FetchDataInfo{FirstOffset: -1, LastOffset: -1}
 	if l.closed.Load() {
 		return empty, ErrClosed
@@ -700,7 +709,8 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneMessage 
 	// concurrent retention publishes segments before the start offset, and an append
 	// publishes its end offset after the segments.
 	lso := l.LogStartOffset()
-	segs := *l.segments.Load()
+	list := l.segments.Load()
+	segs := *list
 	leo := *l.endOffset.Load()
 	if offset < lso || offset > leo.offset {
 		return empty, fmt.Errorf("%w: offset %d not in [%d, %d] of %s", ErrOffsetOutOfRange, offset, lso, leo.offset, l.name())
@@ -720,11 +730,11 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneMessage 
 		if seg.baseOffset == leo.segmentBase {
 			maxPos = leo.position
 		}
-		if !seg.log.tryAcquire() {
-			if l.closed.Load() {
-				return empty, ErrClosed
+		if err := l.acquire(seg, list); err != nil {
+			if err == errSegmentGone {
+				err = fmt.Errorf("%w: offset %d was deleted from %s", ErrOffsetOutOfRange, offset, l.name())
 			}
-			return empty, fmt.Errorf("%w: offset %d was deleted from %s", ErrOffsetOutOfRange, offset, l.name())
+			return empty, err
 		}
 		region, first, last, found, err := seg.read(offset, maxBytes, maxPos, maxOffset, minOneMessage)
 		seg.log.release()
@@ -744,11 +754,21 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneMessage 
 // below the log start offset. ok is false when no record qualifies. The caller
 // filters results at or past the high watermark (or LSO), as Kafka's Partition does.
 func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, ok bool, err error) {
+	for {
+		offset, timestamp, ok, err = l.offsetForTimestamp(ts)
+		if err != errSegmentsChanged {
+			return offset, timestamp, ok, err
+		}
+	}
+}
+
+func (l *Log) offsetForTimestamp(ts int64) (offset int64, timestamp int64, ok bool, err error) {
 	if l.closed.Load() {
 		return 0, 0, false, ErrClosed
 	}
 	lso := l.LogStartOffset()
-	segs := *l.segments.Load()
+	list := l.segments.Load()
+	segs := *list
 	leo := *l.endOffset.Load()
 	for _, seg := range segs {
 		if seg.baseOffset > leo.segmentBase {
@@ -761,8 +781,10 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, ok bo
 		if seg.baseOffset == leo.segmentBase {
 			maxPos = leo.position
 		}
-		if !seg.log.tryAcquire() {
+		if err := l.acquire(seg, list); err == errSegmentGone {
 			continue // deleted meanwhile: its records are below the log start offset now
+		} else if err != nil {
+			return 0, 0, false, err
 		}
 		offset, timestamp, ok, err = seg.findOffsetByTimestamp(ts, lso, maxPos)
 		seg.log.release()
@@ -777,10 +799,20 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, ok bo
 // (ListOffsets MAX_TIMESTAMP, KIP-734). ok is false when the log has no records with a
 // timestamp.
 func (l *Log) OffsetOfMaxTimestamp() (offset int64, timestamp int64, ok bool, err error) {
+	for {
+		offset, timestamp, ok, err = l.offsetOfMaxTimestamp()
+		if err != errSegmentsChanged {
+			return offset, timestamp, ok, err
+		}
+	}
+}
+
+func (l *Log) offsetOfMaxTimestamp() (offset int64, timestamp int64, ok bool, err error) {
 	if l.closed.Load() {
 		return 0, 0, false, ErrClosed
 	}
-	segs := *l.segments.Load()
+	list := l.segments.Load()
+	segs := *list
 	leo := *l.endOffset.Load()
 	var best *LogSegment
 	bestTs := int64(noTimestamp)
@@ -799,11 +831,33 @@ func (l *Log) OffsetOfMaxTimestamp() (offset int64, timestamp int64, ok bool, er
 	if best.baseOffset == leo.segmentBase {
 		maxPos = leo.position
 	}
-	if !best.log.tryAcquire() {
+	if err := l.acquire(best, list); err == errSegmentGone {
 		return 0, 0, false, nil
+	} else if err != nil {
+		return 0, 0, false, err
 	}
 	defer best.log.release()
 	return best.findOffsetOfMaxTimestamp(maxPos)
+}
+
+// errSegmentGone: a segment's file was let go of while its log's segment list
+// still holds it (a deletion in progress). Its records are gone.
+var errSegmentGone = errors.New("storage: segment deleted")
+
+// acquire takes a reference on seg's file, seg having been picked from list.
+// A file let go of since is errSegmentsChanged when the log's list is another
+// one now (a cleaner swap, a retention: the caller loads the log again, which
+// terminates as each retry needs a new list), errSegmentGone when it is not.
+func (l *Log) acquire(seg *LogSegment, list *[]*LogSegment) error {
+	switch {
+	case seg.log.tryAcquire():
+		return nil
+	case l.closed.Load():
+		return ErrClosed
+	case l.segments.Load() != list:
+		return errSegmentsChanged
+	}
+	return errSegmentGone
 }
 
 // DeleteRecordsBefore moves the log start offset up to offset (Kafka DeleteRecords,

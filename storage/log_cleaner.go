@@ -278,8 +278,9 @@ func (c *LogCleaner) cleanableOffsets(l *Log, cfg LogConfig) logToClean {
 }
 
 // errSegmentsChanged aborts a clean whose segments were deleted or truncated
-// meanwhile (retention, DeleteRecords, a follower's truncation).
-var errSegmentsChanged = errors.New("storage: segments changed during cleaning")
+// meanwhile (retention, DeleteRecords, a follower's truncation), and tells a
+// read that the segment it picked was let go of under it (Log.acquire).
+var errSegmentsChanged = errors.New("storage: segments changed")
 
 // clean is Cleaner.doClean for one log: it builds the offset map of the dirty
 // part, cleans the segments below the map's end group by group, and moves the
@@ -628,7 +629,8 @@ func (cl *cleaner) cleanSegments(group []*LogSegment, filter *batchFilter) (read
 // (UnifiedLog.replaceSegments), under the log's lock: the old segments are renamed
 // ".deleted" (removed once no fetch sends from them), then the ".swap" files take
 // their names, the log file first. It refuses, leaving the log alone, if the
-// group changed since the clean began.
+// group changed since the clean began. If the swap fails midway the old segments
+// stay in the list, readable, and the next start completes it.
 func (l *Log) replaceSegments(group []*LogSegment, sizes []int64, base int64, res scanResult) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -645,9 +647,11 @@ func (l *Log) replaceSegments(group []*LogSegment, sizes []int64, base int64, re
 			return errSegmentsChanged
 		}
 	}
+	// The old segments keep their files open until the new list is out: a
+	// read that picked one meanwhile must still find its records.
 	var errs []error
 	for _, s := range group {
-		errs = append(errs, s.delete())
+		errs = append(errs, s.markDeleted())
 	}
 	errs = append(errs, syncDir(l.dir))
 	if err := errors.Join(errs...); err != nil {
@@ -675,6 +679,9 @@ func (l *Log) replaceSegments(group []*LogSegment, sizes []int64, base int64, re
 	kept := make([]*LogSegment, 0, len(segs)-len(group)+1)
 	kept = append(append(append(kept, segs[:at]...), seg), segs[at+len(group):]...)
 	l.segments.Store(&kept)
+	for _, s := range group {
+		s.log.release()
+	}
 	l.dirDirty.Store(true)
 	return nil
 }

@@ -891,6 +891,60 @@ func TestCleanerKeepsRegionsReadable(t *testing.T) {
 	}
 }
 
+// Reads racing the cleaner's swaps find every offset still in the log: a
+// fetch that picked a segment just as a cleaned copy replaced it reads the
+// copy, where it once got OFFSET_OUT_OF_RANGE and the consumer reset.
+func TestCleanerSwapDuringReads(t *testing.T) {
+	t.Parallel()
+	l := openTestLog(t, t.TempDir(), compactConfig(), false, nil)
+	done := make(chan struct{})
+	readErr := make(chan error, 1)
+	var reads int
+	go func() {
+		defer close(readErr)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			// Every offset below the high watermark is in the log: compaction
+			// leaves gaps, never an offset out of range.
+			for off := l.LogStartOffset(); off < l.HighWatermark(); {
+				info, err := l.Read(off, 512, l.HighWatermark(), true)
+				if err != nil {
+					readErr <- fmt.Errorf("Read(%d) after %d reads: %w", off, reads, err)
+					return
+				}
+				reads++
+				info.Records.Release()
+				if info.LastOffset < 0 {
+					break
+				}
+				off = info.LastOffset + 1
+			}
+		}
+	}()
+	cleaner := newTestCleaner(t, l, nil, 1<<20)
+	cleaned := 0
+	for round := range 60 {
+		for i := range 10 {
+			appendOK(t, l, newBatch(t, batchOpts{}, kv(fmt.Sprint("k", i%4), fmt.Sprint(round, "-", i), 1)), 0)
+		}
+		rollNow(t, l)
+		if cleanOnce(t, cleaner) {
+			cleaned++
+		}
+	}
+	close(done)
+	if err := <-readErr; err != nil {
+		t.Fatal(err)
+	}
+	if cleaned < 30 || reads == 0 {
+		t.Fatalf("%d cleans and %d reads: the race was not exercised", cleaned, reads)
+	}
+}
+
 // A clean whose context is cancelled (LogManager.Close) or whose segments went
 // meanwhile (retention, DeleteRecords) leaves the log as it was and no files.
 func TestCleanerAborts(t *testing.T) {

@@ -194,11 +194,18 @@ func (s *LogSegment) close() error {
 // delete renames the .log to .deleted (removed once no FileRegion uses it) and
 // removes the indexes, which no reader holds (LogSegment.deleteIfExists).
 func (s *LogSegment) delete() error {
+	err := s.markDeleted()
+	s.log.release()
+	return err
+}
+
+// markDeleted is delete without letting go of the segment's own reference: it
+// stays readable through its open file until the caller releases it.
+func (s *LogSegment) markDeleted() error {
 	err := s.log.markDeleted()
 	s.offsetIndex.remove()
 	s.timeIndex.remove()
 	s.txnIndex.remove()
-	s.log.release()
 	return err
 }
 
