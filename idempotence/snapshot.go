@@ -25,11 +25,13 @@ import (
 //
 // Like Kafka's, a snapshot keeps each producer's last batch only.
 const (
-	snapshotSuffix    = ".snapshot"
 	snapshotVersion   = 1
 	snapshotEntrySize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8
 	snapshotHeader    = 2 + 4 + 4
 )
+
+// SnapshotSuffix ends the name of every snapshot file.
+const SnapshotSuffix = ".snapshot"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -39,7 +41,7 @@ var ErrCorruptSnapshot = errors.New("idempotence: corrupt producer snapshot")
 
 // SnapshotPath names the snapshot of offset in dir.
 func SnapshotPath(dir string, offset int64) string {
-	return filepath.Join(dir, fmt.Sprintf("%020d%s", offset, snapshotSuffix))
+	return filepath.Join(dir, fmt.Sprintf("%020d%s", offset, SnapshotSuffix))
 }
 
 // EncodeSnapshot serializes the state.
@@ -158,7 +160,7 @@ func snapshotOffsets(dir string) ([]int64, error) {
 	}
 	var out []int64
 	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), snapshotSuffix)
+		name, ok := strings.CutSuffix(e.Name(), SnapshotSuffix)
 		if !ok {
 			continue
 		}

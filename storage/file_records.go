@@ -30,7 +30,7 @@ type FileRecords struct {
 }
 
 func openFileRecords(path string) (*FileRecords, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}

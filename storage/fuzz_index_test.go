@@ -22,7 +22,7 @@ func FuzzOffsetIndex(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		idx, err := openOffsetIndex(path, 100)
+		idx, err := openOffsetIndex(path, 100, true)
 		if err != nil {
 			return
 		}
@@ -47,7 +47,7 @@ func FuzzTimeIndex(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		idx, err := openTimeIndex(path, 100)
+		idx, err := openTimeIndex(path, 100, true)
 		if err != nil {
 			return
 		}

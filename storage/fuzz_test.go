@@ -141,7 +141,7 @@ func FuzzRecoverSegment(f *testing.F) {
 		if err := os.WriteFile(logPath, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		seg, _, err := openSegment(dir, 0)
+		seg, _, err := openSegment(dir, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

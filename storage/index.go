@@ -25,8 +25,12 @@ type indexFile struct {
 	broken atomic.Bool // a write failed: the file no longer matches the entries
 }
 
-// openIndexFile reads an index file (missing: empty) without keeping it open.
-func openIndexFile(path string) (*indexFile, []byte, error) {
+// openIndexFile reads an index file (missing: empty) without keeping it open;
+// exists false says the caller knows it is missing.
+func openIndexFile(path string, exists bool) (*indexFile, []byte, error) {
+	if !exists {
+		return &indexFile{path: path}, nil, nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
@@ -40,7 +44,7 @@ func (x *indexFile) writable() (*os.File, error) {
 	if f := x.file.Load(); f != nil {
 		return f, nil
 	}
-	f, err := os.OpenFile(x.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(x.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}

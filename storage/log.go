@@ -959,7 +959,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		l.logger.Error("writing leader epoch checkpoint", "log", l.name(), "err", err)
 	}
 	l.lowerRecoveryPoint(cut)
-	if err := l.loadProducerState(); err != nil {
+	if err := l.loadProducerState(true); err != nil {
 		errs = append(errs, fmt.Errorf("storage: rebuilding producer state of %s: %w", l.name(), err))
 	}
 	if l.onTruncate != nil {
@@ -1022,7 +1022,7 @@ func (l *Log) truncateFullyAndStartAt(offset int64) error {
 	l.recoveryPoint.Store(offset)
 	l.flushMu.Unlock()
 	l.dirDirty.Store(true)
-	if err := l.loadProducerState(); err != nil { // no snapshot, no batch: an empty state
+	if err := l.loadProducerState(true); err != nil { // no snapshot, no batch: an empty state
 		errs = append(errs, err)
 	}
 	if l.persistLogStartOffset != nil {
@@ -1298,8 +1298,9 @@ func (l *Log) removeExpiredProducers(expirationMs int64) int {
 // start-up (LogLoader / UnifiedLog.rebuildProducerState): index entries of markers
 // past the log end are dropped, then the newest usable snapshot is loaded and the
 // batches after it are replayed; aborts found on the way whose index entry was
-// lost are indexed again.
-func (l *Log) loadProducerState() error {
+// lost are indexed again. snapshots is false when the directory is known to
+// hold none (a fresh state then needs no listing).
+func (l *Log) loadProducerState(snapshots bool) error {
 	segs := *l.segments.Load()
 	logEnd := l.LogEndOffset()
 	for _, seg := range segs {
@@ -1307,9 +1308,12 @@ func (l *Log) loadProducerState() error {
 			return err
 		}
 	}
-	from, err := l.producers.LoadSnapshot(l.dir, logEnd)
-	if err != nil {
-		return err
+	var from int64
+	if snapshots {
+		var err error
+		if from, err = l.producers.LoadSnapshot(l.dir, logEnd); err != nil {
+			return err
+		}
 	}
 	l.snapshotOffset.Store(from)
 	from = max(from, l.LogStartOffset())

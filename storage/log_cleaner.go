@@ -581,7 +581,7 @@ func (cl *cleaner) cleanSegments(group []*LogSegment, filter *batchFilter) (read
 
 	// Indexes: a scan of the copy builds them as recovery would, and checks every
 	// CRC of what is about to replace the originals.
-	cleaned, _, err := openSegmentFiles(l.dir, base, cleanedFileSuffix)
+	cleaned, _, err := openSegmentFiles(l.dir, base, cleanedFileSuffix, nil)
 	if err != nil {
 		return read, written, err
 	}
@@ -664,7 +664,7 @@ func (l *Log) replaceSegments(group []*LogSegment, sizes []int64, base int64, re
 			errs = append(errs, err)
 		}
 	}
-	seg, indexErr, err := openSegment(l.dir, base)
+	seg, indexErr, err := openSegment(l.dir, base, nil)
 	if err == nil && indexErr != nil {
 		seg.rebuildIndexes(res)
 	}

@@ -20,6 +20,7 @@ type logParams struct {
 	partition      int32
 	config         LogConfig
 	cleanShutdown  bool  // the data dir had a clean-shutdown marker
+	dirExists      bool  // the data dir's listing has the partition directory
 	logStartOffset int64 // as persisted by DeleteRecords
 	// cleanerCheckpoint is the LogCleaner's first dirty offset, -1 if never
 	// cleaned: segments below it may end short of the next one.
@@ -54,18 +55,26 @@ type logParams struct {
 func openLog(p logParams) (*Log, error) {
 	// changed: directory entries were created or removed here, so the
 	// directory needs a sync before the next flush counts as durable.
-	_, statErr := os.Stat(p.dir)
-	changed := statErr != nil
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return nil, err
+	changed := false
+	if !p.dirExists {
+		var err error
+		if changed, err = makeDir(p.dir); err != nil {
+			return nil, err
+		}
 	}
-	bases, swapped, err := cleanPartitionDir(p.dir, p.logger)
+	// One listing serves the whole load (segments, leftovers, checkpoint,
+	// snapshots): a broker opens thousands of partitions at start, and
+	// every lookup of a file that is not there is a syscall each.
+	files, err := cleanPartitionDir(p.dir, p.logger)
 	if err != nil {
 		return nil, err
 	}
-	epochs, epochsFound, err := loadLeaderEpochCache(filepath.Join(p.dir, leaderEpochCheckpointFile))
-	if err != nil {
-		return nil, err
+	bases, swapped := files.bases, files.swapped
+	epochs, epochsFound := &LeaderEpochFileCache{path: filepath.Join(p.dir, leaderEpochCheckpointFile)}, false
+	if files.names[leaderEpochCheckpointFile] {
+		if epochs, epochsFound, err = loadLeaderEpochCache(epochs.path); err != nil {
+			return nil, err
+		}
 	}
 
 	var segs []*LogSegment
@@ -76,7 +85,7 @@ func openLog(p logParams) (*Log, error) {
 		}
 	}
 	for _, base := range bases {
-		seg, indexErr, err := openSegment(p.dir, base)
+		seg, indexErr, err := openSegment(p.dir, base, files.names)
 		if err != nil {
 			closeAll()
 			return nil, err
@@ -195,31 +204,56 @@ func openLog(p logParams) (*Log, error) {
 	l.recoveryPoint.Store(logEnd)
 	l.lastFlushMs.Store(nowMs)
 	l.dirDirty.Store(changed)
-	if err := l.loadProducerState(); err != nil {
+	if err := l.loadProducerState(files.hasSnapshot); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("storage: loading producer state of %s: %w", p.dir, err)
 	}
 	return l, nil
 }
 
-// cleanPartitionDir removes leftovers of interrupted operations, completes
-// interrupted LogCleaner swaps, and returns the base offsets of the segments present,
-// ascending, with those a swap put in place, whose indexes must be rebuilt
-// (LogLoader.removeTempFilesAndCollectSwapFiles and its swap handling).
-func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, map[int64]bool, error) {
-	swapped, err := completeSwaps(dir, logger)
-	if err != nil {
-		return nil, nil, err
+// partitionFiles is what a partition directory holds once cleaned.
+type partitionFiles struct {
+	bases       []int64        // the segments' base offsets, ascending
+	swapped     map[int64]bool // segments a completed swap put in place: their indexes must be rebuilt
+	names       map[string]bool
+	hasSnapshot bool // a producer state snapshot is among names
+}
+
+// makeDir creates a partition directory unless it exists, and reports
+// whether it did.
+func makeDir(dir string) (created bool, err error) {
+	err = os.Mkdir(dir, 0o755)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrExist):
+		return false, nil
 	}
+	return true, os.MkdirAll(dir, 0o755) // a parent is missing
+}
+
+// cleanPartitionDir removes leftovers of interrupted operations, completes
+// interrupted LogCleaner swaps, and lists what is left
+// (LogLoader.removeTempFilesAndCollectSwapFiles and its swap handling).
+func cleanPartitionDir(dir string, logger *slog.Logger) (partitionFiles, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, err
+		return partitionFiles{}, err
 	}
-	var bases []int64
+	swapped, err := completeSwaps(dir, entries, logger)
+	if err != nil {
+		return partitionFiles{}, err
+	}
+	if len(swapped) > 0 { // files were renamed and removed
+		if entries, err = os.ReadDir(dir); err != nil {
+			return partitionFiles{}, err
+		}
+	}
+	files := partitionFiles{swapped: swapped, names: make(map[string]bool, len(entries))}
 	logs := map[int64]bool{}
 	for _, e := range entries {
 		if base, ok := offsetFromFileName(e.Name(), logFileSuffix); ok && e.Type().IsRegular() {
-			bases = append(bases, base)
+			files.bases = append(files.bases, base)
 			logs[base] = true
 		}
 	}
@@ -232,15 +266,18 @@ func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, map[int64]bool
 				stray = true
 			}
 		}
-		if stray {
-			logger.Info("removing stray file", "dir", dir, "file", name)
-			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-				return nil, nil, err
-			}
+		if !stray {
+			files.names[name] = true
+			files.hasSnapshot = files.hasSnapshot || strings.HasSuffix(name, idempotence.SnapshotSuffix)
+			continue
+		}
+		logger.Info("removing stray file", "dir", dir, "file", name)
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return partitionFiles{}, err
 		}
 	}
-	slices.Sort(bases)
-	return bases, swapped, nil
+	slices.Sort(files.bases)
+	return files, nil
 }
 
 // completeSwaps finishes the swaps a crash interrupted. The cleaner wrote and
@@ -254,11 +291,7 @@ func cleanPartitionDir(dir string, logger *slog.Logger) ([]int64, map[int64]bool
 //
 // ".cleaned" files were never part of the log and are removed afterwards with the
 // other leftovers.
-func completeSwaps(dir string, logger *slog.Logger) (map[int64]bool, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
+func completeSwaps(dir string, entries []os.DirEntry, logger *slog.Logger) (map[int64]bool, error) {
 	swapped := map[int64]bool{}
 	var logBases []int64
 	for _, e := range entries {

@@ -240,7 +240,7 @@ func (m *LogManager) load() error {
 			jobs = append(jobs, job{t, p})
 		}
 	}
-	m.cleanDataDir(cat)
+	dirs := m.cleanDataDir(cat)
 
 	// Recover partitions in parallel (num.recovery.threads.per.data.dir):
 	// it is I/O, mostly waits on the file system.
@@ -255,7 +255,7 @@ func (m *LogManager) load() error {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
 				j := jobs[i]
-				j.t.Partitions[j.p], errs[i] = m.openLog(j.t, j.p, clean)
+				j.t.Partitions[j.p], errs[i] = m.openLog(j.t, j.p, clean, dirs[partitionDirName(j.t.Name, j.p)])
 			}
 		}()
 	}
@@ -283,13 +283,15 @@ const MetadataTopic = "__cluster_metadata"
 // cleanDataDir removes the directories of deleted topics ("-delete") and warns about
 // partition directories the catalog does not know. Those are kept: they appear when a
 // crash interrupts a topic deletion, but also when meta.db was lost, and data is not
-// thrown away on a guess. Creating the topic again replaces them.
-func (m *LogManager) cleanDataDir(cat *catalog) {
+// thrown away on a guess. Creating the topic again replaces them. It returns
+// the directories left, so that loading need not look for each again.
+func (m *LogManager) cleanDataDir(cat *catalog) map[string]bool {
 	entries, err := os.ReadDir(m.dir)
 	if err != nil {
 		m.logger.Warn("listing data dir", "dir", m.dir, "err", err)
-		return
+		return nil
 	}
+	dirs := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -307,10 +309,14 @@ func (m *LogManager) cleanDataDir(cat *catalog) {
 				m.logger.Warn("partition directory not in the topic catalog, leaving it", "dir", name)
 			}
 		}
+		dirs[name] = true
 	}
+	return dirs
 }
 
-func (m *LogManager) openLog(t *Topic, partition int32, clean bool) (*Log, error) {
+// openLog opens a partition's log; dirExists says a listing just saw its
+// directory.
+func (m *LogManager) openLog(t *Topic, partition int32, clean, dirExists bool) (*Log, error) {
 	id := t.ID
 	lso, err := m.meta.logStartOffset(id, partition)
 	if err != nil {
@@ -322,6 +328,7 @@ func (m *LogManager) openLog(t *Topic, partition int32, clean bool) (*Log, error
 		partition:         partition,
 		config:            t.Config,
 		cleanShutdown:     clean,
+		dirExists:         dirExists,
 		cleanerCheckpoint: m.checkpoints.lookup(t.Name, partition),
 		logStartOffset:    lso,
 		persistLSO:        func(off int64) error { return m.meta.putLogStartOffset(id, partition, off) },
@@ -358,7 +365,7 @@ func (m *LogManager) createLogs(t *Topic, from, to int32) ([]*Log, error) {
 				m.logger.Warn("replacing stale partition directory", "dir", dir)
 				m.removeDirAsync(t.Name, p)
 			}
-			logs[p-from], errs[p-from] = m.openLog(t, p, true)
+			logs[p-from], errs[p-from] = m.openLog(t, p, true, false)
 		})
 	}
 	wg.Wait()

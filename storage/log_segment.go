@@ -35,30 +35,33 @@ type LogSegment struct {
 
 // openSegment opens (creating if missing) the three files of the segment at
 // baseOffset. indexErr reports an index file that is unusable as it stands: the
-// caller must recover the segment, which rebuilds the indexes.
-func openSegment(dir string, baseOffset int64) (seg *LogSegment, indexErr, err error) {
-	return openSegmentFiles(dir, baseOffset, "")
+// caller must recover the segment, which rebuilds the indexes. listed, if not
+// nil, holds the names of the files in dir: an index file not among them is
+// known to be missing and not looked up.
+func openSegment(dir string, baseOffset int64, listed map[string]bool) (seg *LogSegment, indexErr, err error) {
+	return openSegmentFiles(dir, baseOffset, "", listed)
 }
 
 // openSegmentFiles is openSegment on the files named with an extra suffix (the
 // LogCleaner writes "<base>.log.cleaned" and its indexes beside the live segment).
-func openSegmentFiles(dir string, baseOffset int64, suffix string) (seg *LogSegment, indexErr, err error) {
+func openSegmentFiles(dir string, baseOffset int64, suffix string, listed map[string]bool) (seg *LogSegment, indexErr, err error) {
+	exists := func(sfx string) bool { return listed == nil || listed[filenamePrefixFromOffset(baseOffset)+sfx+suffix] }
 	fr, err := openFileRecords(segmentFile(dir, baseOffset, logFileSuffix+suffix))
 	if err != nil {
 		return nil, nil, err
 	}
-	oi, oerr := openOffsetIndex(segmentFile(dir, baseOffset, indexFileSuffix+suffix), baseOffset)
+	oi, oerr := openOffsetIndex(segmentFile(dir, baseOffset, indexFileSuffix+suffix), baseOffset, exists(indexFileSuffix))
 	if oi == nil {
 		fr.release()
 		return nil, nil, oerr
 	}
-	ti, terr := openTimeIndex(segmentFile(dir, baseOffset, timeIndexFileSuffix+suffix), baseOffset)
+	ti, terr := openTimeIndex(segmentFile(dir, baseOffset, timeIndexFileSuffix+suffix), baseOffset, exists(timeIndexFileSuffix))
 	if ti == nil {
 		oi.close()
 		fr.release()
 		return nil, nil, terr
 	}
-	xi, err := openTransactionIndex(segmentFile(dir, baseOffset, txnIndexFileSuffix+suffix))
+	xi, err := openTransactionIndex(segmentFile(dir, baseOffset, txnIndexFileSuffix+suffix), exists(txnIndexFileSuffix))
 	if err != nil {
 		ti.close()
 		oi.close()
@@ -85,7 +88,7 @@ func createSegment(dir string, baseOffset int64) (*LogSegment, error) {
 			return nil, err
 		}
 	}
-	seg, _, err := openSegment(dir, baseOffset)
+	seg, _, err := openSegment(dir, baseOffset, map[string]bool{}) // none is left
 	return seg, err
 }
 

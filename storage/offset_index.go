@@ -35,8 +35,8 @@ type offsetPosition struct {
 
 // openOffsetIndex loads the index file. A file whose size is not a whole number of
 // entries comes back with ErrCorruptIndex and no entries: the caller rebuilds it.
-func openOffsetIndex(path string, baseOffset int64) (*OffsetIndex, error) {
-	f, b, err := openIndexFile(path)
+func openOffsetIndex(path string, baseOffset int64, exists bool) (*OffsetIndex, error) {
+	f, b, err := openIndexFile(path, exists)
 	if err != nil {
 		return nil, err
 	}

@@ -34,8 +34,8 @@ type timestampOffset struct {
 	relOffset uint32
 }
 
-func openTimeIndex(path string, baseOffset int64) (*TimeIndex, error) {
-	f, b, err := openIndexFile(path)
+func openTimeIndex(path string, baseOffset int64, exists bool) (*TimeIndex, error) {
+	f, b, err := openIndexFile(path, exists)
 	if err != nil {
 		return nil, err
 	}

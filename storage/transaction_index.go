@@ -41,10 +41,14 @@ type TransactionIndex struct {
 	dirty   bool // appended since the last fsync
 }
 
-// openTransactionIndex loads path if it exists. A torn or foreign tail is cut
-// off: the entries before it stand.
-func openTransactionIndex(path string) (*TransactionIndex, error) {
+// openTransactionIndex loads path if it exists (exists false: the caller
+// knows it does not). A torn or foreign tail is cut off: the entries before
+// it stand.
+func openTransactionIndex(path string, exists bool) (*TransactionIndex, error) {
 	x := &TransactionIndex{path: path}
+	if !exists {
+		return x, nil
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return x, nil

@@ -175,7 +175,7 @@ func FuzzTransactionIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(t.TempDir(), "0.txnindex")
 		os.WriteFile(path, b, 0o644)
-		x, err := openTransactionIndex(path)
+		x, err := openTransactionIndex(path, true)
 		if err != nil {
 			t.Fatal(err)
 		}
