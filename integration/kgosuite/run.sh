@@ -150,6 +150,10 @@ top_skip=$(grep -cE '^--- SKIP' "$work/suite.log" || true)
 
 grep -E '^\s*--- (FAIL|SKIP)' "$work/suite.log" || true
 if [ "$status" -ne 0 ]; then
+	# What the tests reported (a failure's message is one of these lines;
+	# cleanup chatter aside), then the end of the output.
+	echo "---- test messages ----"
+	grep -E '^\s+[A-Za-z0-9_]+_test\.go:[0-9]+: ' "$work/suite.log" | grep -vE ': deleting (topic|group) ' | tail -n 60 || true
 	echo "---- suite output (tail) ----"
 	tail -n 60 "$work/suite.log"
 	echo "---- broker log (tail) ----"
