@@ -93,8 +93,10 @@ type Config struct {
 	// leaves out the series labelled by partition (see stateCollector).
 	MetricsPerPartition bool
 	// Registerer receives the broker's collectors and Gatherer serves
-	// /metrics. Both nil: a private registry per Server. A Registerer that
-	// is also a Gatherer (a *prometheus.Registry) serves both.
+	// /metrics. Both nil: a private registry per Server, with the Go and
+	// process collectors. A given registry gets the broker's own collectors
+	// only (prometheus' default registry has the other two). A Registerer
+	// that is also a Gatherer (a *prometheus.Registry) serves both.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	// AuthorizerClassName is authorizer.class.name: empty (no

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -167,8 +166,6 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 		m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.batchBytes, m.batchRecords, m.fetchWait, m.logFlush,
 		m.rebalances, m.rebalanceTimes, m.duplicates, m.transactions, buildInfo,
 		&stateCollector{s: s},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

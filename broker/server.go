@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/kbroker/kbroker/idempotence"
 	"github.com/kbroker/kbroker/internal/acl"
@@ -103,7 +104,10 @@ func Start(cfg Config) (*Server, error) {
 	}
 	reg, gatherer := cfg.Registerer, cfg.Gatherer
 	if reg == nil && gatherer == nil {
+		// A private registry gets the Go runtime's and the process's
+		// metrics too, as prometheus' default registry has them.
 		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		reg, gatherer = r, r
 	} else if g, ok := reg.(prometheus.Gatherer); ok && gatherer == nil {
 		gatherer = g

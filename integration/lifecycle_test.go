@@ -85,6 +85,10 @@ func TestProcessHealthcheckAndGracefulShutdown(t *testing.T) {
 	if v, _ := ms.value("kbroker_build_info"); v != 1 {
 		t.Errorf("kbroker_build_info missing from the process's /metrics")
 	}
+	// The process serves prometheus' default registry: the Go and process
+	// collectors are there once, beside the broker's own.
+	ms.expectAtLeast(t, 1, "go_goroutines")
+	ms.expectAtLeast(t, 1, "process_resident_memory_bytes")
 	if !strings.Contains(logs.String(), "kbroker started") || !strings.Contains(logs.String(), "version=") {
 		t.Errorf("no start line with the version:\n%s", logs)
 	}

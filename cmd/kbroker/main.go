@@ -44,6 +44,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kbroker/kbroker/broker"
 )
 
@@ -214,6 +216,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	cfg.Version = kbrokerVersion()
+	// The process's default registry: client_golang fills it with the Go
+	// and process collectors when it loads, so the broker need not build
+	// a second pair at start-up.
+	cfg.Registerer, cfg.Gatherer = prometheus.DefaultRegisterer, prometheus.DefaultGatherer
 	cfg.ClusterID = lookupEnv(environ, clusterIDVar)
 
 	srv, err := broker.Start(cfg)
