@@ -281,3 +281,25 @@ func TestTxnProtocol(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintAlternate(t *testing.T) {
+	r := &AlternateResult{Runs: 3, Records: 10, Brokers: []AlternateBroker{
+		{Broker: "kbroker", ProduceRecPerSec: []float64{90, 300, 100}, ConsumeRecPerSec: []float64{200, 200, 200}},
+		{Broker: "null", ProduceRecPerSec: []float64{200, 50, 400}, ConsumeRecPerSec: []float64{100, 400, 50}},
+	}}
+	var b strings.Builder
+	printAlternate(&b, r, config{recordSize: 1024, compression: "snappy"})
+	out := b.String()
+	// Medians: kbroker 100 and 200, null 200 and 100.
+	for _, want := range []string{"3 rounds of 10 records", "90 300 100", "kbroker/null", "0.50x", "2.00x"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	r.Error = "boom"
+	b.Reset()
+	printAlternate(&b, r, config{})
+	if !strings.Contains(b.String(), "failed: boom") || strings.Contains(b.String(), "kbroker/null") {
+		t.Errorf("a failed figure prints its error alone:\n%s", b.String())
+	}
+}

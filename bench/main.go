@@ -57,6 +57,8 @@ type config struct {
 	// The TLS figure: kbroker's SSL listener against its PLAINTEXT one.
 	withTLS bool
 	tlsRuns int
+	// The alternating figure's rounds (0: skip it).
+	alternateRuns int
 }
 
 // phaseFunc runs f as the named phase, bounded by timeout, and reports
@@ -107,6 +109,7 @@ func main() {
 	flag.StringVar(&scaleConnections, "scale-connections", "10,100,1000", "connection counts of the scale section")
 	flag.BoolVar(&cfg.withTLS, "tls", false, "also run the TLS figure: kbroker with a PLAINTEXT and an SSL listener, produce and consume through each")
 	flag.IntVar(&cfg.tlsRuns, "tls-runs", 3, "runs of each listener in the TLS figure, alternating; the median is reported")
+	flag.IntVar(&cfg.alternateRuns, "alternate-runs", 3, "rounds of the alternating figure: every broker up at once, produce and consume runs taking turns (0: skip it)")
 	flag.Parse()
 	cfg.scale.topicSize = 100
 	var perr error
@@ -150,8 +153,8 @@ func main() {
 	if cfg.withCluster && (cfg.cluster.sessionTimeout < time.Millisecond || cfg.cluster.heartbeat < time.Millisecond || cfg.cluster.failoverRuns < 0 || cfg.cluster.failoverRate < 1) {
 		log.Fatal("-cluster-session-timeout and -cluster-heartbeat must be at least 1ms, -failover-rate positive, -failover-runs not negative")
 	}
-	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 || cfg.txnRecords < 1 || cfg.txnSize < 1 {
-		log.Fatal("-idempotence-records, -idempotence-runs, -txn-records and -txn-size must be positive")
+	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 || cfg.txnRecords < 1 || cfg.txnSize < 1 || cfg.alternateRuns < 0 {
+		log.Fatal("-idempotence-records, -idempotence-runs, -txn-records and -txn-size must be positive, -alternate-runs not negative")
 	}
 
 	// Ctrl-C cancels the phases; the deferred cleanups then stop the
@@ -192,6 +195,7 @@ func run(ctx context.Context, cfg config) int {
 	}
 
 	var results []*Result
+	var specs []brokerSpec // those that ran, for the alternating figure
 	for _, name := range cfg.brokers {
 		if ctx.Err() != nil {
 			break
@@ -221,6 +225,7 @@ func run(ctx context.Context, cfg config) int {
 		res := &Result{Broker: name}
 		if !cfg.clusterOnly && !cfg.scaleOnly {
 			res = benchBroker(ctx, cfg, spec, tmp)
+			specs = append(specs, spec)
 		}
 		if cfg.withScale && ctx.Err() == nil && name != "null" {
 			benchScale(ctx, cfg, res, spec, tmp, name != "kfake-mem")
@@ -229,6 +234,11 @@ func run(ctx context.Context, cfg config) int {
 			benchCluster(ctx, cfg, res, name, bin, self, tmp)
 		}
 		results = append(results, res)
+	}
+
+	var altRes *AlternateResult
+	if cfg.alternateRuns > 0 && len(specs) > 1 && ctx.Err() == nil {
+		altRes = benchAlternate(ctx, cfg, specs, tmp, func(format string, args ...any) { log.Printf("alternating: "+format, args...) })
 	}
 
 	var tlsRes *TLSResult
@@ -253,6 +263,9 @@ func run(ctx context.Context, cfg config) int {
 	}
 	if len(figs) > 0 && len(results) > 0 {
 		printTable(os.Stdout, results, figs)
+	}
+	if altRes != nil {
+		printAlternate(os.Stdout, altRes, cfg)
 	}
 	if tlsRes != nil {
 		printTLS(os.Stdout, tlsRes, cfg)
@@ -283,9 +296,11 @@ func run(ctx context.Context, cfg config) int {
 				"scale":               cfg.withScale,
 				"scale_only":          cfg.scaleOnly,
 				"tls":                 cfg.withTLS,
+				"alternate_runs":      cfg.alternateRuns,
 			},
-			TLS:     tlsRes,
-			Results: results,
+			TLS:       tlsRes,
+			Alternate: altRes,
+			Results:   results,
 		}
 		if cfg.withCluster {
 			rep.Settings["cluster_nodes"] = clusterNodes

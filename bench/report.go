@@ -301,9 +301,10 @@ func bestIndex(f figure, rs []*Result) int {
 
 // report is what -json writes.
 type report struct {
-	Settings map[string]any `json:"settings"`
-	Results  []*Result      `json:"results"`
-	TLS      *TLSResult     `json:"tls,omitempty"`
+	Settings  map[string]any   `json:"settings"`
+	Results   []*Result        `json:"results"`
+	TLS       *TLSResult       `json:"tls,omitempty"`
+	Alternate *AlternateResult `json:"alternate,omitempty"`
 }
 
 func writeJSON(path string, rep report) error {

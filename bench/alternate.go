@@ -1,0 +1,133 @@
+package main
+
+// The alternating figure: every requested broker runs at once, and the same
+// produce-then-consume run goes round them in turn, the order rotated each
+// round. The per-broker rows of the main table are measured minutes apart,
+// and on a small shared machine the drift in between (page cache writeback,
+// other load) moves kbroker/null by more than the goal it is measured
+// against; here each broker's runs are seconds from every other's.
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// AlternateResult is the alternating figure: each broker's runs.
+type AlternateResult struct {
+	Runs    int               `json:"runs"`
+	Records int               `json:"records"`
+	Brokers []AlternateBroker `json:"brokers"`
+	Error   string            `json:"error,omitempty"`
+}
+
+// AlternateBroker holds one broker's runs, in round order.
+type AlternateBroker struct {
+	Broker           string    `json:"broker"`
+	ProduceRecPerSec []float64 `json:"produce_rec_per_sec"`
+	ConsumeRecPerSec []float64 `json:"consume_rec_per_sec"`
+}
+
+// benchAlternate starts every broker of specs, then runs cfg.alternateRuns
+// rounds: in each, every broker in turn gets a fresh topic of 6 partitions,
+// cfg.idempotenceRecords records produced as in the produce row, and the
+// same records consumed back. The brokers not being measured sit idle.
+func benchAlternate(ctx context.Context, cfg config, specs []brokerSpec, tmp string, logf func(string, ...any)) *AlternateResult {
+	res := &AlternateResult{Runs: cfg.alternateRuns, Records: cfg.idempotenceRecords}
+	fail := func(err error) *AlternateResult {
+		res.Error = err.Error()
+		logf("alternating figure failed: %v", err)
+		return res
+	}
+	var live []*child
+	defer func() {
+		for _, c := range live {
+			c.stop()
+		}
+	}()
+	for _, spec := range specs {
+		c, err := startChild(spec, tmp)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", spec.Name, err))
+		}
+		live = append(live, c)
+		sctx, cancel := context.WithTimeout(ctx, cfg.phaseTimeout)
+		_, err = waitReady(sctx, c)
+		cancel()
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", spec.Name, err))
+		}
+		res.Brokers = append(res.Brokers, AlternateBroker{Broker: spec.Name})
+	}
+	compression, _ := codec(cfg.compression)
+	values := payloads(cfg.recordSize, 1024)
+	for round := range cfg.alternateRuns {
+		for k := range live {
+			i := (round + k) % len(live) // a different broker goes first each round
+			c, b := live[i], &res.Brokers[i]
+			topic := fmt.Sprintf("bench-alternate-%d", round)
+			p, cn, err := produceConsume(ctx, cfg, c.addr, topic, values, compression)
+			if err != nil {
+				return fail(fmt.Errorf("%s, round %d: %w", c.name, round+1, err))
+			}
+			b.ProduceRecPerSec = append(b.ProduceRecPerSec, p.RecordsPerSec())
+			b.ConsumeRecPerSec = append(b.ConsumeRecPerSec, cn.RecordsPerSec())
+			logf("round %d %s: produce %.0f rec/s, consume %.0f rec/s", round+1, c.name, p.RecordsPerSec(), cn.RecordsPerSec())
+		}
+	}
+	return res
+}
+
+// produceConsume is one alternating run on the broker at addr.
+func produceConsume(ctx context.Context, cfg config, addr, topic string, values [][]byte, compression kgo.CompressionCodec) (p, c throughput, err error) {
+	pctx, cancel := context.WithTimeout(ctx, cfg.phaseTimeout)
+	defer cancel()
+	if err = createTopic(pctx, addr, topic, 6); err != nil {
+		return p, c, err
+	}
+	if p, err = produceThroughput(pctx, topic, cfg.idempotenceRecords, values, producerOpts(pctx, addr, compression, false)); err != nil {
+		return p, c, fmt.Errorf("produce: %w", err)
+	}
+	cctx, cancel2 := context.WithTimeout(ctx, cfg.phaseTimeout)
+	defer cancel2()
+	if c, err = consumeThroughput(cctx, addr, topic, cfg.idempotenceRecords); err != nil {
+		return p, c, fmt.Errorf("consume: %w", err)
+	}
+	return p, c, nil
+}
+
+func printAlternate(w io.Writer, r *AlternateResult, cfg config) {
+	fmt.Fprintf(w, "\nAlternating produce and consume (all brokers up at once; %d rounds of %d records of %d bytes, %s, order rotated each round; median, then every run)\n",
+		r.Runs, r.Records, cfg.recordSize, cfg.compression)
+	if r.Error != "" {
+		fmt.Fprintf(w, "  failed: %s\n", r.Error)
+		return
+	}
+	fmt.Fprintf(w, "  %-18s %14s %14s  %s\n", "broker", "produce rec/s", "consume rec/s", "produce runs")
+	medians := map[string][2]float64{}
+	for _, b := range r.Brokers {
+		mp, mc := median(b.ProduceRecPerSec), median(b.ConsumeRecPerSec)
+		medians[b.Broker] = [2]float64{mp, mc}
+		runs := ""
+		for _, v := range b.ProduceRecPerSec {
+			runs += fmt.Sprintf(" %.0f", v)
+		}
+		fmt.Fprintf(w, "  %-18s %14.0f %14.0f  %s\n", b.Broker, mp, mc, runs[min(1, len(runs)):])
+	}
+	k, ok := medians["kbroker"]
+	if !ok {
+		return
+	}
+	for _, b := range r.Brokers {
+		if b.Broker == "kbroker" {
+			continue
+		}
+		o := medians[b.Broker]
+		if o[0] == 0 || o[1] == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %-18s %13.2fx %13.2fx\n", "kbroker/"+b.Broker, k[0]/o[0], k[1]/o[1])
+	}
+}
