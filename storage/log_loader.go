@@ -19,9 +19,9 @@ type logParams struct {
 	topic          string
 	partition      int32
 	config         LogConfig
-	cleanShutdown  bool  // the data dir had a clean-shutdown marker
-	dirExists      bool  // the data dir's listing has the partition directory
-	logStartOffset int64 // as persisted by DeleteRecords
+	cleanShutdown  bool         // the data dir had a clean-shutdown marker
+	dirState       partitionDir // what the caller knows of the partition directory
+	logStartOffset int64        // as persisted by DeleteRecords
 	// cleanerCheckpoint is the LogCleaner's first dirty offset, -1 if never
 	// cleaned: segments below it may end short of the next one.
 	cleanerCheckpoint int64
@@ -56,18 +56,24 @@ func openLog(p logParams) (*Log, error) {
 	// changed: directory entries were created or removed here, so the
 	// directory needs a sync before the next flush counts as durable.
 	changed := false
-	if !p.dirExists {
-		var err error
-		if changed, err = makeDir(p.dir); err != nil {
+	dirState := p.dirState
+	var err error
+	if dirState == dirUnknown {
+		if dirState, err = makeDir(p.dir); err != nil {
 			return nil, err
 		}
 	}
 	// One listing serves the whole load (segments, leftovers, checkpoint,
 	// snapshots): a broker opens thousands of partitions at start, and
-	// every lookup of a file that is not there is a syscall each.
-	files, err := cleanPartitionDir(p.dir, p.logger)
-	if err != nil {
-		return nil, err
+	// every lookup of a file that is not there is a syscall each. A
+	// directory just made needs none: it is empty.
+	files := partitionFiles{names: map[string]bool{}}
+	if dirState == dirCreated {
+		changed = true
+	} else {
+		if files, err = cleanPartitionDir(p.dir, p.logger); err != nil {
+			return nil, err
+		}
 	}
 	bases, swapped := files.bases, files.swapped
 	epochs, epochsFound := &LeaderEpochFileCache{path: filepath.Join(p.dir, leaderEpochCheckpointFile)}, false
@@ -153,12 +159,18 @@ func openLog(p logParams) (*Log, error) {
 	}
 	if len(segs) == 0 || logStart > logEnd {
 		// Nothing on disk, or everything on disk is below the log start offset.
+		// With no .log listed, no file of the new segment's name is left either
+		// (cleanPartitionDir removed stray indexes), so there is nothing to clear.
+		newSegment := createSegment
+		if len(segs) == 0 {
+			newSegment = openEmptySegment
+		}
 		for _, s := range segs {
 			s.delete()
 		}
 		segs = nil
 		changed = true
-		seg, err := createSegment(p.dir, logStart)
+		seg, err := newSegment(p.dir, logStart)
 		if err != nil {
 			return nil, err
 		}
@@ -219,17 +231,31 @@ type partitionFiles struct {
 	hasSnapshot bool // a producer state snapshot is among names
 }
 
+// partitionDir is what the caller of openLog knows of the partition directory.
+type partitionDir int
+
+const (
+	dirUnknown partitionDir = iota // not looked for: openLog makes it if missing
+	dirListed                      // a listing of the data dir has it
+	dirCreated                     // just made, so empty
+)
+
 // makeDir creates a partition directory unless it exists, and reports
-// whether it did.
-func makeDir(dir string) (created bool, err error) {
-	err = os.Mkdir(dir, 0o755)
+// which it found.
+func makeDir(dir string) (partitionDir, error) {
+	err := os.Mkdir(dir, 0o755)
 	switch {
 	case err == nil:
-		return true, nil
+		return dirCreated, nil
 	case errors.Is(err, os.ErrExist):
-		return false, nil
+		return dirListed, nil
 	}
-	return true, os.MkdirAll(dir, 0o755) // a parent is missing
+	// A parent is missing. MkdirAll also succeeds on a directory made
+	// meanwhile, so the result is not known to be empty.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return dirUnknown, err
+	}
+	return dirListed, nil
 }
 
 // cleanPartitionDir removes leftovers of interrupted operations, completes

@@ -255,7 +255,11 @@ func (m *LogManager) load() error {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
 				j := jobs[i]
-				j.t.Partitions[j.p], errs[i] = m.openLog(j.t, j.p, clean, dirs[partitionDirName(j.t.Name, j.p)])
+				dir := dirUnknown
+				if dirs[partitionDirName(j.t.Name, j.p)] {
+					dir = dirListed
+				}
+				j.t.Partitions[j.p], errs[i] = m.openLog(j.t, j.p, clean, dir)
 			}
 		}()
 	}
@@ -314,9 +318,9 @@ func (m *LogManager) cleanDataDir(cat *catalog) map[string]bool {
 	return dirs
 }
 
-// openLog opens a partition's log; dirExists says a listing just saw its
+// openLog opens a partition's log; dir is what the caller knows of its
 // directory.
-func (m *LogManager) openLog(t *Topic, partition int32, clean, dirExists bool) (*Log, error) {
+func (m *LogManager) openLog(t *Topic, partition int32, clean bool, dir partitionDir) (*Log, error) {
 	id := t.ID
 	lso, err := m.meta.logStartOffset(id, partition)
 	if err != nil {
@@ -328,7 +332,7 @@ func (m *LogManager) openLog(t *Topic, partition int32, clean, dirExists bool) (
 		partition:         partition,
 		config:            t.Config,
 		cleanShutdown:     clean,
-		dirExists:         dirExists,
+		dirState:          dir,
 		cleanerCheckpoint: m.checkpoints.lookup(t.Name, partition),
 		logStartOffset:    lso,
 		persistLSO:        func(off int64) error { return m.meta.putLogStartOffset(id, partition, off) },
@@ -361,11 +365,17 @@ func (m *LogManager) createLogs(t *Topic, from, to int32) ([]*Log, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			dir := filepath.Join(m.dir, partitionDirName(t.Name, p))
-			if _, err := os.Stat(dir); err == nil {
+			err := os.Mkdir(dir, 0o755)
+			if errors.Is(err, os.ErrExist) {
 				m.logger.Warn("replacing stale partition directory", "dir", dir)
 				m.removeDirAsync(t.Name, p)
+				err = os.Mkdir(dir, 0o755)
 			}
-			logs[p-from], errs[p-from] = m.openLog(t, p, true, false)
+			if err != nil {
+				errs[p-from] = fmt.Errorf("storage: create partition directory: %w", err)
+				return
+			}
+			logs[p-from], errs[p-from] = m.openLog(t, p, true, dirCreated)
 		})
 	}
 	wg.Wait()

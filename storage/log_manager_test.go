@@ -300,6 +300,42 @@ func TestLogManagerDirHousekeeping(t *testing.T) {
 	}
 }
 
+// A partition directory lost with a crash (its entry never synced) comes back
+// empty at the next start, and takes appends; the others keep their records.
+func TestLogManagerRecreatesLostPartitionDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m := openTestManager(t, dir, nil, LogConfig{})
+	tp, err := m.CreateTopic("lost", 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendOK(t, tp.Partitions[0], newBatch(t, batchOpts{}, rec("kept", 1)), 0)
+	m.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "lost-1")); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := openTestManager(t, dir, nil, LogConfig{})
+	tp2, ok := m2.Topic("lost")
+	if !ok {
+		t.Fatal("topic gone after restart")
+	}
+	if got := readRecords(t, tp2.Partitions[0], 0); len(got) != 1 || string(got[0].Value) != "kept" {
+		t.Fatalf("partition 0 after restart: %v", got)
+	}
+	if leo := tp2.Partitions[1].LogEndOffset(); leo != 0 {
+		t.Fatalf("recreated partition 1 has LEO %d, want 0", leo)
+	}
+	appendOK(t, tp2.Partitions[1], newBatch(t, batchOpts{}, rec("new", 2)), 0)
+	if got := readRecords(t, tp2.Partitions[1], 0); len(got) != 1 || string(got[0].Value) != "new" {
+		t.Fatalf("partition 1 after append: %v", got)
+	}
+	if files := segmentFiles(t, filepath.Join(dir, "lost-1"), ".log"); len(files) != 1 {
+		t.Fatalf("recreated partition 1 has segments %v", files)
+	}
+}
+
 func TestOpenLogManagerErrors(t *testing.T) {
 	t.Parallel()
 	if _, err := OpenLogManager(LogManagerOptions{}); err == nil {

@@ -88,7 +88,12 @@ func createSegment(dir string, baseOffset int64) (*LogSegment, error) {
 			return nil, err
 		}
 	}
-	seg, _, err := openSegment(dir, baseOffset, map[string]bool{}) // none is left
+	return openEmptySegment(dir, baseOffset)
+}
+
+// openEmptySegment makes a new empty segment where no file of that name exists.
+func openEmptySegment(dir string, baseOffset int64) (*LogSegment, error) {
+	seg, _, err := openSegment(dir, baseOffset, map[string]bool{})
 	return seg, err
 }
 
