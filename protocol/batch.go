@@ -70,21 +70,23 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 	checkTime := cfg.MessageTimestampType != "LogAppendTime"
 	compacted := cfg.CompactEnabled()
 	nowMs := now.UnixMilli()
+	// The failing record is kept by value: taking r's address would move
+	// every record of every batch to the heap.
 	var (
-		next      int64
-		badOffset *storage.Record
-		badTime   *storage.Record
-		noKey     []int32 // indexes of keyless records in the batch
+		next               int64
+		bad                storage.Record
+		badOffset, badTime bool
+		noKey              []int32 // indexes of keyless records in the batch
 	)
 	err = storage.Records(records, func(r storage.Record) bool {
 		switch {
 		case r.Offset != next:
-			badOffset = &r
+			bad, badOffset = r, true
 			return false
 		case compacted && r.Key == nil:
 			noKey = append(noKey, int32(next))
 		case checkTime && timestampOutOfRange(r.Timestamp, nowMs, cfg):
-			badTime = &r
+			bad, badTime = r, true
 			return false
 		}
 		next++
@@ -93,8 +95,8 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 	switch {
 	case err != nil:
 		return h, invalid(kerr.CorruptMessage, err.Error())
-	case badOffset != nil:
-		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record has offset delta %d where %d was expected.", badOffset.Offset, next))
+	case badOffset:
+		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record has offset delta %d where %d was expected.", bad.Offset, next))
 	case len(noKey) > 0:
 		// LogValidator.validateKey and processRecordErrors: one record error per
 		// keyless record; the caller names the partition.
@@ -105,9 +107,9 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 		ve.Message = fmt.Sprintf("One or more records have been rejected due to %d record errors in total, and only showing the first three errors at most: %v",
 			len(noKey), noKey[:min(len(noKey), 3)])
 		return h, ve
-	case badTime != nil:
+	case badTime:
 		return h, invalid(kerr.InvalidTimestamp, fmt.Sprintf("Timestamp %d of record %d is out of range: it must be within %d ms before and %d ms after the broker's time %d.",
-			badTime.Timestamp, badTime.Offset, cfg.MessageTimestampBeforeMaxMs, cfg.MessageTimestampAfterMaxMs, nowMs))
+			bad.Timestamp, bad.Offset, cfg.MessageTimestampBeforeMaxMs, cfg.MessageTimestampAfterMaxMs, nowMs))
 	case next != int64(h.RecordCount):
 		return h, invalid(kerr.InvalidRecord, fmt.Sprintf("Record batch declares %d records but holds %d.", h.RecordCount, next))
 	}

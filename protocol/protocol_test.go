@@ -372,3 +372,16 @@ func TestParseRequestHugeTagCount(t *testing.T) {
 		t.Fatalf("ParseRequest: %v, want ErrMalformedRequest", err)
 	}
 }
+
+// BenchmarkValidateProduceBatch walks a 500-record batch as every produce does.
+func BenchmarkValidateProduceBatch(b *testing.B) {
+	batch := testBatch(500)
+	cfg := storage.DefaultLogConfig()
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ValidateProduceBatch(batch, cfg, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
