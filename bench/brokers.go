@@ -219,6 +219,66 @@ func memStats(pid int) (rss, hwm int64, err error) {
 	return parseMemStatus(string(b))
 }
 
+// cpuTime is the CPU time the process's threads have run so far: the sum of
+// the first field of each /proc/<pid>/task/*/schedstat, in nanoseconds
+// (/proc/<pid>/stat counts in 10 ms ticks, too coarse for one bench phase).
+// A thread that exits takes its time with it; Go rarely ends threads.
+func cpuTime(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no threads of pid %d in /proc: %v", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		ns, err := parseSchedstat(string(b))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += ns
+	}
+	return sum, nil
+}
+
+// cpuMeter measures a broker's CPU time over one phase.
+type cpuMeter struct {
+	pid   int
+	start time.Duration
+	err   error
+}
+
+func startCPU(pid int) cpuMeter {
+	t, err := cpuTime(pid)
+	return cpuMeter{pid: pid, start: t, err: err}
+}
+
+// perRecordUs is the CPU the broker spent since startCPU, in µs per record;
+// 0 (and the error handed to fail) if it could not be read.
+func (m cpuMeter) perRecordUs(records int, fail func(string, error)) float64 {
+	end, err := cpuTime(m.pid)
+	if err = errors.Join(m.err, err); err != nil {
+		fail("broker CPU", err)
+		return 0
+	}
+	if records == 0 {
+		return 0
+	}
+	return float64(end-m.start) / 1e3 / float64(records)
+}
+
+// parseSchedstat reads the run time, the first of schedstat's three fields.
+func parseSchedstat(s string) (time.Duration, error) {
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return 0, fmt.Errorf("schedstat %q: want 3 fields", s)
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	return time.Duration(ns), err
+}
+
 func parseMemStatus(status string) (rss, hwm int64, err error) {
 	for _, line := range strings.Split(status, "\n") {
 		key, val, ok := strings.Cut(line, ":")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,39 @@ func TestParseMemStatus(t *testing.T) {
 	}
 	if _, _, err := parseMemStatus("Name:\tx\n"); err == nil {
 		t.Error("parseMemStatus without VmRSS: no error")
+	}
+}
+
+func TestCPUTime(t *testing.T) {
+	if d, err := parseSchedstat("123456789 42 7\n"); err != nil || d != 123456789 {
+		t.Errorf("parseSchedstat = %v, %v; want 123.456789ms, nil", d, err)
+	}
+	if _, err := parseSchedstat("1 2\n"); err == nil {
+		t.Error("parseSchedstat accepted two fields")
+	}
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn a little CPU: the sum over this process's threads must grow.
+	x := 0
+	for i := range 20_000_000 {
+		x += i % 7
+	}
+	after, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Errorf("cpuTime went from %v to %v over a busy loop (x=%d)", before, after, x)
+	}
+	var failed error
+	m := cpuMeter{pid: os.Getpid(), start: before}
+	if us := m.perRecordUs(0, func(_ string, err error) { failed = err }); us != 0 || failed != nil {
+		t.Errorf("perRecordUs(0 records) = %v, %v", us, failed)
+	}
+	if _, err := cpuTime(-1); err == nil {
+		t.Error("cpuTime(-1) succeeded")
 	}
 }
 

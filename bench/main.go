@@ -403,19 +403,23 @@ func benchBroker(ctx context.Context, cfg config, spec brokerSpec, tmp string) *
 
 	if phase("create topic", cfg.phaseTimeout, func(ctx context.Context) error { return createTopic(ctx, live.addr, throughputTopic, 6) }) {
 		produced := phase("produce", cfg.phaseTimeout, func(ctx context.Context) error {
+			cpu := startCPU(live.pid())
 			t, err := produceThroughput(ctx, throughputTopic, cfg.records, values, producerOpts(ctx, live.addr, compression, false))
 			if err == nil {
 				res.ProduceRecPerSec, res.ProduceMBPerSec = t.RecordsPerSec(), t.MBPerSec()
-				logf("produce: %d records in %v: %.0f rec/s, %.1f MB/s", t.Records, t.Elapsed.Round(time.Millisecond), res.ProduceRecPerSec, res.ProduceMBPerSec)
+				res.ProduceCPUPerRecordUs = cpu.perRecordUs(t.Records, res.fail)
+				logf("produce: %d records in %v: %.0f rec/s, %.1f MB/s, broker CPU %.3f µs/record", t.Records, t.Elapsed.Round(time.Millisecond), res.ProduceRecPerSec, res.ProduceMBPerSec, res.ProduceCPUPerRecordUs)
 			}
 			return err
 		})
 		if produced {
 			phase("consume", cfg.phaseTimeout, func(ctx context.Context) error {
+				cpu := startCPU(live.pid())
 				t, err := consumeThroughput(ctx, live.addr, throughputTopic, cfg.records)
 				if err == nil {
 					res.ConsumeRecPerSec, res.ConsumeMBPerSec = t.RecordsPerSec(), t.MBPerSec()
-					logf("consume: %d records in %v: %.0f rec/s, %.1f MB/s", t.Records, t.Elapsed.Round(time.Millisecond), res.ConsumeRecPerSec, res.ConsumeMBPerSec)
+					res.ConsumeCPUPerRecordUs = cpu.perRecordUs(t.Records, res.fail)
+					logf("consume: %d records in %v: %.0f rec/s, %.1f MB/s, broker CPU %.3f µs/record", t.Records, t.Elapsed.Round(time.Millisecond), res.ConsumeRecPerSec, res.ConsumeMBPerSec, res.ConsumeCPUPerRecordUs)
 				}
 				return err
 			})

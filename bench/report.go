@@ -32,6 +32,11 @@ type Result struct {
 	ProduceMBPerSec  float64 `json:"produce_mb_per_sec"`
 	ConsumeRecPerSec float64 `json:"consume_records_per_sec"`
 	ConsumeMBPerSec  float64 `json:"consume_mb_per_sec"`
+	// The broker process's CPU time over the produce and consume runs, per
+	// record: unlike throughput, it does not depend on how the client and the
+	// broker share the machine's cores.
+	ProduceCPUPerRecordUs float64 `json:"produce_broker_cpu_us_per_record"`
+	ConsumeCPUPerRecordUs float64 `json:"consume_broker_cpu_us_per_record"`
 
 	LatencyRecords int     `json:"latency_records"`
 	LatencyP50Ms   float64 `json:"latency_p50_ms"`
@@ -100,6 +105,8 @@ var figures = []figure{
 	{"produce", "MB/s", true, func(r *Result) float64 { return r.ProduceMBPerSec }},
 	{"consume", "rec/s", true, func(r *Result) float64 { return r.ConsumeRecPerSec }},
 	{"consume", "MB/s", true, func(r *Result) float64 { return r.ConsumeMBPerSec }},
+	{"broker CPU per produced rec", "µs", false, func(r *Result) float64 { return r.ProduceCPUPerRecordUs }},
+	{"broker CPU per consumed rec", "µs", false, func(r *Result) float64 { return r.ConsumeCPUPerRecordUs }},
 	{"e2e latency p50", "ms", false, func(r *Result) float64 { return r.LatencyP50Ms }},
 	{"e2e latency p99", "ms", false, func(r *Result) float64 { return r.LatencyP99Ms }},
 	{"e2e latency max", "ms", false, func(r *Result) float64 { return r.LatencyMaxMs }},
