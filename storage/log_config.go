@@ -191,8 +191,10 @@ func (c LogConfig) deleteEnabled() bool { return c.hasPolicy("delete") }
 // "compact"); produce then refuses records without a key, as Kafka's LogValidator does.
 func (c LogConfig) CompactEnabled() bool { return c.hasPolicy("compact") }
 
+// hasPolicy is asked on every produced batch: it walks the list without
+// allocating one.
 func (c LogConfig) hasPolicy(want string) bool {
-	for _, p := range strings.Split(c.CleanupPolicy, ",") {
+	for p := range strings.SplitSeq(c.CleanupPolicy, ",") {
 		if strings.TrimSpace(p) == want {
 			return true
 		}

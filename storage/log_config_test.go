@@ -75,3 +75,27 @@ func TestLogConfigApply(t *testing.T) {
 		}
 	}
 }
+
+// CompactEnabled is asked for every produced batch, so it must not allocate.
+func TestCleanupPolicyChecks(t *testing.T) {
+	for _, tc := range []struct {
+		policy           string
+		compact, deleted bool
+	}{
+		{"delete", false, true},
+		{"compact", true, false},
+		{"compact,delete", true, true},
+		{" delete , compact ", true, true},
+		{"", false, false},
+		{"compacted", false, false},
+	} {
+		c := LogConfig{CleanupPolicy: tc.policy}
+		if c.CompactEnabled() != tc.compact || c.deleteEnabled() != tc.deleted {
+			t.Errorf("%q: compact %v delete %v, want %v %v", tc.policy, c.CompactEnabled(), c.deleteEnabled(), tc.compact, tc.deleted)
+		}
+	}
+	c := LogConfig{CleanupPolicy: "delete,compact"}
+	if n := testing.AllocsPerRun(100, func() { c.CompactEnabled() }); n != 0 {
+		t.Errorf("CompactEnabled allocates %v times", n)
+	}
+}
