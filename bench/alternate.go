@@ -28,6 +28,9 @@ type AlternateBroker struct {
 	Broker           string    `json:"broker"`
 	ProduceRecPerSec []float64 `json:"produce_rec_per_sec"`
 	ConsumeRecPerSec []float64 `json:"consume_rec_per_sec"`
+	// The broker's CPU time during each produce run, per record (as the
+	// "broker CPU per produced rec" row).
+	ProduceCPUPerRecordUs []float64 `json:"produce_broker_cpu_us_per_record"`
 }
 
 // benchAlternate starts every broker of specs, then runs cfg.alternateRuns
@@ -68,34 +71,41 @@ func benchAlternate(ctx context.Context, cfg config, specs []brokerSpec, tmp str
 			i := (round + k) % len(live) // a different broker goes first each round
 			c, b := live[i], &res.Brokers[i]
 			topic := fmt.Sprintf("bench-alternate-%d", round)
-			p, cn, err := produceConsume(ctx, cfg, c.addr, topic, values, compression)
+			p, cpu, cn, err := produceConsume(ctx, cfg, c, topic, values, compression)
 			if err != nil {
 				return fail(fmt.Errorf("%s, round %d: %w", c.name, round+1, err))
 			}
 			b.ProduceRecPerSec = append(b.ProduceRecPerSec, p.RecordsPerSec())
 			b.ConsumeRecPerSec = append(b.ConsumeRecPerSec, cn.RecordsPerSec())
-			logf("round %d %s: produce %.0f rec/s, consume %.0f rec/s", round+1, c.name, p.RecordsPerSec(), cn.RecordsPerSec())
+			b.ProduceCPUPerRecordUs = append(b.ProduceCPUPerRecordUs, cpu)
+			logf("round %d %s: produce %.0f rec/s (broker CPU %.3f µs/record), consume %.0f rec/s", round+1, c.name, p.RecordsPerSec(), cpu, cn.RecordsPerSec())
 		}
 	}
 	return res
 }
 
-// produceConsume is one alternating run on the broker at addr.
-func produceConsume(ctx context.Context, cfg config, addr, topic string, values [][]byte, compression kgo.CompressionCodec) (p, c throughput, err error) {
+// produceConsume is one alternating run on broker b; cpuUs is b's CPU time
+// during the produce run, per record.
+func produceConsume(ctx context.Context, cfg config, b *child, topic string, values [][]byte, compression kgo.CompressionCodec) (p throughput, cpuUs float64, c throughput, err error) {
 	pctx, cancel := context.WithTimeout(ctx, cfg.phaseTimeout)
 	defer cancel()
-	if err = createTopic(pctx, addr, topic, 6); err != nil {
-		return p, c, err
+	if err = createTopic(pctx, b.addr, topic, 6); err != nil {
+		return p, 0, c, err
 	}
-	if p, err = produceThroughput(pctx, topic, cfg.idempotenceRecords, values, producerOpts(pctx, addr, compression, false)); err != nil {
-		return p, c, fmt.Errorf("produce: %w", err)
+	cpu := startCPU(b.pid())
+	if p, err = produceThroughput(pctx, topic, cfg.idempotenceRecords, values, producerOpts(pctx, b.addr, compression, false)); err != nil {
+		return p, 0, c, fmt.Errorf("produce: %w", err)
+	}
+	var cpuErr error
+	if cpuUs = cpu.perRecordUs(p.Records, func(_ string, err error) { cpuErr = err }); cpuErr != nil {
+		return p, 0, c, cpuErr
 	}
 	cctx, cancel2 := context.WithTimeout(ctx, cfg.phaseTimeout)
 	defer cancel2()
-	if c, err = consumeThroughput(cctx, addr, topic, cfg.idempotenceRecords); err != nil {
-		return p, c, fmt.Errorf("consume: %w", err)
+	if c, err = consumeThroughput(cctx, b.addr, topic, cfg.idempotenceRecords); err != nil {
+		return p, cpuUs, c, fmt.Errorf("consume: %w", err)
 	}
-	return p, c, nil
+	return p, cpuUs, c, nil
 }
 
 func printAlternate(w io.Writer, r *AlternateResult, cfg config) {
@@ -105,16 +115,16 @@ func printAlternate(w io.Writer, r *AlternateResult, cfg config) {
 		fmt.Fprintf(w, "  failed: %s\n", r.Error)
 		return
 	}
-	fmt.Fprintf(w, "  %-18s %14s %14s  %s\n", "broker", "produce rec/s", "consume rec/s", "produce runs")
-	medians := map[string][2]float64{}
+	fmt.Fprintf(w, "  %-18s %14s %14s %16s  %s\n", "broker", "produce rec/s", "consume rec/s", "produce CPU µs", "produce runs")
+	medians := map[string][3]float64{}
 	for _, b := range r.Brokers {
-		mp, mc := median(b.ProduceRecPerSec), median(b.ConsumeRecPerSec)
-		medians[b.Broker] = [2]float64{mp, mc}
+		mp, mc, mu := median(b.ProduceRecPerSec), median(b.ConsumeRecPerSec), median(b.ProduceCPUPerRecordUs)
+		medians[b.Broker] = [3]float64{mp, mc, mu}
 		runs := ""
 		for _, v := range b.ProduceRecPerSec {
 			runs += fmt.Sprintf(" %.0f", v)
 		}
-		fmt.Fprintf(w, "  %-18s %14.0f %14.0f  %s\n", b.Broker, mp, mc, runs[min(1, len(runs)):])
+		fmt.Fprintf(w, "  %-18s %14.0f %14.0f %16.3f  %s\n", b.Broker, mp, mc, mu, runs[min(1, len(runs)):])
 	}
 	k, ok := medians["kbroker"]
 	if !ok {
@@ -125,9 +135,9 @@ func printAlternate(w io.Writer, r *AlternateResult, cfg config) {
 			continue
 		}
 		o := medians[b.Broker]
-		if o[0] == 0 || o[1] == 0 {
+		if o[0] == 0 || o[1] == 0 || o[2] == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %-18s %13.2fx %13.2fx\n", "kbroker/"+b.Broker, k[0]/o[0], k[1]/o[1])
+		fmt.Fprintf(w, "  %-18s %13.2fx %13.2fx %15.2fx\n", "kbroker/"+b.Broker, k[0]/o[0], k[1]/o[1], k[2]/o[2])
 	}
 }

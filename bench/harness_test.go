@@ -318,14 +318,14 @@ func TestTxnProtocol(t *testing.T) {
 
 func TestPrintAlternate(t *testing.T) {
 	r := &AlternateResult{Runs: 3, Records: 10, Brokers: []AlternateBroker{
-		{Broker: "kbroker", ProduceRecPerSec: []float64{90, 300, 100}, ConsumeRecPerSec: []float64{200, 200, 200}},
-		{Broker: "null", ProduceRecPerSec: []float64{200, 50, 400}, ConsumeRecPerSec: []float64{100, 400, 50}},
+		{Broker: "kbroker", ProduceRecPerSec: []float64{90, 300, 100}, ConsumeRecPerSec: []float64{200, 200, 200}, ProduceCPUPerRecordUs: []float64{0.6, 0.9, 0.3}},
+		{Broker: "null", ProduceRecPerSec: []float64{200, 50, 400}, ConsumeRecPerSec: []float64{100, 400, 50}, ProduceCPUPerRecordUs: []float64{0.5, 0.4, 0.2}},
 	}}
 	var b strings.Builder
 	printAlternate(&b, r, config{recordSize: 1024, compression: "snappy"})
 	out := b.String()
-	// Medians: kbroker 100 and 200, null 200 and 100.
-	for _, want := range []string{"3 rounds of 10 records", "90 300 100", "kbroker/null", "0.50x", "2.00x"} {
+	// Medians: kbroker 100, 200 and 0.6 µs, null 200, 100 and 0.4 µs.
+	for _, want := range []string{"3 rounds of 10 records", "90 300 100", "0.600", "kbroker/null", "0.50x", "2.00x", "1.50x"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -109,7 +109,7 @@ func main() {
 	flag.StringVar(&scaleConnections, "scale-connections", "10,100,1000", "connection counts of the scale section")
 	flag.BoolVar(&cfg.withTLS, "tls", false, "also run the TLS figure: kbroker with a PLAINTEXT and an SSL listener, produce and consume through each")
 	flag.IntVar(&cfg.tlsRuns, "tls-runs", 3, "runs of each listener in the TLS figure, alternating; the median is reported")
-	flag.IntVar(&cfg.alternateRuns, "alternate-runs", 3, "rounds of the alternating figure: every broker up at once, produce and consume runs taking turns (0: skip it)")
+	flag.IntVar(&cfg.alternateRuns, "alternate-runs", 5, "rounds of the alternating figure: every broker up at once, produce and consume runs taking turns (0: skip it)")
 	flag.Parse()
 	cfg.scale.topicSize = 100
 	var perr error
