@@ -36,7 +36,8 @@ type AlternateBroker struct {
 // benchAlternate starts every broker of specs, then runs cfg.alternateRuns
 // rounds: in each, every broker in turn gets a fresh topic of 6 partitions,
 // cfg.idempotenceRecords records produced as in the produce row, and the
-// same records consumed back. The brokers not being measured sit idle.
+// same records consumed back; then the topic is deleted. The brokers not
+// being measured sit idle.
 func benchAlternate(ctx context.Context, cfg config, specs []brokerSpec, tmp string, logf func(string, ...any)) *AlternateResult {
 	res := &AlternateResult{Runs: cfg.alternateRuns, Records: cfg.idempotenceRecords}
 	fail := func(err error) *AlternateResult {
@@ -104,6 +105,11 @@ func produceConsume(ctx context.Context, cfg config, b *child, topic string, val
 	defer cancel2()
 	if c, err = consumeThroughput(cctx, b.addr, topic, cfg.idempotenceRecords); err != nil {
 		return p, cpuUs, c, fmt.Errorf("consume: %w", err)
+	}
+	// Without this the in-memory brokers would hold every round's records
+	// and the machine would be short of memory in the last rounds.
+	if err = deleteTopic(cctx, b.addr, topic); err != nil {
+		return p, cpuUs, c, fmt.Errorf("delete topic: %w", err)
 	}
 	return p, cpuUs, c, nil
 }

@@ -3,10 +3,10 @@ package main
 // The null broker: a Kafka-protocol server that keeps produced batches in
 // memory and does nothing else — no validation, no index, no disk, no
 // groups, no transactions. It answers exactly what a kgo producer and
-// consumer need (ApiVersions, Metadata, CreateTopics, InitProducerId,
-// Produce, ListOffsets, Fetch with long poll), so what it reaches is the
-// limit the client and the loopback set on this machine. kbroker/null is
-// the fraction of that limit kbroker reaches.
+// consumer need (ApiVersions, Metadata, CreateTopics, DeleteTopics,
+// InitProducerId, Produce, ListOffsets, Fetch with long poll), so what it
+// reaches is the limit the client and the loopback set on this machine.
+// kbroker/null is the fraction of that limit kbroker reaches.
 
 import (
 	"bufio"
@@ -36,6 +36,7 @@ var nullVersions = map[int16][2]int16{
 	kmsg.Metadata.Int16():       {1, 12},
 	kmsg.ApiVersions.Int16():    {0, 3},
 	kmsg.CreateTopics.Int16():   {2, 7},
+	kmsg.DeleteTopics.Int16():   {1, 6},
 	kmsg.InitProducerID.Int16(): {0, 5},
 }
 
@@ -163,6 +164,8 @@ func (b *nullBroker) handle(frame []byte) ([]byte, error) {
 		resp = b.metadata(r)
 	case *kmsg.CreateTopicsRequest:
 		resp = b.createTopics(r)
+	case *kmsg.DeleteTopicsRequest:
+		resp = b.deleteTopics(r)
 	case *kmsg.InitProducerIDRequest:
 		ir := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 		ir.ProducerID, ir.ProducerEpoch = 1, 0
@@ -306,6 +309,39 @@ func (b *nullBroker) createTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
 		ct := kmsg.NewCreateTopicsResponseTopic()
 		ct.Topic, ct.TopicID, ct.NumPartitions, ct.ReplicationFactor = rt.Topic, t.id, int32(len(t.partitions)), 1
 		resp.Topics = append(resp.Topics, ct)
+	}
+	return resp
+}
+
+// deleteTopics drops topics and the records they hold; the bench's
+// alternating rounds delete theirs so that memory does not grow round
+// after round. Fetches already answered keep their subslices.
+func (b *nullBroker) deleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	names := r.TopicNames
+	for _, rt := range r.Topics { // v6 names topics here, by name or id
+		name := ""
+		if rt.Topic != nil {
+			name = *rt.Topic
+		}
+		names = append(names, name)
+		if name == "" {
+			names[len(names)-1], _ = b.lookup("", rt.TopicID)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, name := range names {
+		dt := kmsg.NewDeleteTopicsResponseTopic()
+		dt.Topic = kmsg.StringPtr(name)
+		if t := b.topics[name]; t != nil {
+			dt.TopicID = t.id
+			delete(b.topics, name)
+			delete(b.byID, t.id)
+		} else {
+			dt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		}
+		resp.Topics = append(resp.Topics, dt)
 	}
 	return resp
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -76,5 +77,46 @@ func TestNullBrokerProduceFetch(t *testing.T) {
 	}
 	if p := fetch(10, 1<<20); len(p.RecordBatches) != 0 {
 		t.Fatalf("fetch at the end: %d bytes", len(p.RecordBatches))
+	}
+}
+
+func TestNullBrokerDeleteTopics(t *testing.T) {
+	b := &nullBroker{host: "127.0.0.1", port: 1, topics: map[string]*nullTopic{}, byID: map[[16]byte]string{}, grew: make(chan struct{})}
+	byName, byID := b.topic("a", 1), b.topic("b", 1)
+
+	d := kmsg.NewPtrDeleteTopicsRequest()
+	d.SetVersion(6)
+	for _, rt := range []kmsg.DeleteTopicsRequestTopic{
+		{Topic: kmsg.StringPtr("a")},
+		{TopicID: byID.id},
+		{Topic: kmsg.StringPtr("missing")},
+	} {
+		d.Topics = append(d.Topics, rt)
+	}
+	resp := roundTrip(t, b, d).(*kmsg.DeleteTopicsResponse)
+	if len(resp.Topics) != 3 {
+		t.Fatalf("%d topics in the response, want 3", len(resp.Topics))
+	}
+	for i, want := range []struct {
+		name string
+		id   [16]byte
+		code int16
+	}{{"a", byName.id, 0}, {"b", byID.id, 0}, {"missing", [16]byte{}, kerr.UnknownTopicOrPartition.Code}} {
+		got := resp.Topics[i]
+		if got.Topic == nil || *got.Topic != want.name || got.TopicID != want.id || got.ErrorCode != want.code {
+			t.Errorf("topic %d: %v %x error %d, want %s %x error %d", i, got.Topic, got.TopicID, got.ErrorCode, want.name, want.id, want.code)
+		}
+	}
+	if len(b.topics) != 0 || len(b.byID) != 0 {
+		t.Errorf("left after deleting both: %d topics, %d ids", len(b.topics), len(b.byID))
+	}
+
+	// Before v6 topics are named in TopicNames.
+	b.topic("c", 1)
+	old := kmsg.NewPtrDeleteTopicsRequest()
+	old.SetVersion(1)
+	old.TopicNames = []string{"c"}
+	if r := roundTrip(t, b, old).(*kmsg.DeleteTopicsResponse); len(r.Topics) != 1 || r.Topics[0].ErrorCode != 0 || len(b.topics) != 0 {
+		t.Errorf("v1 delete: %+v, %d topics left", r.Topics, len(b.topics))
 	}
 }

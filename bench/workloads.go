@@ -60,6 +60,20 @@ func createTopic(ctx context.Context, addr, topic string, partitions int32) erro
 	return resp.Err
 }
 
+// deleteTopic deletes topic with kadm, as createTopic made it.
+func deleteTopic(ctx context.Context, addr, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).DeleteTopic(ctx, topic)
+	if err != nil {
+		return err
+	}
+	return resp.Err
+}
+
 // payloads returns the fixed record values: n distinct values, each half
 // pseudo-random bytes and half a repeated phrase, so compression has about
 // half to gain. They are distinct because identical neighbours in a batch
