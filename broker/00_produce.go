@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,9 +145,10 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		}
 	}
 
-	failed := false
+	failed, wokeFetch := false, false
 	var waits []pendingProduce // acks=all appends waiting for the ISR
 	for _, a := range appends {
+		wokeFetch = wokeFetch || a.wokeFetch
 		if a.notLeader {
 			s.currentLeader(resp, a.sp, a.t.Name, creq.conn.listener)
 		}
@@ -160,6 +162,14 @@ func (s *Server) handleProduce(creq *clientReq) (kmsg.Response, error) {
 		}
 	}
 	s.waitForProduce(resp, waits, time.Duration(req.TimeoutMillis)*time.Millisecond, creq.conn.listener)
+	if wokeFetch {
+		// The woken fetch waits in this P's run queue until this goroutine
+		// blocks, i.e. after it has written the produce response. Its
+		// consumer waits for these records; our producer only for the ack.
+		// So hand it the core first, as Kafka completes delayed fetches in
+		// the produce's handler thread.
+		runtime.Gosched()
+	}
 
 	if req.Acks == 0 {
 		if failed {
@@ -188,6 +198,7 @@ type produceAppend struct {
 	part       *Partition
 	nextOffset int64
 	minISR     int32
+	wokeFetch  bool // the append woke a long-poll fetch waiting on the log
 }
 
 func produceError(sp *kmsg.ProduceResponseTopicPartition, err *kerr.Error, msg string) {
@@ -263,7 +274,7 @@ func (s *Server) appendPartition(req *kmsg.ProduceRequest, a *produceAppend) {
 	} else {
 		if part == nil {
 			// The leader is the whole ISR: the append is committed.
-			log.UpdateHighWatermark(log.LogEndOffset())
+			a.wokeFetch = log.UpdateHighWatermark(log.LogEndOffset())
 		}
 		tm := s.metrics.topic(t.Name)
 		tm.bytesIn.Add(float64(len(a.records)))

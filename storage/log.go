@@ -162,6 +162,7 @@ func (l *Log) activeSegment() *LogSegment {
 // UpdateHighWatermark sets the high watermark, clamped to [LogStartOffset,
 // LogEndOffset], and wakes the watchers if it moved (Kafka
 // UnifiedLog.updateHighWatermark + the delayed-fetch purgatory's checkAndComplete).
+// It reports whether a watcher was signalled that had no signal pending.
 //
 // It waits for an append in progress (mu), as Kafka's
 // maybeIncrementHighWatermark takes the log's lock: readers see a batch as
@@ -169,15 +170,16 @@ func (l *Log) activeSegment() *LogSegment {
 // follower may fetch it and report it back while an open transaction's
 // first offset is not yet in firstUnstable. A high watermark moved past the
 // batch then would let the last stable offset expose that transaction.
-func (l *Log) UpdateHighWatermark(hw int64) {
+func (l *Log) UpdateHighWatermark(hw int64) (woke bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.hwMu.Lock()
 	defer l.hwMu.Unlock()
 	hw = min(max(hw, l.LogStartOffset()), l.LogEndOffset())
 	if l.highWatermark.Swap(hw) != hw {
-		l.notifyLocked()
+		return l.notifyLocked()
 	}
+	return false
 }
 
 // Watch registers ch to receive a non-blocking send after every high watermark move
@@ -203,16 +205,22 @@ func (l *Log) Watch(ch chan<- struct{}) (cancel func()) {
 	}
 }
 
-func (l *Log) notifyLocked() {
+// notifyLocked signals every watcher and reports whether one had no signal
+// pending.
+func (l *Log) notifyLocked() (woke bool) {
 	for _, ch := range l.watchers {
-		notify(ch)
+		woke = notify(ch) || woke
 	}
+	return woke
 }
 
-func notify(ch chan<- struct{}) {
+// notify makes a non-blocking send on ch and reports whether it was taken.
+func notify(ch chan<- struct{}) bool {
 	select {
 	case ch <- struct{}{}:
+		return true
 	default:
+		return false
 	}
 }
 

@@ -453,7 +453,9 @@ func TestHighWatermarkAndWatch(t *testing.T) {
 		t.Fatal("notified without an HW move")
 	default:
 	}
-	l.UpdateHighWatermark(100) // clamped to LEO
+	if !l.UpdateHighWatermark(100) { // clamped to LEO
+		t.Fatal("the move did not report a woken watcher")
+	}
 	if l.HighWatermark() != info.LastOffset+1 {
 		t.Fatalf("HW %d, want %d", l.HighWatermark(), info.LastOffset+1)
 	}
@@ -462,7 +464,9 @@ func TestHighWatermarkAndWatch(t *testing.T) {
 	default:
 		t.Fatal("no notification")
 	}
-	l.UpdateHighWatermark(2) // unchanged: no notification
+	if l.UpdateHighWatermark(2) { // unchanged: no notification
+		t.Fatal("no move, yet a woken watcher reported")
+	}
 	select {
 	case <-ch:
 		t.Fatal("notified without a move")
@@ -472,10 +476,15 @@ func TestHighWatermarkAndWatch(t *testing.T) {
 	if l.HighWatermark() != 0 {
 		t.Fatalf("HW %d, want 0", l.HighWatermark())
 	}
+	if l.UpdateHighWatermark(1) { // the signal of the move to 0 is still pending
+		t.Fatal("a watcher with a pending signal reported as woken")
+	}
 	<-ch
 	cancel()
 	cancel()
-	l.UpdateHighWatermark(2)
+	if l.UpdateHighWatermark(2) {
+		t.Fatal("woken watcher reported after cancel")
+	}
 	select {
 	case <-ch:
 		t.Fatal("notified after cancel")
