@@ -330,6 +330,23 @@ func TestPrintAlternate(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "e2e") {
+		t.Errorf("latency columns without latency runs:\n%s", out)
+	}
+
+	r.LatencyRate, r.LatencySeconds = 2000, 2
+	r.Brokers[0].LatencyP50Ms, r.Brokers[0].LatencyP99Ms = []float64{0.3, 0.1, 0.5}, []float64{0.9, 0.6, 0.3}
+	r.Brokers[1].LatencyP50Ms, r.Brokers[1].LatencyP99Ms = []float64{0.4, 0.4, 0.4}, []float64{0.2, 0.5, 0.6}
+	b.Reset()
+	printAlternate(&b, r, config{recordSize: 1024, compression: "snappy"})
+	out = b.String()
+	// Medians: kbroker p50 0.3 and p99 0.6 ms, null 0.4 and 0.5 ms.
+	for _, want := range []string{"2000 rec/s for 2s", "e2e p99 ms", "0.75x", "1.20x", "0.900 0.600 0.300"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
 	r.Error = "boom"
 	b.Reset()
 	printAlternate(&b, r, config{})

@@ -57,8 +57,10 @@ type config struct {
 	// The TLS figure: kbroker's SSL listener against its PLAINTEXT one.
 	withTLS bool
 	tlsRuns int
-	// The alternating figure's rounds (0: skip it).
-	alternateRuns int
+	// The alternating figure's rounds (0: skip it), and the length of
+	// each of its latency runs (0: no latency runs).
+	alternateRuns    int
+	alternateLatency time.Duration
 }
 
 // phaseFunc runs f as the named phase, bounded by timeout, and reports
@@ -110,6 +112,7 @@ func main() {
 	flag.BoolVar(&cfg.withTLS, "tls", false, "also run the TLS figure: kbroker with a PLAINTEXT and an SSL listener, produce and consume through each")
 	flag.IntVar(&cfg.tlsRuns, "tls-runs", 3, "runs of each listener in the TLS figure, alternating; the median is reported")
 	flag.IntVar(&cfg.alternateRuns, "alternate-runs", 5, "rounds of the alternating figure: every broker up at once, produce and consume runs taking turns (0: skip it)")
+	flag.DurationVar(&cfg.alternateLatency, "alternate-latency", 2*time.Second, "length of each end-to-end latency run (at -latency-rate) of the alternating figure (0: none)")
 	flag.Parse()
 	cfg.scale.topicSize = 100
 	var perr error
@@ -153,8 +156,8 @@ func main() {
 	if cfg.withCluster && (cfg.cluster.sessionTimeout < time.Millisecond || cfg.cluster.heartbeat < time.Millisecond || cfg.cluster.failoverRuns < 0 || cfg.cluster.failoverRate < 1) {
 		log.Fatal("-cluster-session-timeout and -cluster-heartbeat must be at least 1ms, -failover-rate positive, -failover-runs not negative")
 	}
-	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 || cfg.txnRecords < 1 || cfg.txnSize < 1 || cfg.alternateRuns < 0 {
-		log.Fatal("-idempotence-records, -idempotence-runs, -txn-records and -txn-size must be positive, -alternate-runs not negative")
+	if cfg.idempotenceRecords < 1 || cfg.idempotenceRuns < 1 || cfg.txnRecords < 1 || cfg.txnSize < 1 || cfg.alternateRuns < 0 || cfg.alternateLatency < 0 {
+		log.Fatal("-idempotence-records, -idempotence-runs, -txn-records and -txn-size must be positive, -alternate-runs and -alternate-latency not negative")
 	}
 
 	// Ctrl-C cancels the phases; the deferred cleanups then stop the
@@ -297,6 +300,7 @@ func run(ctx context.Context, cfg config) int {
 				"scale_only":          cfg.scaleOnly,
 				"tls":                 cfg.withTLS,
 				"alternate_runs":      cfg.alternateRuns,
+				"alternate_latency_s": cfg.alternateLatency.Seconds(),
 			},
 			TLS:       tlsRes,
 			Alternate: altRes,
