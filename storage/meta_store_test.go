@@ -145,3 +145,47 @@ func TestMetaStoreSyncNewInBackground(t *testing.T) {
 		t.Fatalf("after the background sync: NoSync %v, err %v", s.db.NoSync, s.WaitDurable())
 	}
 }
+
+// writeEmptyBolt's copy is a valid, empty bbolt database that a deferred
+// open takes as it is; it never overwrites a file.
+func TestWriteEmptyBolt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db.new")
+	if err := writeEmptyBolt(path); errors.Is(err, errors.ErrUnsupported) {
+		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if fi.Size() != int64(4*os.Getpagesize()) {
+		t.Fatalf("copy of %d bytes, want the 4 pages bbolt initialises", fi.Size())
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("b"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problems []error
+	db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			problems = append(problems, err)
+		}
+		return nil
+	})
+	db.Close()
+	if len(problems) > 0 {
+		t.Fatalf("consistency check: %v", problems)
+	}
+	if err := writeEmptyBolt(path); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("writing over an existing file: %v, want ErrExist", err)
+	}
+}
