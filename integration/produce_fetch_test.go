@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Every codec's batches are stored as sent and come back intact, in order,
-// at consecutive offsets, for every acks setting.
+// Every codec's batches are stored as sent and come back intact, headers
+// too, in order, at consecutive offsets, for every acks setting.
 func TestProduceConsumeCodecsAndAcks(t *testing.T) {
 	t.Parallel()
 	b := startBroker(t, nil)
@@ -35,7 +36,7 @@ func TestProduceConsumeCodecsAndAcks(t *testing.T) {
 			const n = 300
 			var rs []*kgo.Record
 			for i := range n {
-				rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: bytes.Repeat(value(i), 20)})
+				rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: bytes.Repeat(value(i), 20), Headers: recordHeaders(i)})
 			}
 			produceSync(t, cl, rs...)
 			got := consumeN(t, b.Addr(), topic, n)
@@ -43,9 +44,18 @@ func TestProduceConsumeCodecsAndAcks(t *testing.T) {
 				if r.Offset != int64(i) || !bytes.Equal(r.Value, bytes.Repeat(value(i), 20)) || string(r.Key) != fmt.Sprint(i) {
 					t.Fatalf("%s: record %d: offset %d key %q", topic, i, r.Offset, r.Key)
 				}
+				if !slices.EqualFunc(r.Headers, recordHeaders(i), func(a, b kgo.RecordHeader) bool { return a.Key == b.Key && bytes.Equal(a.Value, b.Value) }) {
+					t.Fatalf("%s: record %d: headers %q, want %q", topic, i, r.Headers, recordHeaders(i))
+				}
 			}
 		}
 	}
+}
+
+// recordHeaders gives record i none, one or two headers, one with an empty
+// value.
+func recordHeaders(i int) []kgo.RecordHeader {
+	return []kgo.RecordHeader{{Key: "traceparent", Value: value(i)}, {Key: "empty", Value: []byte{}}}[:i%3]
 }
 
 // Records keep their offsets, topics their configs, across a clean restart.

@@ -78,7 +78,7 @@ func ValidateProduceBatch(records []byte, cfg storage.LogConfig, now time.Time) 
 		badOffset, badTime bool
 		noKey              []int32 // indexes of keyless records in the batch
 	)
-	err = storage.Records(records, func(r storage.Record) bool {
+	err = storage.RecordsWithoutHeaders(records, func(r storage.Record) bool {
 		switch {
 		case r.Offset != next:
 			bad, badOffset = r, true

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -246,11 +248,17 @@ type truncatedRegion struct{ memRegion }
 func (r truncatedRegion) Len() int64 { return int64(len(r.b)) + 5 }
 
 // testBatch builds a valid uncompressed batch with n records.
-func testBatch(n int) []byte {
+func testBatch(n int) []byte { return testBatchWithHeaders(n, 0) }
+
+// testBatchWithHeaders is testBatch with headers headers on every record.
+func testBatchWithHeaders(n, headers int) []byte {
 	now := time.Now().UnixMilli()
 	var records []byte
 	for i := range n {
 		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte("v")}
+		for h := range headers {
+			r.Headers = append(r.Headers, kmsg.Header{Key: "trace-" + strconv.Itoa(h), Value: []byte("00-4bf92f3577b34da6")})
+		}
 		body := r.AppendTo(nil)
 		r.Length = int32(len(body) - kbin.VarintLen(0))
 		records = r.AppendTo(records)
@@ -295,6 +303,15 @@ func TestValidateProduceBatch(t *testing.T) {
 		{"too large", testBatch(200), kerr.MessageTooLarge},
 		{"future", edit(func(b []byte) []byte { return withTimestamp(b, time.Now().Add(2*time.Hour)) }), kerr.InvalidTimestamp},
 		{"old but allowed", edit(func(b []byte) []byte { return withTimestamp(b, time.Now().Add(-1000*time.Hour)) }), nil},
+		// Headers are checked though not decoded: a negative key length
+		// (-1, a null key) is malformed, as in Kafka's DefaultRecord.
+		{"headers", testBatchWithHeaders(3, 2), nil},
+		{"null header key", func() []byte {
+			b := testBatchWithHeaders(3, 2)
+			i := bytes.Index(b, []byte("\x0etrace-1")) // varint 7, the key
+			b[i] = 0x01                                // varint -1
+			return fixCRC(b)
+		}(), kerr.CorruptMessage},
 	}
 	cfg := storage.DefaultLogConfig()
 	cfg.MaxMessageBytes = 1000
@@ -373,15 +390,20 @@ func TestParseRequestHugeTagCount(t *testing.T) {
 	}
 }
 
-// BenchmarkValidateProduceBatch walks a 500-record batch as every produce does.
+// BenchmarkValidateProduceBatch walks a 500-record batch as every produce
+// does, without headers and with two per record.
 func BenchmarkValidateProduceBatch(b *testing.B) {
-	batch := testBatch(500)
-	cfg := storage.DefaultLogConfig()
-	b.SetBytes(int64(len(batch)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ValidateProduceBatch(batch, cfg, time.Now()); err != nil {
-			b.Fatal(err)
-		}
+	for _, headers := range []int{0, 2} {
+		b.Run(fmt.Sprintf("headers=%d", headers), func(b *testing.B) {
+			batch := testBatchWithHeaders(500, headers)
+			cfg := storage.DefaultLogConfig()
+			b.SetBytes(int64(len(batch)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ValidateProduceBatch(batch, cfg, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -67,7 +67,7 @@ func DecodeEndTxnMarker(batch []byte) (EndTxnMarker, error) {
 	}
 	var key, value []byte
 	n := 0
-	if err := Records(batch, func(r Record) bool {
+	if err := RecordsWithoutHeaders(batch, func(r Record) bool {
 		key, value = r.Key, r.Value
 		n++
 		return false

@@ -58,14 +58,29 @@ func FuzzParseBatchHeader(f *testing.F) {
 
 // FuzzRecords: never panics; errors are ErrCorruptRecord; an accepted batch yields
 // exactly RecordCount records, and re-encoding them uncompressed gives a batch that
-// is accepted again with the same records.
+// is accepted again with the same records. Skipping headers accepts and
+// refuses the same batches and gives the same records, without headers.
 func FuzzRecords(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var got []Record
-		err := recordsLimit(b, 1<<20, func(r Record) bool { got = append(got, cloneRecord(r)); return true })
+		var got, skipped []Record
+		err := recordsLimit(b, 1<<20, true, func(r Record) bool { got = append(got, cloneRecord(r)); return true })
+		skipErr := recordsLimit(b, 1<<20, false, func(r Record) bool { skipped = append(skipped, cloneRecord(r)); return true })
+		if (err == nil) != (skipErr == nil) {
+			t.Fatalf("with headers: %v; skipping them: %v", err, skipErr)
+		}
+		if len(skipped) != len(got) {
+			t.Fatalf("%d records skipping headers, %d with them", len(skipped), len(got))
+		}
+		for i := range got {
+			want := got[i]
+			want.Headers = nil
+			if skipped[i].Headers != nil || !reflect.DeepEqual(normalize([]Record{want}), normalize(skipped[i:i+1])) {
+				t.Fatalf("record %d skipping headers: %+v, with them: %+v", i, skipped[i], got[i])
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCorruptRecord) {
 				t.Fatalf("error not ErrCorruptRecord: %v", err)

@@ -196,7 +196,7 @@ func (f *batchFilter) forEachRecord(batch []byte, h BatchHeader, fn func(raw []b
 		return fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrCorruptRecord, h.RecordCount, len(body))
 	}
 	for i := int32(0); i < h.RecordCount; i++ {
-		r, n, err := readRecord(body, h)
+		r, n, err := readRecord(body, h, false) // the cleaner keeps records whole: headers unread
 		if err != nil {
 			return fmt.Errorf("%w (record %d of %d)", err, i, h.RecordCount)
 		}

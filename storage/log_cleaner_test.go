@@ -786,7 +786,7 @@ func FuzzCleanBatch(f *testing.F) {
 		}
 		filter := &batchFilter{offsetMap: m, txns: newCleanedTransactionMetadata(nil), nowMs: now, deleteRetentionMs: 5}
 		var in []Record
-		recordsLimit(b, 1<<20, func(r Record) bool { in = append(in, cloneRecord(r)); return true })
+		recordsLimit(b, 1<<20, true, func(r Record) bool { in = append(in, cloneRecord(r)); return true })
 		out, err := filter.filter(nil, b, h)
 		if err != nil {
 			if !errors.Is(err, ErrCorruptRecord) {
@@ -805,7 +805,7 @@ func FuzzCleanBatch(f *testing.F) {
 			t.Fatalf("batch changed: %+v from %+v", oh, h)
 		}
 		var got []Record
-		if err := recordsLimit(out, 1<<20, func(r Record) bool { got = append(got, cloneRecord(r)); return true }); err != nil {
+		if err := recordsLimit(out, 1<<20, true, func(r Record) bool { got = append(got, cloneRecord(r)); return true }); err != nil {
 			t.Fatalf("written batch does not decode: %v", err)
 		}
 		j := 0

@@ -334,7 +334,7 @@ func (s *LogSegment) findOffsetByTimestamp(ts, startingOffset, maxPos int64) (of
 			if batch, err = s.readBatch(batch, pos, h); err != nil {
 				return 0, 0, false, err
 			}
-			err = Records(batch, func(r Record) bool {
+			err = RecordsWithoutHeaders(batch, func(r Record) bool {
 				if r.Timestamp >= ts && r.Offset >= startingOffset {
 					offset, timestamp, found = r.Offset, r.Timestamp, true
 					return false
@@ -372,7 +372,7 @@ func (s *LogSegment) findOffsetOfMaxTimestamp(maxPos int64) (offset, timestamp i
 			if batch, err = s.readBatch(batch, pos, h); err != nil {
 				return 0, 0, false, err
 			}
-			err = Records(batch, func(r Record) bool {
+			err = RecordsWithoutHeaders(batch, func(r Record) bool {
 				if r.Timestamp == ts {
 					offset, found = r.Offset, true
 					return false

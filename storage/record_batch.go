@@ -173,12 +173,20 @@ type RecordHeader struct {
 // a record count that differs from the header's, or bytes left after the last record
 // is ErrCorruptRecord.
 func Records(batch []byte, fn func(Record) bool) error {
-	return recordsLimit(batch, maxUncompressedBatchBytes, fn)
+	return recordsLimit(batch, maxUncompressedBatchBytes, true, fn)
+}
+
+// RecordsWithoutHeaders is Records with every record's Headers nil: they are
+// checked as Records checks them, but not copied out, as Kafka's
+// skipKeyValueIterator skips them when LogValidator checks a batch. Copying
+// cost an allocation per record and one per header.
+func RecordsWithoutHeaders(batch []byte, fn func(Record) bool) error {
+	return recordsLimit(batch, maxUncompressedBatchBytes, false, fn)
 }
 
 // recordsLimit is Records with a bound on the decompressed size (fuzzing uses a
-// small one).
-func recordsLimit(batch []byte, limit int, fn func(Record) bool) error {
+// small one), and headers to decode the headers or only check them.
+func recordsLimit(batch []byte, limit int, headers bool, fn func(Record) bool) error {
 	h, err := ParseBatchHeader(batch)
 	if err != nil {
 		return err
@@ -217,7 +225,7 @@ func recordsLimit(batch []byte, limit int, fn func(Record) bool) error {
 	for i := int32(0); i < h.RecordCount; i++ {
 		var r Record
 		var n int
-		r, n, err = readRecord(body, h)
+		r, n, err = readRecord(body, h, headers)
 		if err != nil {
 			return fmt.Errorf("%w (record %d of %d)", err, i, h.RecordCount)
 		}
@@ -240,8 +248,9 @@ func recordsLimit(batch []byte, limit int, fn func(Record) bool) error {
 const minRecordSize = 7
 
 // readRecord decodes the record at the start of b and returns it with the number of
-// bytes it used (DefaultRecord.readFrom).
-func readRecord(b []byte, h BatchHeader) (Record, int, error) {
+// bytes it used (DefaultRecord.readFrom); without headers, it checks the
+// headers but leaves Record.Headers nil.
+func readRecord(b []byte, h BatchHeader, headers bool) (Record, int, error) {
 	size, n := varint(b)
 	if n <= 0 || size < minRecordSize-1 || int64(size) > int64(len(b)-n) {
 		return Record{}, 0, fmt.Errorf("%w: bad record length", ErrCorruptRecord)
@@ -261,15 +270,19 @@ func readRecord(b []byte, h BatchHeader) (Record, int, error) {
 	if nh < 0 || int(nh) > len(d.b) {
 		d.fail()
 	} else if nh > 0 && d.err == nil {
-		r.Headers = make([]RecordHeader, nh)
-		for i := range r.Headers {
+		if headers {
+			r.Headers = make([]RecordHeader, nh)
+		}
+		for i := range int(nh) {
 			klen := d.varint()
 			if klen < 0 {
 				d.fail()
 				break
 			}
-			r.Headers[i].Key = string(d.take(int(klen)))
-			r.Headers[i].Value = d.bytes()
+			key, value := d.take(int(klen)), d.bytes()
+			if headers {
+				r.Headers[i] = RecordHeader{Key: string(key), Value: value}
+			}
 		}
 	}
 	if d.err != nil {
