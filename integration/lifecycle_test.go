@@ -50,7 +50,15 @@ func startConfiguredProcess(t *testing.T, dataDir, addr, httpAddr string) (*exec
 			cmd.Wait()
 		}
 	})
-	waitListening(t, addr)
+	// The listeners are bound before the log directory loads, so a
+	// connection does not mean the start is over: wait for its last line.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "kbroker started") {
+		if time.Now().After(deadline) {
+			t.Fatalf("broker did not start in 20 s:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return cmd, logs
 }
 
