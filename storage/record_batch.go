@@ -179,7 +179,7 @@ func Records(batch []byte, fn func(Record) bool) error {
 // RecordsWithoutHeaders is Records with every record's Headers nil: they are
 // checked as Records checks them, but not copied out, as Kafka's
 // skipKeyValueIterator skips them when LogValidator checks a batch. Copying
-// cost an allocation per record and one per header.
+// them out costs an allocation per record and one per header.
 func RecordsWithoutHeaders(batch []byte, fn func(Record) bool) error {
 	return recordsLimit(batch, maxUncompressedBatchBytes, false, fn)
 }
