@@ -133,7 +133,12 @@ func (s *Server) metadataTopic(creq *clientReq, t *storage.Topic, authorizedOps 
 // metadataBrokers lists the live brokers by their endpoint on listener l
 // and names the controller. On one node that is this broker; in a cluster
 // the unfenced brokers of the image, and the active controller, which
-// serves the admin requests clients send it as every broker does.
+// serves the admin requests clients send it as every broker does. The
+// controller named is always one of the brokers listed, as Kafka names a
+// live broker (KRaftMetadataCache.getRandomAliveBrokerId): while the active
+// controller is fenced or not yet registered, this node, or else the first
+// broker listed. Clients look the id up in the list (sarama finds "no
+// controller" otherwise).
 func (s *Server) metadataBrokers(l *boundListener) ([]kmsg.MetadataResponseBroker, int32) {
 	if s.cluster == nil {
 		adv := s.advertisedFor(l)
@@ -156,9 +161,16 @@ func (s *Server) metadataBrokers(l *boundListener) ([]kmsg.MetadataResponseBroke
 		}
 		brokers = append(brokers, mb)
 	}
+	listed := func(id int32) bool {
+		return slices.ContainsFunc(brokers, func(b kmsg.MetadataResponseBroker) bool { return b.NodeID == id })
+	}
 	controllerID := s.cluster.ctl.ActiveID()
-	if controllerID < 0 {
+	switch {
+	case listed(controllerID):
+	case listed(s.cfg.NodeID) || len(brokers) == 0:
 		controllerID = s.cfg.NodeID
+	default:
+		controllerID = brokers[0].NodeID
 	}
 	return brokers, controllerID
 }

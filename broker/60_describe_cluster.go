@@ -16,7 +16,8 @@ import (
 // * Brokers: as in Metadata, by their endpoint on the listener the client
 //   connected through: this node alone, or in a cluster the unfenced
 //   brokers of the metadata image. ControllerID is this node, or in a
-//   cluster the active controller (every node is a combined one).
+//   cluster the active controller (every node is a combined one) when it
+//   is among the brokers listed, else a listed broker (see metadataBrokers).
 // * EndpointType 1 (brokers) is served. 2 (controllers) is
 //   MISMATCHED_ENDPOINT_TYPE, as a Kafka broker answers; any other value
 //   UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), with Kafka's

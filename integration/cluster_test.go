@@ -496,3 +496,34 @@ func TestClusterMetricsCountBrokers(t *testing.T) {
 		})
 	}
 }
+
+// Every node's Metadata names as controller one of the brokers it lists,
+// from the moment the cluster has started and while a node is stopped:
+// clients look the id up in the list (sarama reports "controller is not
+// available" otherwise).
+func TestClusterMetadataNamesAListedController(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	check := func(nodes []*clusterNode, d time.Duration) {
+		t.Helper()
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			for _, nd := range nodes {
+				cl := newClient(t, nd.srv.Addr())
+				resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx(t), cl)
+				cl.Close()
+				if err != nil {
+					t.Fatalf("node %d: Metadata: %v", nd.id, err)
+				}
+				listed := false
+				for _, b := range resp.Brokers {
+					listed = listed || b.NodeID == resp.ControllerID
+				}
+				if !listed {
+					t.Fatalf("node %d names controller %d, not among its %d brokers", nd.id, resp.ControllerID, len(resp.Brokers))
+				}
+			}
+		}
+	}
+	check(c.nodes, time.Second)
+	c.stop(t, 1)
+	check(c.nodes[1:], 3*time.Second)
+}
