@@ -37,6 +37,10 @@ import (
 // * __cluster_metadata is refused as Kafka refuses it; other internal names
 //   (__consumer_offsets) are ordinary names to CreateTopics, as in Kafka.
 // * TimeoutMillis is not waited on: creation is synchronous.
+// * A request whose topics would add more than maxPartitionsPerRequest
+//   partitions in all creates nothing: every topic gets POLICY_VIOLATION
+//   "Excessively large number of partitions per request."
+//   (ReplicationControlManager.validateTotalNumberOfPartitions).
 //
 // Version notes:
 // * v4: -1 partitions / replication factor take the broker defaults (KIP-464)
@@ -54,6 +58,15 @@ func (s *Server) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 	seen := make(map[string]int, len(req.Topics))
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
+	}
+	if s.requestedPartitions(req.Topics, seen) > maxPartitionsPerRequest {
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, kmsg.StringPtr("Excessively large number of partitions per request.")
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil
 	}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -79,6 +92,33 @@ func (s *Server) handleCreateTopics(creq *clientReq) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// maxPartitionsPerRequest is the most partitions one CreateTopics or
+// CreatePartitions request may add, Kafka's MAX_PARTITIONS_PER_BATCH (and
+// the controller's MAX_RECORDS_PER_USER_OP). Beyond refusing what Kafka
+// refuses, it keeps a single request from opening a log file per partition
+// until the process runs out of file descriptors.
+const maxPartitionsPerRequest = 10_000
+
+// requestedPartitions is how many partitions the request's topics named once
+// would add, counted as validateTotalNumberOfPartitions counts them: the
+// manual assignment's size, else num.partitions for -1, else a positive
+// count (an invalid one fails that topic later and counts for nothing).
+func (s *Server) requestedPartitions(topics []kmsg.CreateTopicsRequestTopic, seen map[string]int) int64 {
+	var total int64
+	for _, rt := range topics {
+		switch {
+		case seen[rt.Topic] > 1:
+		case len(rt.ReplicaAssignment) > 0:
+			total += int64(len(rt.ReplicaAssignment))
+		case rt.NumPartitions == -1:
+			total += int64(s.cfg.NumPartitions)
+		case rt.NumPartitions > 0:
+			total += int64(rt.NumPartitions)
+		}
+	}
+	return total
 }
 
 // createTopic validates and (unless validateOnly) creates one topic, filling

@@ -28,6 +28,13 @@ import (
 //   name." once, and is not grown.
 // * Unknown topics get UNKNOWN_TOPIC_OR_PARTITION with no message.
 // * ValidateOnly runs every check and creates nothing.
+// * The topics of one request may add at most maxPartitionsPerRequest
+//   partitions in all; a topic that would go past it gets POLICY_VIOLATION
+//   "Unable to perform excessively large batch operation." and is not grown.
+//   That is the controller's answer when a request overflows its bounded
+//   record list; ReplicationControlManager.createPartitions catches the
+//   overflow per topic instead and reports UNKNOWN_SERVER_ERROR, keeping the
+//   topic's records added before it.
 //
 // Version notes:
 // * v1: no change
@@ -46,6 +53,7 @@ func (s *Server) handleCreatePartitions(creq *clientReq) (kmsg.Response, error) 
 		count[rt.Topic]++
 	}
 	answered := make(map[string]bool)
+	budget := int64(maxPartitionsPerRequest)
 	for _, rt := range req.Topics {
 		if answered[rt.Topic] {
 			continue
@@ -62,7 +70,7 @@ func (s *Server) handleCreatePartitions(creq *clientReq) (kmsg.Response, error) 
 		} else if !s.authorize(creq, acl.OpAlter, acl.ResourceTopic, rt.Topic) {
 			err = kerr.TopicAuthorizationFailed
 		} else {
-			err, msg = s.createPartitions(rt, req.ValidateOnly)
+			err, msg = s.createPartitions(rt, req.ValidateOnly, &budget)
 		}
 		if err != nil {
 			st.ErrorCode = err.Code
@@ -76,8 +84,9 @@ func (s *Server) handleCreatePartitions(creq *clientReq) (kmsg.Response, error) 
 }
 
 // createPartitions validates and applies one topic's growth, returning the
-// error and Kafka's message for it.
-func (s *Server) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) (*kerr.Error, string) {
+// error and Kafka's message for it. budget is what the request may still
+// add; the growth is taken from it.
+func (s *Server) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnly bool, budget *int64) (*kerr.Error, string) {
 	t, ok := s.logs.Topic(rt.Topic)
 	if !ok {
 		return kerr.UnknownTopicOrPartition, ""
@@ -103,6 +112,11 @@ func (s *Server) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validate
 			}
 		}
 	}
+	additional := int64(rt.Count) - int64(current)
+	if additional > *budget {
+		return kerr.PolicyViolation, "Unable to perform excessively large batch operation."
+	}
+	*budget -= additional
 	if validateOnly {
 		return nil, ""
 	}

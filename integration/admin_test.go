@@ -391,6 +391,88 @@ func TestAdminCreatePartitions(t *testing.T) {
 	}
 }
 
+// One request may add at most 10,000 partitions (Kafka's
+// MAX_PARTITIONS_PER_BATCH): past it nothing is created and the client gets
+// POLICY_VIOLATION, and the broker goes on serving.
+func TestAdminPartitionsPerRequestLimit(t *testing.T) {
+	b := startBroker(t, nil)
+	cl := b.client(t)
+	adm := kadm.NewClient(cl)
+
+	// CreateTopics counts every topic of the request: 2 x 5,001 is over, so
+	// neither topic is made, though each alone would be allowed.
+	req := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range []string{"huge-a", "huge-b"} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 5001, 1
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Topics) != 2 {
+		t.Fatalf("%d topic results, want 2", len(resp.Topics))
+	}
+	for _, r := range resp.Topics {
+		if r.ErrorCode != kerr.PolicyViolation.Code || r.ErrorMessage == nil || *r.ErrorMessage != "Excessively large number of partitions per request." {
+			t.Errorf("%s: code %d message %v, want POLICY_VIOLATION", r.Topic, r.ErrorCode, r.ErrorMessage)
+		}
+	}
+	// A count that cannot be met by any file descriptor limit is refused at once too.
+	// (kadm's CreateTopic returns the topic's error as its own.)
+	if rs, _ := adm.CreateTopic(ctx(t), 2_000_000_000, 1, nil, "huge-c"); !errors.Is(rs.Err, kerr.PolicyViolation) {
+		t.Fatalf("2e9 partitions: %v, want POLICY_VIOLATION", rs.Err)
+	}
+	md := metadataTopics(t, cl)
+	for _, name := range []string{"huge-a", "huge-b", "huge-c"} {
+		if _, ok := md[name]; ok {
+			t.Errorf("%s was created", name)
+		}
+	}
+
+	// CreatePartitions takes the growth from one budget per request: the
+	// first topic's 9,999 new partitions fit, the second's 2 do not.
+	createTopic(t, adm, "grow-a", 1, nil)
+	createTopic(t, adm, "grow-b", 1, nil)
+	preq := kmsg.NewPtrCreatePartitionsRequest()
+	preq.ValidateOnly = true
+	for _, c := range []struct {
+		topic string
+		count int32
+	}{{"grow-a", 10_000}, {"grow-b", 3}} {
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = c.topic, c.count
+		preq.Topics = append(preq.Topics, rt)
+	}
+	presp, err := preq.RequestWith(ctx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(presp.Topics) != 2 {
+		t.Fatalf("%d topic results, want 2", len(presp.Topics))
+	}
+	if r := presp.Topics[0]; r.ErrorCode != 0 {
+		t.Errorf("grow-a by 9,999 (validate only): code %d message %v", r.ErrorCode, r.ErrorMessage)
+	}
+	if r := presp.Topics[1]; r.ErrorCode != kerr.PolicyViolation.Code || r.ErrorMessage == nil || *r.ErrorMessage != "Unable to perform excessively large batch operation." {
+		t.Errorf("grow-b past the budget: code %d message %v, want POLICY_VIOLATION", r.ErrorCode, r.ErrorMessage)
+	}
+	prs, err := adm.UpdatePartitions(ctx(t), 2_000_000_000, "grow-a")
+	if err != nil || !errors.Is(prs["grow-a"].Err, kerr.PolicyViolation) {
+		t.Fatalf("grow to 2e9: %v / %v, want POLICY_VIOLATION", err, prs["grow-a"].Err)
+	}
+	for _, name := range []string{"grow-a", "grow-b"} {
+		if n := len(metadataTopics(t, cl)[name].Partitions); n != 1 {
+			t.Errorf("%s has %d partitions, want 1", name, n)
+		}
+	}
+
+	// The broker still creates and serves a topic afterwards.
+	createTopic(t, adm, "after-huge", 3, nil)
+	produceSync(t, cl, &kgo.Record{Topic: "after-huge", Value: value(1)})
+}
+
 func TestAdminDescribeLogDirs(t *testing.T) {
 	b := startBroker(t, nil)
 	cl := b.client(t)
