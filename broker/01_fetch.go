@@ -18,8 +18,10 @@ import (
 // * Reads whole batches from one segment per partition, up to the high
 //   watermark (read_uncommitted) or the last stable offset
 //   (read_committed, with the aborted transactions of the range from the
-//   TransactionIndex), within the partition's and the request's MaxBytes;
-//   the first partition with data returns at least one whole batch (KIP-74).
+//   TransactionIndex), within the partition's and the request's MaxBytes,
+//   the latter capped by fetch.max.bytes (and MinBytes by that), as
+//   KafkaApis.handleFetchRequest caps it; the first partition with data
+//   returns at least one whole batch (KIP-74).
 // * Record bytes are not copied: each partition's records are a file
 //   region that the connection writes with sendfile(2). Only a response
 //   with a few KiB of records in all (protocol.Frame.WriteTo) reads them
@@ -296,11 +298,13 @@ func (r *fetchResult) news(p *sessionPartition) bool {
 		r.logStartOffset != p.sentLogStartOffset
 }
 
-// waitForFetch reads parts and, while fewer than MinBytes are ready, waits
-// for appends until MaxWaitMillis, then reads again.
+// waitForFetch reads parts and, while fewer than MinBytes are ready and the
+// response has room for more, waits for appends until MaxWaitMillis, then
+// reads again.
 func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition, replicaID int32) []fetchResult {
-	results, bytes, failed := s.readPartitions(req, parts, replicaID)
-	if req.MaxWaitMillis <= 0 || bytes >= int64(req.MinBytes) || failed || len(parts) == 0 {
+	minBytes := min(int64(req.MinBytes), s.fetchMaxBytes(req))
+	results, bytes, full, failed := s.readPartitions(req, parts, replicaID)
+	if req.MaxWaitMillis <= 0 || bytes >= minBytes || full || failed || len(parts) == 0 {
 		s.metrics.fetchWait.Observe(0)
 		return results
 	}
@@ -328,8 +332,8 @@ func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition,
 	defer timer.Stop()
 	for {
 		releaseAll(results)
-		results, bytes, failed = s.readPartitions(req, parts, replicaID)
-		if bytes >= int64(req.MinBytes) || failed {
+		results, bytes, full, failed = s.readPartitions(req, parts, replicaID)
+		if bytes >= minBytes || full || failed {
 			return results
 		}
 		select {
@@ -340,6 +344,15 @@ func (s *Server) waitForFetch(req *kmsg.FetchRequest, parts []*sessionPartition,
 			return results
 		}
 	}
+}
+
+// fetchMaxBytes is the most the response to req may carry: its MaxBytes
+// within fetch.max.bytes (a MaxBytes of 0 or less sets no bound of its own).
+func (s *Server) fetchMaxBytes(req *kmsg.FetchRequest) int64 {
+	if req.MaxBytes <= 0 {
+		return int64(s.cfg.FetchMaxBytes)
+	}
+	return min(int64(req.MaxBytes), int64(s.cfg.FetchMaxBytes))
 }
 
 // fetchTopic resolves a session key's topic: by id when it has one; nil when
@@ -367,20 +380,20 @@ func releaseAll(results []fetchResult) {
 }
 
 // readPartitions reads every partition once, within the byte limits. It
-// returns the bytes ready and whether any partition failed (which, as in
-// Kafka, answers at once instead of waiting).
+// returns the bytes ready, whether the response is full (a partition has
+// data the request's byte budget left no room for: waiting adds nothing,
+// where Kafka's DelayedFetch would count that data as available), and
+// whether any partition failed (which, as in Kafka, answers at once
+// instead of waiting).
 //
 // A follower (replicaID >= 0) reads up to the log end offset, and its fetch
 // offset tells the leader how far its log reaches (Kafka's
 // updateFollowerFetchState), which may move the high watermark and the ISR.
-func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartition, replicaID int32) ([]fetchResult, int64, bool) {
+func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartition, replicaID int32) ([]fetchResult, int64, bool, bool) {
 	results := make([]fetchResult, len(parts))
-	remaining := int64(req.MaxBytes)
-	if remaining <= 0 {
-		remaining = 1<<31 - 1
-	}
+	remaining := s.fetchMaxBytes(req)
 	var total int64
-	failed := false
+	full, failed := false, false
 	minOneMessage := true
 	for i, p := range parts {
 		r := &results[i]
@@ -449,11 +462,16 @@ func (s *Server) readPartitions(req *kmsg.FetchRequest, parts []*sessionPartitio
 			// beyond the data are harmless, clients apply them by offset.
 			r.aborted = log.CollectAbortedTxns(p.fetchOffset, maxOffset)
 		}
+		next := p.fetchOffset
 		if n := info.Records.Len(); n > 0 {
 			total += n
 			remaining -= n
 			minOneMessage = false
+			next = info.LastOffset + 1
+		}
+		if maxBytes < int64(p.maxBytes) && next < maxOffset {
+			full = true
 		}
 	}
-	return results, total, failed
+	return results, total, full, failed
 }

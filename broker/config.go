@@ -68,6 +68,7 @@ type Config struct {
 	AutoCreateTopicsEnable   bool   // auto.create.topics.enable
 	DeleteTopicEnable        bool   // delete.topic.enable
 	SocketRequestMaxBytes    int32  // socket.request.max.bytes
+	FetchMaxBytes            int32  // fetch.max.bytes: the most one Fetch response carries
 	// FailedAuthenticationDelay is connection.failed.authentication.delay.ms:
 	// how long a failed SASL authentication waits before its answer and
 	// the close, to slow down guessing (KIP-306).
@@ -293,6 +294,7 @@ var brokerConfigDefs = []configDef{
 	{"auto.create.topics.enable", "true", boolInto(func(c *Config) *bool { return &c.AutoCreateTopicsEnable })},
 	{"delete.topic.enable", "true", boolInto(func(c *Config) *bool { return &c.DeleteTopicEnable })},
 	{"socket.request.max.bytes", "104857600", intInto(func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1024, math.MaxInt32)},
+	{"fetch.max.bytes", "57671680", intInto(func(c *Config) *int32 { return &c.FetchMaxBytes }, 1024, math.MaxInt32)},
 	{"connection.failed.authentication.delay.ms", "100", msInto(func(c *Config) *time.Duration { return &c.FailedAuthenticationDelay }, 0, time.Millisecond)},
 	{"log.retention.check.interval.ms", "300000", durationInto(func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval })},
 	{"log.flush.scheduler.interval.ms", "1000", durationInto(func(c *Config) *time.Duration { return &c.LogFlushSchedulerInterval })},

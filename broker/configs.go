@@ -517,6 +517,7 @@ var brokerConfigTypes = map[string]kmsg.ConfigType{
 	"auto.create.topics.enable":                 kmsg.ConfigTypeBoolean,
 	"delete.topic.enable":                       kmsg.ConfigTypeBoolean,
 	"socket.request.max.bytes":                  kmsg.ConfigTypeInt,
+	"fetch.max.bytes":                           kmsg.ConfigTypeInt,
 	"connection.failed.authentication.delay.ms": kmsg.ConfigTypeInt,
 	"log.retention.check.interval.ms":           kmsg.ConfigTypeLong,
 	"log.flush.scheduler.interval.ms":           kmsg.ConfigTypeLong,

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -233,6 +235,66 @@ func TestConsumeFromOffsets(t *testing.T) {
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.OffsetOutOfRange.Code {
 		t.Fatalf("fetch past end: error %d, want OFFSET_OUT_OF_RANGE", code)
 	}
+}
+
+// fetch.max.bytes caps what one Fetch response carries, whatever the
+// request's MaxBytes, and MinBytes with it: a long poll asking for more than
+// the cap answers once the cap's worth is there (KafkaApis.handleFetchRequest).
+func TestFetchMaxBytesCapsResponse(t *testing.T) {
+	t.Parallel()
+	const fetchMax = 4096
+	b := startBroker(t, map[string]string{"fetch.max.bytes": strconv.Itoa(fetchMax)})
+	adm := b.admin(t)
+	createTopic(t, adm, "capped", 1, nil)
+	cl := b.client(t, kgo.DefaultProduceTopic("capped"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20 { // a batch of about 1 KiB each
+		v := make([]byte, 1000)
+		for i := range v {
+			v[i] = byte(rng.Uint32())
+		}
+		produceSync(t, cl, &kgo.Record{Value: v})
+	}
+
+	id := topicID(t, adm, "capped")
+	fetch := func(minBytes int32) []byte {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionEpoch = 60000, minBytes, 1<<30, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "capped", id
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 1<<30, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0].RecordBatches
+	}
+	if records := fetch(1); len(records) == 0 || len(records) > fetchMax {
+		t.Errorf("fetch returned %d bytes of records, want 1..%d", len(records), fetchMax)
+	}
+	// With MinBytes above the cap, an uncapped long poll would hold the
+	// request for its whole minute, past the context's deadline; capped, it
+	// answers with what fits, since waiting cannot add to a full response.
+	if records := fetch(1 << 20); len(records) == 0 || len(records) > fetchMax {
+		t.Errorf("long poll returned %d bytes of records, want 1..%d", len(records), fetchMax)
+	}
+
+	rc, err := adm.DescribeBrokerConfigs(ctx(t), nodeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rc[0].Configs {
+		if c.Key == "fetch.max.bytes" {
+			if c.MaybeValue() != strconv.Itoa(fetchMax) {
+				t.Errorf("DescribeConfigs fetch.max.bytes = %q, want %d", c.MaybeValue(), fetchMax)
+			}
+			return
+		}
+	}
+	t.Error("DescribeConfigs does not list fetch.max.bytes")
 }
 
 // acks=all is refused when min.insync.replicas exceeds the ISR (one
