@@ -76,7 +76,17 @@ type topicMetrics struct {
 // latencyBuckets span 50µs to ~26s.
 var latencyBuckets = prometheus.ExponentialBuckets(0.00005, 2, 20)
 
-func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics, error) {
+// newLogFlushHistogram is made before the other metrics: the log directory
+// opens, with its flush callback, while they are built.
+func newLogFlushHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "kbroker_log_flush_seconds",
+		Help:    "Duration of each partition log flush (fsync of its dirty segments, indexes, epoch checkpoint and directory), and of each fsync of a single node's transaction state journal, the log Kafka calls __transaction_state.",
+		Buckets: latencyBuckets,
+	})
+}
+
+func newMetrics(reg prometheus.Registerer, s *Server, version string, logFlush prometheus.Histogram) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbroker_requests_total",
@@ -131,11 +141,7 @@ func newMetrics(reg prometheus.Registerer, s *Server, version string) (*metrics,
 			Help:    "Time a consumer fetch waited for MinBytes (the long poll, bounded by MaxWaitMillis); 0 when answered at once.",
 			Buckets: latencyBuckets,
 		}),
-		logFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "kbroker_log_flush_seconds",
-			Help:    "Duration of each partition log flush (fsync of its dirty segments, indexes, epoch checkpoint and directory), and of each fsync of a single node's transaction state journal, the log Kafka calls __transaction_state.",
-			Buckets: latencyBuckets,
-		}),
+		logFlush: logFlush,
 		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbroker_group_rebalances_total",
 			Help: "Completed group rebalances, by group type. classic: a join phase ended (every member rejoined, or the rest were dropped at the rebalance timeout; also when the group ends up Empty). consumer (KIP-848): the group reached Stable, every member reconciled to the target assignment, after its group epoch moved (a member joined, left or was fenced, a subscription or a subscribed topic changed); epochs moving before it is Stable extend the same rebalance, and one that ends with the group Empty is not counted.",

@@ -18,7 +18,7 @@ import (
 
 // BenchmarkRequestMetrics is the metric work of one produce request.
 func BenchmarkRequestMetrics(b *testing.B) {
-	m, err := newMetrics(prometheus.NewRegistry(), &Server{}, "bench")
+	m, err := newMetrics(prometheus.NewRegistry(), &Server{}, "bench", newLogFlushHistogram())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,7 +38,7 @@ func observeProduce(m *metrics, resp *kmsg.ProduceResponse) {
 // The per-request metric updates allocate nothing: children are resolved
 // per API key and version, per topic, ahead of the request.
 func TestRequestMetricsDoNotAllocate(t *testing.T) {
-	m, err := newMetrics(prometheus.NewRegistry(), &Server{}, "test")
+	m, err := newMetrics(prometheus.NewRegistry(), &Server{}, "test", newLogFlushHistogram())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,5 +49,49 @@ func TestRequestMetricsDoNotAllocate(t *testing.T) {
 	}
 	if am := m.forAPI(protocol.ProduceKey, 99); am != nil {
 		t.Error("children for an unsupported version")
+	}
+}
+
+// An embedder's registry gets the broker's metrics, the log flush histogram
+// among them (it is made before the others, while the log directory opens);
+// a Registerer that cannot be gathered, given alone, fails the start before
+// the data directory is touched.
+func TestStartWithEmbedderRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg, err := ParseConfig(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir(), "http.listener": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Registerer = reg
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make(map[string]bool)
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, want := range []string{"kbroker_log_flush_seconds", "kbroker_build_info", "kafka_brokers"} {
+		if !names[want] {
+			t.Errorf("%s not in the embedder's registry", want)
+		}
+	}
+
+	dir := filepath.Join(t.TempDir(), "never")
+	cfg, err = ParseConfig(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": dir, "http.listener": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Registerer = prometheus.WrapRegistererWithPrefix("x_", reg) // not a Gatherer
+	if _, err := Start(cfg); err == nil {
+		t.Fatal("Start took a Registerer without a Gatherer")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused start touched its data directory: %v", err)
 	}
 }

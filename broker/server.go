@@ -103,33 +103,25 @@ func Start(cfg Config) (*Server, error) {
 		authz:    newAuthorizer(cfg),
 	}
 	reg, gatherer := cfg.Registerer, cfg.Gatherer
-	if reg == nil && gatherer == nil {
-		// A private registry gets the Go runtime's and the process's
-		// metrics too, as prometheus' default registry has them.
-		r := prometheus.NewRegistry()
-		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		reg, gatherer = r, r
-	} else if g, ok := reg.(prometheus.Gatherer); ok && gatherer == nil {
+	if g, ok := reg.(prometheus.Gatherer); ok && gatherer == nil {
 		gatherer = g
-	} else if reg == nil || gatherer == nil {
-		return nil, errors.New("broker: Config.Registerer and Config.Gatherer go together")
 	}
-	var err error
-	if s.metrics, err = newMetrics(reg, s, cfg.Version); err != nil {
-		return nil, fmt.Errorf("broker: metrics: %w", err)
+	if (reg == nil) != (gatherer == nil) {
+		return nil, errors.New("broker: Config.Registerer and Config.Gatherer go together")
 	}
 	if cfg.Clustered() && cfg.ClusterID == "" {
 		cfg.ClusterID = clusterIDFromVoters(cfg.QuorumVoters)
 		s.cfg.ClusterID = cfg.ClusterID
 	}
 	// The log directory opens (for a new one, mostly a wait on the disk)
-	// while the HTTP endpoint and the listeners bind.
+	// while the metrics are built and the HTTP endpoint and the listeners
+	// bind.
 	type opened struct {
 		logs *storage.LogManager
 		err  error
 	}
 	logsOpened := make(chan opened, 1)
-	logFlush := s.metrics.logFlush
+	logFlush := newLogFlushHistogram()
 	go func() {
 		logs, err := storage.OpenLogManager(storage.LogManagerOptions{
 			Dir:                               cfg.LogDir,
@@ -146,12 +138,25 @@ func Start(cfg Config) (*Server, error) {
 		})
 		logsOpened <- opened{logs, err}
 	}()
+	if reg == nil {
+		// A private registry gets the Go runtime's and the process's
+		// metrics too, as prometheus' default registry has them.
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg, gatherer = r, r
+	}
+	var err error
+	if s.metrics, err = newMetrics(reg, s, cfg.Version, logFlush); err != nil {
+		err = fmt.Errorf("broker: metrics: %w", err)
+	}
 	// Listeners are bound before recovery, as Kafka's acceptors are, and
 	// accept once the broker is ready: a client that connects meanwhile
 	// waits in the backlog and is answered as soon as the broker serves,
 	// instead of being refused and retrying. A port in use also fails the
 	// start.
-	err = s.startHTTP(gatherer)
+	if err == nil {
+		err = s.startHTTP(gatherer)
+	}
 	if err == nil {
 		err = s.bindListeners()
 	}
