@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/kbroker/kbroker/protocol"
 )
@@ -29,7 +32,7 @@ import (
 // socket. Mutating those reaches the handlers' deep paths, which random
 // bytes would not get past the decoder.
 func FuzzServeRequest(f *testing.F) {
-	s := startFuzzServer(f)
+	s := startFuzzServer(f, nil)
 	for _, frame := range recordClientFrames(f, s.Addr()) {
 		f.Add(frame)
 	}
@@ -69,12 +72,137 @@ func FuzzServeRequest(f *testing.F) {
 	})
 }
 
-// startFuzzServer starts a one-node broker on a temporary directory.
-func startFuzzServer(f *testing.F) *Server {
-	cfg, err := ParseConfig(map[string]string{
+// FuzzServeConnection sends a whole connection's bytes, as a client wrote
+// them, to a live broker's PLAINTEXT or SASL_PLAINTEXT listener (the first
+// input byte chooses), and checks the responses in order as
+// FuzzServeRequest checks one, until the broker closes the connection or
+// waits. The seeds are the connections of kgo clients that log in with
+// PLAIN and with SCRAM-SHA-256, then produce and consume, and of one on the
+// plaintext listener. Mutating them walks the SASL state machine (what is
+// admitted before and after authentication, handshake versions, bad
+// tokens), pipelined requests, and frame sizes that do not match.
+func FuzzServeConnection(f *testing.F) {
+	s := startFuzzServer(f, map[string]string{
+		"listeners":               "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+		"sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+		"listener.name.sasl_plaintext.plain.sasl.jaas.config": `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret";`,
+		"kbroker.scram.bootstrap.users":                       "SCRAM-SHA-256=[name=alice,password=alice-secret,iterations=4096]",
+		"connection.failed.authentication.delay.ms":           "0",
+	})
+	for _, seed := range recordConnections(f, s) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input []byte) {
+		if len(input) == 0 {
+			return
+		}
+		listener, stream := "PLAINTEXT", input[1:]
+		if input[0]%2 == 1 {
+			listener = "SASL_PLAINTEXT"
+		}
+		frames, _ := splitFrames(stream)
+		for _, frame := range frames {
+			if req, err := protocol.ParseRequest(frame); err == nil && tooCostly(req) {
+				t.Skip("adds more partitions than a fuzz run should create")
+			}
+		}
+		c, err := net.Dial("tcp", s.ListenerAddr(listener))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		// Written while the responses are read, so that neither side
+		// blocks on a full socket buffer.
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			c.Write(stream)
+		}()
+		for _, frame := range frames {
+			req, err := protocol.ParseRequest(frame)
+			if err != nil {
+				break // the broker closes the connection
+			}
+			if p, ok := req.Body.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
+				continue
+			}
+			c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			resp, err := readFrame(c)
+			if err != nil {
+				break // closed (refused before authentication, or a bad frame), or waiting
+			}
+			checkResponse(t, req, resp)
+			if req.Key == protocol.SaslHandshakeKey && req.Version == 0 {
+				break // raw SASL tokens follow, not requests
+			}
+		}
+		c.Close()
+		<-wrote
+		assertServing(t, s.Addr())
+	})
+}
+
+// recordConnections returns the connections of kgo clients that produce
+// and consume two records: one on each SASL mechanism, one in plaintext.
+// Each seed's first byte names its listener as FuzzServeConnection reads
+// it.
+func recordConnections(f *testing.F, s *Server) [][]byte {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(s.Addr()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, "conn"); err != nil {
+		f.Fatal(err)
+	}
+	var seeds [][]byte
+	for _, c := range []struct {
+		listener byte
+		opts     []kgo.Opt
+	}{
+		{0, nil},
+		{1, []kgo.Opt{kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism())}},
+		{1, []kgo.Opt{kgo.SASL(scram.Auth{User: "alice", Pass: "alice-secret"}.AsSha256Mechanism())}},
+	} {
+		addr := s.ListenerAddr("PLAINTEXT")
+		if c.listener == 1 {
+			addr = s.ListenerAddr("SASL_PLAINTEXT")
+		}
+		rec := &clientRecorder{}
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.Dialer(rec.dial), kgo.FetchMaxWait(100 * time.Millisecond),
+			kgo.DefaultProduceTopic("conn"), kgo.ConsumeTopics("conn"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, c.opts...)...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for i := range 2 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+				f.Fatal(err)
+			}
+		}
+		for got := 0; got < 2 && ctx.Err() == nil; {
+			got += cl.PollFetches(ctx).NumRecords()
+		}
+		cl.Close()
+		for _, conn := range rec.connections() {
+			seeds = append(seeds, append([]byte{c.listener}, conn...))
+		}
+	}
+	return seeds
+}
+
+// startFuzzServer starts a one-node broker on a temporary directory, with
+// props over a plaintext listener's.
+func startFuzzServer(f *testing.F, props map[string]string) *Server {
+	all := map[string]string{
 		"listeners": "PLAINTEXT://127.0.0.1:0", "http.listener": "127.0.0.1:0", "log.dirs": f.TempDir(),
 		"group.initial.rebalance.delay.ms": "0", "num.partitions": "2",
-	})
+	}
+	for k, v := range props {
+		all[k] = v
+	}
+	cfg, err := ParseConfig(all)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -154,18 +282,11 @@ func assertServing(t *testing.T, addr string) {
 // recordClientFrames runs real clients against addr and returns every
 // request frame they wrote (size prefix removed).
 func recordClientFrames(f *testing.F, addr string) [][]byte {
-	rec := &frameRecorder{}
-	dialer := func(ctx context.Context, network, host string) (net.Conn, error) {
-		nc, err := (&net.Dialer{}).DialContext(ctx, network, host)
-		if err != nil {
-			return nil, err
-		}
-		return &recordingConn{Conn: nc, rec: rec}, nil
-	}
+	rec := &clientRecorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := func(extra ...kgo.Opt) []kgo.Opt {
-		return append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.Dialer(dialer), kgo.FetchMaxWait(100 * time.Millisecond)}, extra...)
+		return append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.Dialer(rec.dial), kgo.FetchMaxWait(100 * time.Millisecond)}, extra...)
 	}
 	must := func(err error) {
 		f.Helper()
@@ -284,36 +405,69 @@ func recordClientFrames(f *testing.F, addr string) [][]byte {
 	return frames
 }
 
-// frameRecorder collects request frames from the bytes clients write.
-type frameRecorder struct {
-	mu  sync.Mutex
-	all [][]byte
+// clientRecorder keeps the bytes real clients write, per connection.
+type clientRecorder struct {
+	mu      sync.Mutex
+	streams []*bytes.Buffer
 }
 
-func (r *frameRecorder) frames() [][]byte {
+// dial is a kgo.Dialer whose connections are recorded.
+func (r *clientRecorder) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	nc, err := (&net.Dialer{}).DialContext(ctx, network, host)
+	if err != nil {
+		return nil, err
+	}
+	buf := new(bytes.Buffer)
+	r.mu.Lock()
+	r.streams = append(r.streams, buf)
+	r.mu.Unlock()
+	return &recordingConn{Conn: nc, rec: r, buf: buf}, nil
+}
+
+// connections returns a copy of each connection's bytes.
+func (r *clientRecorder) connections() [][]byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.all
+	var out [][]byte
+	for _, b := range r.streams {
+		out = append(out, bytes.Clone(b.Bytes()))
+	}
+	return out
 }
 
-// recordingConn splits what a client writes into frames as it goes.
+// frames returns every request frame written (size prefix removed).
+func (r *clientRecorder) frames() [][]byte {
+	var out [][]byte
+	for _, stream := range r.connections() {
+		frames, _ := splitFrames(stream)
+		out = append(out, frames...)
+	}
+	return out
+}
+
+// splitFrames cuts a stream into its size-prefixed frames, returning what
+// is left over.
+func splitFrames(stream []byte) (frames [][]byte, rest []byte) {
+	for len(stream) >= 4 {
+		n := int64(binary.BigEndian.Uint32(stream))
+		if int64(len(stream)) < 4+n {
+			break
+		}
+		frames = append(frames, stream[4:4+n])
+		stream = stream[4+n:]
+	}
+	return frames, stream
+}
+
 type recordingConn struct {
 	net.Conn
-	rec     *frameRecorder
-	pending []byte
+	rec *clientRecorder
+	buf *bytes.Buffer
 }
 
 func (c *recordingConn) Write(p []byte) (int, error) {
-	c.pending = append(c.pending, p...)
-	for len(c.pending) >= 4 {
-		n := int(binary.BigEndian.Uint32(c.pending))
-		if len(c.pending) < 4+n {
-			break
-		}
-		c.rec.mu.Lock()
-		c.rec.all = append(c.rec.all, append([]byte(nil), c.pending[4:4+n]...))
-		c.rec.mu.Unlock()
-		c.pending = c.pending[4+n:]
-	}
+	c.rec.mu.Lock()
+	c.buf.Write(p)
+	c.rec.mu.Unlock()
 	return c.Conn.Write(p)
 }
