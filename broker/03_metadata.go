@@ -20,6 +20,10 @@ import (
 // * Unknown topics are auto-created (num.partitions) when both the request
 //   (v4+ AllowAutoTopicCreation; always before v4) and
 //   auto.create.topics.enable allow it; otherwise UNKNOWN_TOPIC_OR_PARTITION.
+//   When they would add more than maxPartitionsPerRequest partitions in all,
+//   none is created and each gets LEADER_NOT_AVAILABLE: Kafka's controller
+//   refuses the one CreateTopics that AutoTopicCreationManager sends for
+//   them, while the Metadata answer has already said "being created".
 // * Topics requested by id (v10+) that do not exist get UNKNOWN_TOPIC_ID.
 // * With an authorizer (KafkaApis.handleTopicMetadataRequest): all-topics
 //   requests list only the topics the client may DESCRIBE; a named topic
@@ -61,6 +65,7 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 	}
 
 	allowAuto := req.AllowAutoTopicCreation || req.Version < 4
+	refuseAuto := allowAuto && s.tooManyToAutoCreate(req.Topics)
 	for _, rt := range req.Topics {
 		var (
 			t  *storage.Topic
@@ -93,6 +98,10 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 					resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.TopicAuthorizationFailed))
 					continue
 				}
+				if refuseAuto {
+					resp.Topics = append(resp.Topics, metadataTopicError(rt, kerr.LeaderNotAvailable))
+					continue
+				}
 				var err error
 				if t, err = s.autoCreateTopic(*rt.Topic); err != nil {
 					resp.Topics = append(resp.Topics, metadataTopicError(rt, protocol.KafkaError(err)))
@@ -103,6 +112,28 @@ func (s *Server) handleMetadata(creq *clientReq) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, s.metadataTopic(creq, t, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
+}
+
+// tooManyToAutoCreate reports whether auto-creating the unknown topics of a
+// Metadata request would add more than maxPartitionsPerRequest partitions.
+func (s *Server) tooManyToAutoCreate(topics []kmsg.MetadataRequestTopic) bool {
+	if !s.cfg.AutoCreateTopicsEnable {
+		return false
+	}
+	var unknown int64
+	for _, rt := range topics {
+		if rt.Topic != nil && *rt.Topic != "" {
+			if _, ok := s.logs.Topic(*rt.Topic); !ok {
+				unknown++
+			}
+		}
+	}
+	if unknown*int64(s.cfg.NumPartitions) <= maxPartitionsPerRequest {
+		return false
+	}
+	s.logger.Warn("not auto-creating topics: they would add too many partitions in one request",
+		"topics", unknown, "partitions_each", s.cfg.NumPartitions, "max", maxPartitionsPerRequest)
+	return true
 }
 
 func (s *Server) metadataTopic(creq *clientReq, t *storage.Topic, authorizedOps bool) kmsg.MetadataResponseTopic {

@@ -358,6 +358,30 @@ func TestAutoCreateTopics(t *testing.T) {
 	if code := resp.Topics[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("metadata for unknown topic with auto-create disabled: error %d", code)
 	}
+
+	// One Metadata request auto-creates at most 10,000 partitions: two
+	// topics of 5,001 are LEADER_NOT_AVAILABLE and not created, as Kafka's
+	// controller refuses them. (One alone would be created; the test does
+	// not make 5,001 files to show it.)
+	wide := startBroker(t, map[string]string{"num.partitions": "5001"})
+	req = kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	for _, name := range []string{"w1", "w2"} {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, rt)
+	}
+	if resp, err = req.RequestWith(ctx(t), wide.client(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range resp.Topics {
+		if mt.ErrorCode != kerr.LeaderNotAvailable.Code {
+			t.Errorf("%s among 10,002 partitions: error %d, want LEADER_NOT_AVAILABLE", *mt.Topic, mt.ErrorCode)
+		}
+	}
+	if td, err := wide.admin(t).ListTopics(ctx(t)); err != nil || len(td) != 0 {
+		t.Fatalf("after the refused auto-creation: %v, topics %v", err, td.Names())
+	}
 }
 
 // CreateTime records too far from the broker's clock are refused with
