@@ -115,6 +115,20 @@ func TestRestartKeepsEverything(t *testing.T) {
 	}
 }
 
+// partitionFetch is a sessionless Fetch of partition 0 of topic from its
+// start, with maxBytes for the request and for the partition.
+func partitionFetch(topic string, id [16]byte, maxWait, minBytes, maxBytes int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionEpoch = maxWait, minBytes, maxBytes, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, id
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = maxBytes, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
 // A Fetch with MinBytes waits for data instead of answering empty at once,
 // and answers as soon as an append arrives.
 func TestFetchLongPoll(t *testing.T) {
@@ -125,15 +139,7 @@ func TestFetchLongPoll(t *testing.T) {
 	id := topicID(t, b.admin(t), "poll")
 
 	fetch := func(maxWait int32) (*kmsg.FetchResponse, time.Duration) {
-		req := kmsg.NewPtrFetchRequest()
-		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = maxWait, 1, 1<<20
-		req.SessionEpoch = -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = "poll", id
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 1<<20, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := partitionFetch("poll", id, maxWait, 1, 1<<20)
 		start := time.Now()
 		resp, err := req.RequestWith(ctx(t), cl)
 		if err != nil {
@@ -258,15 +264,7 @@ func TestFetchMaxBytesCapsResponse(t *testing.T) {
 
 	id := topicID(t, adm, "capped")
 	fetch := func(minBytes int32) []byte {
-		req := kmsg.NewPtrFetchRequest()
-		req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionEpoch = 60000, minBytes, 1<<30, -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = "capped", id
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 1<<30, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx(t), cl)
+		resp, err := partitionFetch("capped", id, 60000, minBytes, 1<<30).RequestWith(ctx(t), cl)
 		if err != nil {
 			t.Fatal(err)
 		}
