@@ -61,7 +61,7 @@ func FuzzServeRequest(f *testing.F) {
 		resp, err := readFrame(c)
 		var ne net.Error
 		switch {
-		case errors.As(err, &ne) && ne.Timeout():
+		case errors.As(err, &ne) && ne.Timeout(): // waiting, or acks=0
 		case err != nil: // closed: unparseable, or a failed acks=0 produce
 		case parseErr != nil:
 			t.Fatalf("the broker answered a request it cannot parse (%v)", parseErr)
