@@ -17,6 +17,10 @@ import (
 //   an empty name, a CLUSTER not named kafka-cluster, a principal that is
 //   not Type:Name) fails alone with INVALID_REQUEST.
 // * An ACL that exists already succeeds without a second copy.
+// * A request that would add more than controller.MaxRecordsPerUserOp new
+//   ACLs adds none: every valid creation gets POLICY_VIOLATION "Unable to
+//   perform excessively large batch operation.", as from Kafka's
+//   controller.
 // * Durable before the answer: meta.db on a single node, the metadata log
 //   in a cluster (every node's authorizer follows it).
 //

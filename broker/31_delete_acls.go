@@ -16,6 +16,10 @@ import (
 // * A filter with an UNKNOWN value fails alone with INVALID_REQUEST.
 // * Each filter's result lists the ACLs it matched, all removed durably
 //   before the answer.
+// * A request that would remove more than controller.MaxRecordsPerUserOp
+//   ACLs removes none: every valid filter gets POLICY_VIOLATION "Unable to
+//   perform excessively large batch operation.", as from Kafka's
+//   controller.
 //
 // Version notes:
 // * v1: ResourcePatternType (KIP-290); v0 is gone in Kafka 4 (KIP-896)

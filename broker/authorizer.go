@@ -9,6 +9,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kbroker/kbroker/controller"
 	"github.com/kbroker/kbroker/internal/acl"
 	"github.com/kbroker/kbroker/storage"
 )
@@ -159,13 +162,19 @@ func (s *Server) createACLs(bindings []acl.Binding) ([]error, error) {
 	st := s.aclStore
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	have := slices.Collect(maps.Values(st.acls))
+	have := make(map[acl.Binding]bool, len(st.acls))
+	for _, b := range st.acls {
+		have[b] = true
+	}
 	put := map[[16]byte]acl.Binding{}
 	for _, b := range bindings {
-		if slices.Contains(have, b) {
+		if have[b] {
 			continue
 		}
-		have = append(have, b)
+		if len(put) == controller.MaxRecordsPerUserOp {
+			return nil, newAPIError(kerr.PolicyViolation, controller.ExcessiveBatchMessage)
+		}
+		have[b] = true
 		put[newACLID()] = b
 	}
 	if err := st.meta.UpdateACLs(put, nil); err != nil {
@@ -191,13 +200,19 @@ func (s *Server) deleteACLs(filters []acl.Filter) ([][]acl.Binding, error) {
 	defer st.mu.Unlock()
 	out := make([][]acl.Binding, len(filters))
 	var del [][16]byte
+	deleting := map[[16]byte]bool{}
 	for i, f := range filters {
 		for id, b := range st.acls {
-			if f.Matches(b) {
-				out[i] = append(out[i], b)
-				if !slices.Contains(del, id) {
-					del = append(del, id)
+			if !f.Matches(b) {
+				continue
+			}
+			out[i] = append(out[i], b)
+			if !deleting[id] {
+				if len(del) == controller.MaxRecordsPerUserOp {
+					return nil, newAPIError(kerr.PolicyViolation, controller.ExcessiveBatchMessage)
 				}
+				deleting[id] = true
+				del = append(del, id)
 			}
 		}
 	}

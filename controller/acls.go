@@ -59,12 +59,21 @@ func (r *record) checkACL() error {
 	return nil
 }
 
-func (n *Image) applyACLRecord(r record) error {
+func (n *Image) applyACLRecord(r record, copied *bool) error {
 	if n.ACLs == nil { // an image built by hand, in tests
 		n.ACLs = emptyACLs
 	}
-	_, exists := n.ACLs.ByID[r.ACLID]
-	byID := maps.Clone(n.ACLs.ByID)
+	if !*copied {
+		// Once per entry: an entry of many ACL records would otherwise
+		// copy the whole set once per record.
+		n.ACLs = &ACLsImage{ByID: maps.Clone(n.ACLs.ByID)}
+		if n.ACLs.ByID == nil {
+			n.ACLs.ByID = map[[16]byte]acl.Binding{}
+		}
+		*copied = true
+	}
+	byID := n.ACLs.ByID
+	_, exists := byID[r.ACLID]
 	switch r.Type {
 	case recAccessControlEntry:
 		if exists {
@@ -77,7 +86,6 @@ func (n *Image) applyACLRecord(r record) error {
 		}
 		delete(byID, r.ACLID)
 	}
-	n.ACLs = &ACLsImage{ByID: byID}
 	return nil
 }
 
@@ -175,17 +183,23 @@ func (c *Controller) handleCreateACLs(req *kmsg.CreateACLsRequest) kmsg.Response
 	}
 	off, err := c.write(func(img *Image) ([]record, error) {
 		var recs []record
-		var added []acl.Binding
+		have := make(map[acl.Binding]bool, len(img.ACLs.ByID))
+		for _, b := range img.ACLs.ByID {
+			have[b] = true
+		}
 		for i, cr := range req.Creations {
 			b := protocol.CreationBinding(cr)
 			if err := b.Validate(); err != nil {
 				resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr(err.Error())
 				continue
 			}
-			if slices.Contains(added, b) || slices.ContainsFunc(img.ACLs.Bindings(), func(o acl.Binding) bool { return o == b }) {
+			if have[b] {
 				continue
 			}
-			added = append(added, b)
+			if len(recs) == MaxRecordsPerUserOp {
+				return nil, kerrf(kerr.PolicyViolation, ExcessiveBatchMessage)
+			}
+			have[b] = true
 			recs = append(recs, record{Type: recAccessControlEntry, ACLID: newTopicID(), ACL: &b})
 		}
 		return recs, nil
@@ -227,6 +241,9 @@ func (c *Controller) handleDeleteACLs(req *kmsg.DeleteACLsRequest) kmsg.Response
 				}
 				resp.Results[i].MatchingACLs = append(resp.Results[i].MatchingACLs, protocol.MatchingACL(b))
 				if !removed[id] {
+					if len(recs) == MaxRecordsPerUserOp {
+						return nil, kerrf(kerr.PolicyViolation, ExcessiveBatchMessage)
+					}
 					removed[id] = true
 					recs = append(recs, record{Type: recRemoveAccessControlEntry, ACLID: id})
 				}

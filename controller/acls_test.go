@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -68,4 +69,39 @@ func TestACLsReplicated(t *testing.T) {
 		t.Fatalf("DeleteACLs = %v, %v", deleted, err)
 	}
 	tc.allImages("one acl", func(img *Image) bool { return len(img.ACLs.ByID) == 1 })
+}
+
+// One request adds or removes at most MaxRecordsPerUserOp ACLs; past that
+// it changes nothing and its valid entries get POLICY_VIOLATION. ACLs that
+// exist already do not count.
+func TestACLsPerRequestLimit(t *testing.T) {
+	tc := startCluster(t, 1)
+	c := tc.nodes[tc.active()]
+	bindings := func(from, n int) []acl.Binding {
+		var out []acl.Binding
+		for i := from; i < from+n; i++ {
+			out = append(out, testBinding(fmt.Sprintf("limit-%d", i)))
+		}
+		return out
+	}
+	if errs, err := c.CreateACLs(testCtx(t), bindings(0, 6000)); err != nil || errs[0] != nil {
+		t.Fatalf("6,000: %v %v", err, errs[0])
+	}
+	if errs, err := c.CreateACLs(testCtx(t), bindings(0, 12000)); err != nil || errs[11999] != nil {
+		t.Fatalf("6,000 new among 12,000: %v %v", err, errs[11999])
+	}
+	errs, err := c.CreateACLs(testCtx(t), bindings(12000, MaxRecordsPerUserOp+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		if !errors.Is(e, kerr.PolicyViolation) {
+			t.Fatalf("creation %d of 10,001: %v, want POLICY_VIOLATION", i, e)
+		}
+	}
+	tc.allImages("12,000 acls", func(img *Image) bool { return len(img.ACLs.ByID) == 12000 })
+	if _, err := c.DeleteACLs(testCtx(t), []acl.Filter{{ResourceType: acl.ResourceTopic, PatternType: acl.PatternAny, Operation: acl.OpAny, Permission: acl.PermissionAny}}); !errors.Is(err, kerr.PolicyViolation) {
+		t.Fatalf("deleting 12,000: %v, want POLICY_VIOLATION", err)
+	}
+	tc.allImages("12,000 acls after the refused delete", func(img *Image) bool { return len(img.ACLs.ByID) == 12000 })
 }

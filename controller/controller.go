@@ -375,6 +375,15 @@ func errNotController(node int32) error {
 	return kerrf(kerr.NotController, "node %d is not the active controller", node)
 }
 
+// MaxRecordsPerUserOp is the most metadata records one client request may
+// write, Kafka's QuorumController.MAX_RECORDS_PER_USER_OP; past it Kafka
+// fails the request with POLICY_VIOLATION and ExcessiveBatchMessage.
+const MaxRecordsPerUserOp = 10_000
+
+// ExcessiveBatchMessage is Kafka's message for a request past
+// MaxRecordsPerUserOp.
+const ExcessiveBatchMessage = "Unable to perform excessively large batch operation."
+
 // write plans records on the current image under writeMu and commits them
 // through raft as one entry. It returns the offset to wait for: the entry's
 // index, or the image's offset when there is nothing to write.

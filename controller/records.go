@@ -241,7 +241,7 @@ func (img *Image) apply(offset uint64, recs []record) (*Image, error) {
 		ACLs:             img.ACLs,
 	}
 	copied := map[[16]byte]bool{} // topics already cloned for this entry
-	scramCopied := false
+	scramCopied, aclsCopied := false, false
 	topic := func(id [16]byte) (*TopicImage, error) {
 		t, ok := n.TopicsByID[id]
 		if !ok {
@@ -257,6 +257,12 @@ func (img *Image) apply(offset uint64, recs []record) (*Image, error) {
 	for i, r := range recs {
 		if r.Type == recUserScramCredential || r.Type == recRemoveUserScramCredential {
 			if err := n.applyScramRecord(r, &scramCopied); err != nil {
+				return img, fmt.Errorf("record %d (%s): %w", i, r.Type, err)
+			}
+			continue
+		}
+		if r.Type == recAccessControlEntry || r.Type == recRemoveAccessControlEntry {
+			if err := n.applyACLRecord(r, &aclsCopied); err != nil {
 				return img, fmt.Errorf("record %d (%s): %w", i, r.Type, err)
 			}
 			continue
@@ -351,8 +357,6 @@ func (n *Image) applyRecord(offset uint64, r record, topic func([16]byte) (*Topi
 			return fmt.Errorf("producer ids would go back from %d to %d", n.NextProducerID, r.NextProducerID)
 		}
 		n.NextProducerID = r.NextProducerID
-	case recAccessControlEntry, recRemoveAccessControlEntry:
-		return n.applyACLRecord(r)
 	}
 	return nil
 }

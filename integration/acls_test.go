@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -214,6 +215,90 @@ func TestACLsInvalid(t *testing.T) {
 	dresp, err := dreq.RequestWith(ctx(t), cl)
 	if err != nil || dresp.ErrorCode != kerr.InvalidRequest.Code {
 		t.Errorf("DescribeAcls with an UNKNOWN filter: %v %+v", err, dresp)
+	}
+}
+
+// One CreateAcls adds, and one DeleteAcls removes, at most 10,000 ACLs
+// (Kafka's MAX_RECORDS_PER_USER_OP): past that the request changes nothing
+// and its valid entries get POLICY_VIOLATION; an invalid one keeps its
+// INVALID_REQUEST. ACLs that exist already do not count.
+func TestACLsPerRequestLimit(t *testing.T) {
+	t.Parallel()
+	b := aclBroker(t, nil)
+	cl := clientAs(t, admin, b.saslSeeds())
+	creations := func(from, n int) []kmsg.CreateACLsRequestCreation {
+		var out []kmsg.CreateACLsRequestCreation
+		for i := from; i < from+n; i++ {
+			c := kmsg.NewCreateACLsRequestCreation()
+			c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, fmt.Sprintf("limit-%d", i), kmsg.ACLResourcePatternTypeLiteral
+			c.Principal, c.Host, c.Operation, c.PermissionType = "User:bob", "*", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+			out = append(out, c)
+		}
+		return out
+	}
+	create := func(cs []kmsg.CreateACLsRequestCreation) *kmsg.CreateACLsResponse {
+		req := kmsg.NewPtrCreateACLsRequest()
+		req.Creations = cs
+		resp, err := req.RequestWith(ctx(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	count := func() int {
+		req := kmsg.NewPtrDescribeACLsRequest()
+		req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeAny
+		req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		resp, err := req.RequestWith(ctx(t), cl)
+		if err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("DescribeAcls: %v %+v", err, resp)
+		}
+		return len(resp.Resources)
+	}
+
+	if resp := create(creations(0, 6000)); resp.Results[0].ErrorCode != 0 {
+		t.Fatalf("6,000 ACLs: error %d %v", resp.Results[0].ErrorCode, resp.Results[0].ErrorMessage)
+	}
+	// 6,000 that exist and 6,000 new: 6,000 records, allowed.
+	if resp := create(creations(0, 12000)); resp.Results[11999].ErrorCode != 0 {
+		t.Fatalf("6,000 new among 12,000: error %d %v", resp.Results[11999].ErrorCode, resp.Results[11999].ErrorMessage)
+	}
+	// 10,001 new, and one invalid creation.
+	over := creations(12000, 10001)
+	invalid := over[0]
+	invalid.Principal = "bob"
+	resp := create(append(over, invalid))
+	for i, r := range resp.Results {
+		want := kerr.PolicyViolation.Code
+		if i == len(resp.Results)-1 {
+			want = kerr.InvalidRequest.Code
+		}
+		if r.ErrorCode != want {
+			t.Fatalf("creation %d of 10,002: error %d, want %d", i, r.ErrorCode, want)
+		}
+	}
+	if msg := resp.Results[0].ErrorMessage; msg == nil || *msg != "Unable to perform excessively large batch operation." {
+		t.Errorf("message %v", msg)
+	}
+	if n := count(); n != 12000 {
+		t.Fatalf("%d topic ACLs after the refused request, want 12,000", n)
+	}
+
+	// One filter matching all 12,000 is refused; the broker keeps them.
+	del := kmsg.NewPtrDeleteACLsRequest()
+	f := kmsg.NewDeleteACLsRequestFilter()
+	f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeAny
+	f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	del.Filters = append(del.Filters, f)
+	dresp, err := del.RequestWith(ctx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := dresp.Results[0].ErrorCode; code != kerr.PolicyViolation.Code {
+		t.Fatalf("deleting 12,000: error %d, want POLICY_VIOLATION", code)
+	}
+	if n := count(); n != 12000 {
+		t.Fatalf("%d topic ACLs after the refused delete, want 12,000", n)
 	}
 }
 
